@@ -1,0 +1,54 @@
+# One-command set-up: every target that needs the environment creates .venv from
+# requirements.lock first (and refreshes it when the lock file changes).
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.lock-sha256
+export KEDRO_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+export PYTHONPATH := $(CURDIR)/src
+
+.PHONY: venv run test lint format bench repro mlflow-ui lock clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock
+	@set -euo pipefail; \
+	py=$$(scripts/find_python312.sh); \
+	if [ ! -x $(BIN)/python ] || ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then \
+	  echo "creating $(VENV) with $$py"; rm -rf $(VENV); "$$py" -m venv $(VENV); \
+	fi; \
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; \
+	$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock; \
+	sha256sum requirements.lock | cut -d' ' -f1 > $(STAMP)
+
+run: venv  ## run the default pipeline on the bundled data
+	$(BIN)/kedro run $(ARGS)
+
+test: venv  ## lint, then the test suite
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: venv
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+bench: venv
+	$(BIN)/python benchmarks/features_throughput.py
+
+repro: venv
+	$(BIN)/dvc repro
+
+mlflow-ui: venv
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port 5000
+
+lock: venv  ## re-resolve requirements.in into requirements.lock
+	$(BIN)/uv pip compile requirements.in --python-version 3.12 -o requirements.lock
+
+clean-venv:
+	rm -rf $(VENV)

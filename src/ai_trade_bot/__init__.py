@@ -1,0 +1,4 @@
+"""ai_trade_bot
+"""
+
+__version__ = "0.1"

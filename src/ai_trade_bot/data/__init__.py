@@ -1,0 +1,1 @@
+"""Market data: sources, normalisation and validation (no Kedro imports)."""

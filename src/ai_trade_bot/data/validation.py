@@ -1,0 +1,237 @@
+"""Validate normalised candles with pandera; quarantine rule breakers with the reason."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from ai_trade_bot.data.timeframes import timeframe_to_timedelta
+from ai_trade_bot.errors import DataValidationError
+
+logger = logging.getLogger(__name__)
+
+PRICE_COLUMNS = ["open", "high", "low", "close"]
+# When a row breaks several rules, the first one in this order is reported.
+RULES = [
+    "prices_finite_positive",
+    "volume_finite_non_negative",
+    "high_ge_max_open_close",
+    "low_le_min_open_close",
+    "duplicate_timestamp",
+    "return_outlier",
+]
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Validation thresholds (``params:ingestion.validation``)."""
+
+    max_rejected_fraction: float = 0.05
+    outlier_sigmas: float = 12.0
+    reject_outliers: bool = False
+    max_listed: int = 20
+    # Spacings up to this many bars are not gaps (daily equity data: 4, for long weekends).
+    gap_tolerance_bars: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_rejected_fraction <= 1:
+            raise ValueError(
+                f"max_rejected_fraction must be in [0, 1], got {self.max_rejected_fraction}"
+            )
+        if self.outlier_sigmas <= 0:
+            raise ValueError(f"outlier_sigmas must be > 0, got {self.outlier_sigmas}")
+        if self.gap_tolerance_bars < 1:
+            raise ValueError(f"gap_tolerance_bars must be >= 1, got {self.gap_tolerance_bars}")
+
+
+def _finite(check: str, lower_ok: bool) -> pa.Check:
+    def fn(s: pd.Series) -> pd.Series:
+        return np.isfinite(s) & ((s >= 0) if lower_ok else (s > 0))
+
+    return pa.Check(fn, name=check, ignore_na=False)
+
+
+# Row rules, as named pandera checks on a positionally indexed frame, so that every failure
+# maps back to a row and a rule.
+ROW_SCHEMA = pa.DataFrameSchema(
+    columns={
+        **{
+            col: pa.Column("float64", _finite("prices_finite_positive", False), nullable=True)
+            for col in PRICE_COLUMNS
+        },
+        "volume": pa.Column("float64", _finite("volume_finite_non_negative", True), nullable=True),
+    },
+    checks=[
+        pa.Check(
+            lambda df: df["high"] >= df[["open", "close"]].max(axis=1),
+            name="high_ge_max_open_close",
+            ignore_na=False,
+        ),
+        pa.Check(
+            lambda df: df["low"] <= df[["open", "close"]].min(axis=1),
+            name="low_le_min_open_close",
+            ignore_na=False,
+        ),
+    ],
+    strict=True,
+)
+
+# What `ohlcv_clean` promises downstream.
+CLEAN_SCHEMA = pa.DataFrameSchema(
+    columns={col: pa.Column("float64", nullable=False) for col in [*PRICE_COLUMNS, "volume"]},
+    index=pa.Index(
+        "datetime64[ns, UTC]",
+        name="timestamp",
+        unique=True,
+        checks=pa.Check(lambda idx: idx.is_monotonic_increasing, name="increasing"),
+    ),
+    strict=True,
+)
+
+
+def _row_rules(frame: pd.DataFrame) -> np.ndarray:
+    """Return, per row, the first rule it broke (or None)."""
+    positional = frame.reset_index(drop=True)
+    failed: dict[str, set[int]] = {rule: set() for rule in RULES}
+    try:
+        ROW_SCHEMA.validate(positional, lazy=True)
+    except SchemaErrors as err:
+        cases = err.failure_cases.dropna(subset=["index"])
+        for check, position in zip(cases["check"], cases["index"], strict=True):
+            if check in failed:
+                failed[check].add(int(position))
+    out = np.full(len(frame), None, dtype=object)
+    for rule in reversed(RULES):
+        rows = sorted(failed[rule])
+        out[rows] = rule
+    return out
+
+
+def _robust_return_outliers(close: pd.Series, sigmas: float) -> pd.Series:
+    """Flag log returns beyond ``sigmas`` robust (MAD-scaled) deviations from the median."""
+    log_ret = np.log(close).diff()
+    median = log_ret.median()
+    mad = (log_ret - median).abs().median() * 1.4826
+    if not np.isfinite(mad) or mad == 0:
+        return pd.Series(False, index=close.index)
+    return ((log_ret - median).abs() / mad > sigmas).fillna(False)
+
+
+def _gaps(index: pd.DatetimeIndex, bar: pd.Timedelta, tolerance: float, limit: int) -> dict:
+    spacing = pd.Series(index[1:] - index[:-1], index=index[1:])
+    gaps = spacing[spacing > bar * tolerance]
+    missing = ((gaps / bar).round() - 1).astype(int)
+    return {
+        "count": len(gaps),
+        "missing_bars": int(missing.sum()),
+        "largest": str(gaps.max()) if len(gaps) else None,
+        "first": [
+            {"after": str(ts - delta), "before": str(ts), "missing_bars": int(m)}
+            for (ts, delta), m in zip(gaps.items(), missing, strict=True)
+        ][:limit],
+    }
+
+
+def _example(frame: pd.DataFrame, position: int) -> dict[str, Any]:
+    row = frame.iloc[position]
+    return {"row": position, "timestamp": str(frame.index[position]), **row.to_dict()}
+
+
+def validate_ohlcv(
+    frame: pd.DataFrame,
+    *,
+    timeframe: str,
+    config: ValidationConfig,
+    source: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Split candles into kept and rejected rows and summarise data quality.
+
+    Args:
+        frame: Normalised candles (see ``normalise_ohlcv``), in any order.
+        timeframe: Bar length such as ``"1d"``, for gap detection.
+        config: Thresholds.
+        source: File or source name, for error messages.
+
+    Returns:
+        ``(clean, rejected, summary)``: clean candles sorted and unique; rejected rows with
+        ``rule`` and ``source_row`` columns; a JSON-able quality summary.
+
+    Raises:
+        DataValidationError: If the rejected share exceeds ``config.max_rejected_fraction``.
+    """
+    n_in = len(frame)
+    order = np.argsort(frame.index.to_numpy(), kind="stable")
+    ordered = frame.iloc[order]
+    rules = _row_rules(ordered)
+    valid = rules == None  # noqa: E711
+    dup_among_valid = ordered.index[valid].duplicated(keep="first")
+    rules[np.flatnonzero(valid)[dup_among_valid]] = "duplicate_timestamp"
+
+    kept_mask = rules == None  # noqa: E711
+    outliers = _robust_return_outliers(ordered["close"][kept_mask], config.outlier_sigmas)
+    outlier_times = [str(t) for t in outliers[outliers].index]
+    if config.reject_outliers and outliers.any():
+        positions = np.flatnonzero(kept_mask)[outliers.to_numpy()]
+        rules[positions] = "return_outlier"
+        kept_mask = rules == None  # noqa: E711
+
+    clean = ordered[kept_mask]
+    rejected = ordered[~kept_mask].assign(
+        rule=rules[~kept_mask].astype(str), source_row=order[~kept_mask]
+    )
+    assert len(clean) + len(rejected) == n_in
+    CLEAN_SCHEMA.validate(clean)
+
+    by_rule = rejected["rule"].value_counts().reindex(RULES, fill_value=0)
+    summary: dict[str, Any] = {
+        "source": source,
+        "timeframe": timeframe,
+        "rows_in": n_in,
+        "rows_kept": len(clean),
+        "rows_rejected": len(rejected),
+        "rejected_fraction": len(rejected) / n_in if n_in else 0.0,
+        "rejected_by_rule": {k: int(v) for k, v in by_rule.items()},
+        "first": str(clean.index.min()) if len(clean) else None,
+        "last": str(clean.index.max()) if len(clean) else None,
+        "gaps": _gaps(
+            clean.index,
+            timeframe_to_timedelta(timeframe),
+            config.gap_tolerance_bars,
+            config.max_listed,
+        ),
+        "return_outliers": {
+            "count": len(outlier_times),
+            "sigmas": config.outlier_sigmas,
+            "rejected": bool(config.reject_outliers),
+            "first": outlier_times[: config.max_listed],
+        },
+    }
+    if summary["rejected_fraction"] > config.max_rejected_fraction:
+        worst = by_rule.idxmax()
+        position = int(np.flatnonzero(rules == worst)[0])
+        raise DataValidationError(
+            f"{source}: {len(rejected)} of {n_in} rows "
+            f"({summary['rejected_fraction']:.1%}) broke validation rules, above "
+            f"max_rejected_fraction={config.max_rejected_fraction:.1%}. Most common rule: "
+            f"'{worst}' ({int(by_rule[worst])} rows); example: "
+            f"{_example(ordered, position) | {'source_row': int(order[position])}}. "
+            f"Rejected by rule: {summary['rejected_by_rule']}. Fix the data, or raise "
+            "ingestion.validation.max_rejected_fraction if this is expected."
+        )
+    logger.info(
+        "%s: %d rows in, %d kept, %d rejected %s, %d gaps, %d return outliers",
+        source,
+        n_in,
+        len(clean),
+        len(rejected),
+        {k: v for k, v in summary["rejected_by_rule"].items() if v},
+        summary["gaps"]["count"],
+        len(outlier_times),
+    )
+    return clean, rejected, summary

@@ -1,0 +1,94 @@
+"""Numba kernels for the two features that no library computes causally and fast.
+
+Written by hand because pandas has no rolling Hurst estimator and arch has no
+"refit on a schedule, filter in between" helper; both loops are sequential by nature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _rescaled_range(x: np.ndarray) -> float:
+    mean = x.mean()
+    cum = 0.0
+    lo = 0.0
+    hi = 0.0
+    ss = 0.0
+    for v in x:
+        d = v - mean
+        cum += d
+        lo = min(lo, cum)
+        hi = max(hi, cum)
+        ss += d * d
+    std = np.sqrt(ss / x.size)
+    if std == 0.0:
+        return np.nan
+    return (hi - lo) / std
+
+
+@njit(cache=True)
+def rolling_hurst(returns: np.ndarray, window: int, min_chunk: int) -> np.ndarray:
+    """Hurst exponent by rescaled-range regression over the trailing ``window`` returns.
+
+    For chunk sizes ``min_chunk, 2*min_chunk, ...`` up to ``window`` the mean R/S over
+    non-overlapping chunks is regressed on the chunk size in logs; the slope is H.
+    Value at t uses returns[t-window+1 .. t] only.
+    """
+    n = returns.size
+    out = np.full(n, np.nan)
+    sizes = []
+    s = min_chunk
+    while s <= window:
+        sizes.append(s)
+        s *= 2
+    k = len(sizes)
+    log_n = np.empty(k)
+    log_rs = np.empty(k)
+    for t in range(window - 1, n):
+        seg = returns[t - window + 1 : t + 1]
+        if np.isnan(seg).any():
+            continue
+        ok = True
+        for j in range(k):
+            size = sizes[j]
+            chunks = window // size
+            total = 0.0
+            for c in range(chunks):
+                rs = _rescaled_range(seg[window - (c + 1) * size : window - c * size])
+                if np.isnan(rs) or rs <= 0.0:
+                    ok = False
+                    break
+                total += rs
+            if not ok:
+                break
+            log_n[j] = np.log(size)
+            log_rs[j] = np.log(total / chunks)
+        if not ok:
+            continue
+        mx = log_n.mean()
+        my = log_rs.mean()
+        out[t] = ((log_n - mx) * (log_rs - my)).sum() / ((log_n - mx) ** 2).sum()
+    return out
+
+
+@njit(cache=True)
+def garch_filter(
+    eps: np.ndarray, omega: np.ndarray, alpha: np.ndarray, beta: np.ndarray, var0: float
+) -> np.ndarray:
+    """One-step-ahead GARCH(1,1) variance forecasts with per-bar parameters.
+
+    ``out[t]`` is the variance of eps[t+1] given eps[..t]; params at t were fit on data
+    before t. NaN parameters (before the first fit) give NaN.
+    """
+    n = eps.size
+    out = np.full(n, np.nan)
+    var = var0
+    for t in range(n):
+        if np.isnan(omega[t]) or np.isnan(eps[t]):
+            continue
+        var = omega[t] + alpha[t] * eps[t] * eps[t] + beta[t] * var
+        out[t] = var
+    return out

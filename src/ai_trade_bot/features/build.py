@@ -103,9 +103,11 @@ def build_features(
     Returns:
         Float64 features indexed like ``ohlcv``; all scale-free.
     """
-    if len(ohlcv) <= 1:
+    needed = max(*config.sma_lengths, *config.ema_lengths, 61) + 1
+    if len(ohlcv) < needed:
         raise DataValidationError(
-            f"features: need at least 2 candles, got {len(ohlcv)}; run ingestion first."
+            f"features: need at least {needed} candles (the longest indicator window plus "
+            f"one), got {len(ohlcv)}. Ingest a longer history or shorten features.sma_lengths."
         )
     if not ohlcv.index.is_monotonic_increasing or not ohlcv.index.is_unique:
         raise DataValidationError(

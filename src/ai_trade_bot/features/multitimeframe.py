@@ -10,6 +10,17 @@ from ai_trade_bot.data.timeframes import timeframe_to_timedelta
 from ai_trade_bot.errors import ConfigError
 
 
+def _rsi(close: pd.Series, length: int) -> pd.Series:
+    """pandas-ta RSI, NaN until ``length`` changes exist (pandas-ta returns None on short
+    input and values before the window is full, both of which depend on history length)."""
+    out = pd.Series(np.nan, index=close.index)
+    if len(close) > length:
+        rsi = ta.rsi(close, length=length)
+        if rsi is not None:
+            out = rsi.where(np.arange(len(close)) >= length)
+    return out
+
+
 def _resample(ohlcv: pd.DataFrame, rule: pd.Timedelta) -> pd.DataFrame:
     # Bins are anchored at the Unix epoch, so a bin never moves when history is cut.
     agg = ohlcv.resample(rule, origin="epoch", label="left", closed="left").agg(
@@ -42,7 +53,7 @@ def higher_timeframe_features(
         feats = pd.DataFrame(
             {
                 f"htf_{tf}_ret": np.log(c).diff(),
-                f"htf_{tf}_rsi": ta.rsi(c, length=14),
+                f"htf_{tf}_rsi": _rsi(c, 14),
                 f"htf_{tf}_sma_dist": c / c.rolling(10).mean() - 1.0,
                 f"htf_{tf}_range": np.log(htf["high"] / htf["low"]),
             }

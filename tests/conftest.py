@@ -1,0 +1,39 @@
+"""Shared fixtures: small seeded synthetic candles and the bundled real data."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+
+
+def make_ohlcv(n: int = 600, *, seed: int = 0, freq: str = "1h", start: str = "2024-01-01",
+               price: float = 100.0) -> pd.DataFrame:
+    """A seeded random-walk OHLCV frame that satisfies every validation rule."""
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range(start, periods=n, freq=freq, tz="UTC", name="timestamp")
+    close = price * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.r_[price, close[:-1]] * np.exp(rng.normal(0, 0.001, n))
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.005, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.005, n))
+    volume = rng.uniform(100, 1000, n)
+    return pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=idx
+    )
+
+
+@pytest.fixture
+def ohlcv() -> pd.DataFrame:
+    return make_ohlcv()
+
+
+@pytest.fixture(scope="session")
+def sp500() -> pd.DataFrame:
+    from ai_trade_bot.data.sources import load_bundled
+
+    frame, _, _ = load_bundled("sp500")
+    return frame

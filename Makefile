@@ -8,6 +8,7 @@ STAMP := $(VENV)/.lock-sha256
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)/src
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: venv run test lint format bench repro mlflow-ui lock clean-venv
 

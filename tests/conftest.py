@@ -11,8 +11,14 @@ import pytest
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 
 
-def make_ohlcv(n: int = 600, *, seed: int = 0, freq: str = "1h", start: str = "2024-01-01",
-               price: float = 100.0) -> pd.DataFrame:
+def make_ohlcv(
+    n: int = 600,
+    *,
+    seed: int = 0,
+    freq: str = "1h",
+    start: str = "2024-01-01",
+    price: float = 100.0,
+) -> pd.DataFrame:
     """A seeded random-walk OHLCV frame that satisfies every validation rule."""
     rng = np.random.default_rng(seed)
     idx = pd.date_range(start, periods=n, freq=freq, tz="UTC", name="timestamp")

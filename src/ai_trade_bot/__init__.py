@@ -1,4 +1,3 @@
-"""ai_trade_bot
-"""
+"""ai_trade_bot"""
 
 __version__ = "0.1"

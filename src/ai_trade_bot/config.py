@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from ai_trade_bot.errors import ConfigError
 
-T = TypeVar("T")
 
-
-def parse_config(cls: type[T], block: Mapping[str, Any] | None, *, name: str) -> T:
+def parse_config[T](cls: type[T], block: Mapping[str, Any] | None, *, name: str) -> T:
     """Build the dataclass ``cls`` from a parameter block.
 
     Args:

@@ -29,18 +29,27 @@ EXCHANGE_INFO = {
             "permissions": ["SPOT"],
             "permissionSets": [["SPOT"]],
             "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000",
-                 "tickSize": "0.01"},
-                {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000",
-                 "stepSize": "0.00001"},
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": "0.01",
+                    "maxPrice": "1000000",
+                    "tickSize": "0.01",
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": "0.00001",
+                    "maxQty": "9000",
+                    "stepSize": "0.00001",
+                },
             ],
         }
     ],
 }
 
 
-def make_klines(start_ms: int, n: int, step_ms: int, *, seed: int = 0,
-                skip: set[int] | None = None) -> list[list]:
+def make_klines(
+    start_ms: int, n: int, step_ms: int, *, seed: int = 0, skip: set[int] | None = None
+) -> list[list]:
     """Binance kline rows; indices in ``skip`` are left out (a gap on the exchange)."""
     rng = np.random.default_rng(seed)
     close = 30000 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
@@ -52,8 +61,22 @@ def make_klines(start_ms: int, n: int, step_ms: int, *, seed: int = 0,
         c = close[i]
         h, low = max(o, c) * 1.001, min(o, c) * 0.999
         t = start_ms + i * step_ms
-        rows.append([t, f"{o:.2f}", f"{h:.2f}", f"{low:.2f}", f"{c:.2f}", "12.5", t + step_ms - 1,
-                     "1000.0", 10, "6.0", "500.0", "0"])
+        rows.append(
+            [
+                t,
+                f"{o:.2f}",
+                f"{h:.2f}",
+                f"{low:.2f}",
+                f"{c:.2f}",
+                "12.5",
+                t + step_ms - 1,
+                "1000.0",
+                10,
+                "6.0",
+                "500.0",
+                "0",
+            ]
+        )
     return rows
 
 
@@ -65,8 +88,9 @@ class FakeBinance:
     requested start; ``"duplicate"`` repeats the page's last candle.
     """
 
-    def __init__(self, klines: list[list], plan: dict[int, str] | None = None,
-                 overlap_bars: int = 3) -> None:
+    def __init__(
+        self, klines: list[list], plan: dict[int, str] | None = None, overlap_bars: int = 3
+    ) -> None:
         self.klines = klines
         self.plan = plan or {}
         self.overlap_bars = overlap_bars
@@ -96,7 +120,7 @@ class FakeBinance:
         limit = int(query.get("limit", ["500"])[0])
         rows = [r for r in self.klines if r[0] >= start]
         if behaviour == "overlap":
-            before = [r for r in self.klines if r[0] < start][-self.overlap_bars:]
+            before = [r for r in self.klines if r[0] < start][-self.overlap_bars :]
             rows = before + rows
         page = rows[:limit]
         if behaviour == "duplicate" and page:

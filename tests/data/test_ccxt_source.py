@@ -57,8 +57,9 @@ def test_retries_after_429_then_succeeds() -> None:
 def test_gives_up_with_a_clear_error_after_max_retries() -> None:
     klines = make_klines(START_MS, 50, HOUR_MS)
     plan = {i: "429" for i in range(10)}
-    with FakeBinance(klines, plan=plan) as server, pytest.raises(
-        DataSourceError, match=r"ccxt:binance:BTC/USDT:1h: gave up after 2 retries"
+    with (
+        FakeBinance(klines, plan=plan) as server,
+        pytest.raises(DataSourceError, match=r"ccxt:binance:BTC/USDT:1h: gave up after 2 retries"),
     ):
         _fetch(server, n_hours=50, max_retries=2)
 

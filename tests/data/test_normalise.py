@@ -37,7 +37,10 @@ def test_string_timestamps_with_offsets_become_utc() -> None:
     table = pd.DataFrame(
         {
             "date": ["2024-01-01 01:00:00+01:00", "2024-01-01T01:00:00Z"],
-            "open": [1, 1], "high": [2, 2], "low": [0.5, 0.5], "close": [1.5, 1.5],
+            "open": [1, 1],
+            "high": [2, 2],
+            "low": [0.5, 0.5],
+            "close": [1.5, 1.5],
             "volume": [10, 10],
         }
     )
@@ -70,15 +73,17 @@ def test_load_file_reads_each_format(tmp_path, suffix: str) -> None:
     frame = make_ohlcv(30)
     table = _as_table(frame, "date")
     path = tmp_path / f"candles{suffix}"
-    {".csv": lambda: table.to_csv(path, index=False),
-     ".parquet": lambda: table.to_parquet(path),
-     ".feather": lambda: table.to_feather(path)}[suffix]()
+    {
+        ".csv": lambda: table.to_csv(path, index=False),
+        ".parquet": lambda: table.to_parquet(path),
+        ".feather": lambda: table.to_feather(path),
+    }[suffix]()
     out = load_file(path)
     pd.testing.assert_frame_equal(out, frame, check_freq=False, rtol=1e-12)
 
 
 def test_load_file_errors(tmp_path) -> None:
-    with pytest.raises(DataSourceError, match="unsupported file type '.xlsx'"):
+    with pytest.raises(DataSourceError, match=r"unsupported file type '\.xlsx'"):
         load_file(tmp_path / "a.xlsx")
     with pytest.raises(DataSourceError, match="file not found"):
         load_file(tmp_path / "a.csv")

@@ -20,9 +20,7 @@ def _cut_points(features: pd.DataFrame, n_random: int, seed: int) -> list[int]:
     return sorted({first_valid, *map(int, random_cuts)})
 
 
-def find_lookahead(
-    build, ohlcv: pd.DataFrame, cuts: list[int]
-) -> dict[str, list[int]]:
+def find_lookahead(build, ohlcv: pd.DataFrame, cuts: list[int]) -> dict[str, list[int]]:
     """Return {feature: [cut positions where it changed]} over truncated histories."""
     full = build(ohlcv)
     leaks: dict[str, list[int]] = {}

@@ -13,12 +13,15 @@ META = {"source": "bundled:sp500", "symbol": "SPX", "timeframe": "1d"}
 
 
 def test_pipeline_builds_features_and_labels(run, sp500) -> None:
-    out = run(create_pipeline(), {
-        "ohlcv_clean": sp500,
-        "ohlcv_metadata": META,
-        "params:features": {},
-        "params:labels": {"horizon": 5},
-    })
+    out = run(
+        create_pipeline(),
+        {
+            "ohlcv_clean": sp500,
+            "ohlcv_metadata": META,
+            "params:features": {},
+            "params:labels": {"horizon": 5},
+        },
+    )
     features, labels, manifest = out["features"], out["labels"], out["feature_manifest"]
     assert features.index.equals(sp500.index) and labels.index.equals(sp500.index)
     assert manifest["n_features"] == features.shape[1] >= 80
@@ -29,8 +32,9 @@ def test_pipeline_builds_features_and_labels(run, sp500) -> None:
 
 def test_features_are_scale_free(sp500) -> None:
     base, _ = compute_features(sp500, META, {})
-    scaled, _ = compute_features(sp500.assign(**{c: sp500[c] * 1000 for c in
-                                                ["open", "high", "low", "close"]}), META, {})
+    scaled, _ = compute_features(
+        sp500.assign(**{c: sp500[c] * 1000 for c in ["open", "high", "low", "close"]}), META, {}
+    )
     np.testing.assert_allclose(scaled.to_numpy(), base.to_numpy(), rtol=1e-6, atol=1e-6)
 
 

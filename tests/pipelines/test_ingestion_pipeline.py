@@ -13,11 +13,18 @@ VALIDATION = {"max_rejected_fraction": 0.05, "gap_tolerance_bars": 4.0}
 
 
 def test_pipeline_on_bundled_default(run) -> None:
-    out = run(create_pipeline(), {
-        "params:ingestion": {"source": "bundled", "validation": VALIDATION},
-        "params:ingestion.validation": VALIDATION,
-    })
-    clean, rejected, summary = out["ohlcv_clean"], out["ohlcv_rejected"], out["data_quality_summary"]
+    out = run(
+        create_pipeline(),
+        {
+            "params:ingestion": {"source": "bundled", "validation": VALIDATION},
+            "params:ingestion.validation": VALIDATION,
+        },
+    )
+    clean, rejected, summary = (
+        out["ohlcv_clean"],
+        out["ohlcv_rejected"],
+        out["data_quality_summary"],
+    )
     assert len(clean) == 5031 and len(rejected) == 0
     assert summary["symbol"] == "SPX" and summary["timeframe"] == "1d"
     assert out["data_quality_metrics"]["dq.rows_in"] == {"value": 5031.0, "step": 0}
@@ -28,10 +35,13 @@ def test_pipeline_on_a_file_with_bad_rows(run, tmp_path) -> None:
     frame.iloc[5, frame.columns.get_loc("high")] = 0.01
     path = tmp_path / "btc.csv"
     frame.reset_index().rename(columns={"timestamp": "Date"}).to_csv(path, index=False)
-    out = run(create_pipeline(), {
-        "params:ingestion": {"source": "file", "path": str(path)},
-        "params:ingestion.validation": VALIDATION,
-    })
+    out = run(
+        create_pipeline(),
+        {
+            "params:ingestion": {"source": "file", "path": str(path)},
+            "params:ingestion.validation": VALIDATION,
+        },
+    )
     summary = out["data_quality_summary"]
     assert (summary["source"], summary["symbol"], summary["timeframe"]) == (str(path), "btc", "1h")
     assert len(out["ohlcv_clean"]) == 199

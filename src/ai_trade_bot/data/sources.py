@@ -145,7 +145,7 @@ def _with_retries(call: Callable[[], Any], *, what: str, max_retries: int, backo
     raise AssertionError("unreachable")
 
 
-def fetch_ccxt_ohlcv(  # noqa: PLR0913
+def fetch_ccxt_ohlcv(
     exchange: Any,
     symbol: str,
     timeframe: str,
@@ -230,4 +230,6 @@ def fetch_yfinance_ohlcv(
         )
     except Exception as exc:
         raise DataSourceError(f"yfinance:{ticker}: download failed: {exc}") from exc
-    return normalise_ohlcv(raw.drop(columns=["Adj Close"], errors="ignore"), source=f"yfinance:{ticker}")
+    return normalise_ohlcv(
+        raw.drop(columns=["Adj Close"], errors="ignore"), source=f"yfinance:{ticker}"
+    )

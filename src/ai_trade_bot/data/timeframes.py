@@ -28,13 +28,6 @@ def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
     return pd.Timedelta(int(count), unit=_UNITS[unit])
 
 
-def timeframe_to_pandas_freq(timeframe: str) -> str:
-    """Return a pandas resample rule for a timeframe (``"4h"`` -> ``"4h"``, ``"1m"`` -> ``"1min"``)."""
-    delta = timeframe_to_timedelta(timeframe)
-    seconds = int(delta.total_seconds())
-    return f"{seconds}s"
-
-
 def infer_timeframe(index: pd.DatetimeIndex) -> str:
     """Guess the timeframe of a sorted index from the most common bar spacing.
 

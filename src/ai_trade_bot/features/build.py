@@ -90,9 +90,7 @@ def feature_config(block: dict[str, Any] | None) -> FeatureConfig:
     return parse_config(FeatureConfig, block, name="features")
 
 
-def build_features(
-    ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig
-) -> pd.DataFrame:
+def build_features(ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig) -> pd.DataFrame:
     """Compute every feature for every bar (NaN where its look-back is not yet full).
 
     Args:
@@ -180,9 +178,24 @@ def build_features(
                 ohlcv, base_timeframe=timeframe, higher=config.multi_timeframe
             )
         )
-    features = pd.concat(parts, axis=1).astype("float64")
-    features.index.name = "timestamp"
-    return features.replace([np.inf, -np.inf], np.nan)
+    return _assemble(parts, ohlcv.index.rename("timestamp"))
+
+
+def _assemble(parts: list[pd.DataFrame], index: pd.Index) -> pd.DataFrame:
+    """Copy the parts once into one float64 block (inf -> NaN); pd.concat + astype would
+    copy the million-row matrix several times."""
+    columns = [col for part in parts for col in part.columns]
+    if len(set(columns)) != len(columns):
+        raise AssertionError(f"duplicate feature names: {sorted(columns)}")
+    # (features, rows) in C order is the layout pandas keeps for a float block: no copy.
+    block = np.empty((len(columns), len(index)), dtype=np.float64)
+    start = 0
+    for part in parts:
+        width = part.shape[1]
+        block[start : start + width] = part.to_numpy(dtype=np.float64).T
+        start += width
+    block[np.isinf(block)] = np.nan
+    return pd.DataFrame(block.T, index=index, columns=columns, copy=False)
 
 
 def labels_for(ohlcv: pd.DataFrame, config: LabelConfig) -> pd.DataFrame:

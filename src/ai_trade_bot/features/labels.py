@@ -24,8 +24,11 @@ def build_labels(
     log_ret = np.log(close).diff()
     next_ret = log_ret.shift(-1)
     band = flat_band_sigmas * log_ret.rolling(band_window).std()
-    direction = pd.Series(np.where(next_ret > band, UP, np.where(next_ret < -band, DOWN, FLAT)),
-                          index=close.index, dtype="float64")
+    direction = pd.Series(
+        np.where(next_ret > band, UP, np.where(next_ret < -band, DOWN, FLAT)),
+        index=close.index,
+        dtype="float64",
+    )
     direction[next_ret.isna() | band.isna()] = np.nan
     sq = log_ret**2
     # sum of r[t+1..t+h] squared: reverse rolling window, shifted onto t

@@ -40,4 +40,4 @@ def microstructure_features(
             f"rel_volume_{window}": np.log(rel_volume),
         },
         index=close.index,
-    ).replace([np.inf, -np.inf], np.nan)
+    )

@@ -43,4 +43,4 @@ def statistical_features(
     roll = log_ret.rolling(sharpe_window)
     out[f"rolling_sharpe_{sharpe_window}"] = roll.mean() / roll.std()
     out["drawdown"] = close / close.cummax() - 1.0
-    return pd.DataFrame(out, index=close.index).replace([np.inf, -np.inf], np.nan)
+    return pd.DataFrame(out, index=close.index)

@@ -30,39 +30,38 @@ def technical_features(
     [0, 1]-ish units, ATR as a fraction of price, OBV as a change over a window relative
     to traded volume.
     """
-    o, h, l, c, v = (ohlcv[k] for k in ("open", "high", "low", "close", "volume"))
+    o, h, lo, c, v = (ohlcv[k] for k in ("open", "high", "low", "close", "volume"))
     out: dict[str, pd.Series] = {}
     for n in sma_lengths:
         out[f"sma_{n}_dist"] = c / ta.sma(c, length=n) - 1.0
     for n in ema_lengths:
         out[f"ema_{n}_dist"] = c / ta.ema(c, length=n) - 1.0
-    atr = ta.atr(h, l, c, length=atr_length)
+    atr = ta.atr(h, lo, c, length=atr_length)
     out[f"atr_{atr_length}_pct"] = atr / c
     macd = ta.macd(c, fast=12, slow=26, signal=9)
     out["macd_atr"] = _first(macd, "MACD_") / atr
     out["macd_signal_atr"] = _first(macd, "MACDs_") / atr
     out["macd_hist_atr"] = _first(macd, "MACDh_") / atr
-    adx = ta.adx(h, l, c, length=14)
+    adx = ta.adx(h, lo, c, length=14)
     out["adx_14"] = _first(adx, "ADX_")
     out["dmp_14"] = _first(adx, "DMP_")
     out["dmn_14"] = _first(adx, "DMN_")
     out[f"rsi_{rsi_length}"] = ta.rsi(c, length=rsi_length)
-    stoch = ta.stoch(h, l, c, k=14, d=3, smooth_k=3)
+    stoch = ta.stoch(h, lo, c, k=14, d=3, smooth_k=3)
     out["stoch_k"] = _first(stoch, "STOCHk_")
     out["stoch_d"] = _first(stoch, "STOCHd_")
     out["roc_10"] = ta.roc(c, length=10)
-    out["willr_14"] = ta.willr(h, l, c, length=14)
+    out["willr_14"] = ta.willr(h, lo, c, length=14)
     bb = ta.bbands(c, length=20, std=2)
     out["bb_pctb"] = _first(bb, "BBP_")
     out["bb_width"] = _first(bb, "BBB_") / 100.0
-    kc = ta.kc(h, l, c, length=20, scalar=2)
+    kc = ta.kc(h, lo, c, length=20, scalar=2)
     lower, mid, upper = _first(kc, "KCL"), _first(kc, "KCB"), _first(kc, "KCU")
     out["kc_position"] = (c - mid) / (upper - lower)
-    vwap = ta.vwap(h, l, c, v, anchor=vwap_anchor)
+    vwap = ta.vwap(h, lo, c, v, anchor=vwap_anchor)
     out["vwap_dist_atr"] = (c - vwap) / atr
     obv = ta.obv(c, v)
     out["obv_flow_60"] = obv.diff(60) / v.rolling(60).sum().replace(0.0, np.nan)
     out["body_atr"] = (c - o) / atr
-    out["range_atr"] = (h - l) / atr
-    frame = pd.DataFrame(out, index=ohlcv.index)
-    return frame.replace([np.inf, -np.inf], np.nan)
+    out["range_atr"] = (h - lo) / atr
+    return pd.DataFrame(out, index=ohlcv.index)

@@ -57,9 +57,9 @@ def garch_volatility(
         scale = 1.0 / window.std() if window.std() > 0 else 1.0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = arch_model(
-                window * scale, mean="Zero", vol="GARCH", p=1, q=1, rescale=False
-            ).fit(disp="off", show_warning=False)
+            res = arch_model(window * scale, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(
+                disp="off", show_warning=False
+            )
         w, a, b = (float(res.params[k]) for k in ("omega", "alpha[1]", "beta[1]"))
         stop = min(n, p + refit_every)
         omega[p:stop] = w / scale**2

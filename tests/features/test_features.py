@@ -1,0 +1,116 @@
+"""Feature values checked against hand computations and reference formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from arch import arch_model
+
+from ai_trade_bot.errors import ConfigError
+from ai_trade_bot.features.labels import DOWN, FLAT, UP, build_labels
+from ai_trade_bot.features.microstructure import microstructure_features, tick_rule_sign
+from ai_trade_bot.features.multitimeframe import higher_timeframe_features
+from ai_trade_bot.features.statistics import statistical_features
+from ai_trade_bot.features.volatility import (
+    garch_volatility,
+    parkinson_volatility,
+    realized_volatility,
+)
+from tests.conftest import make_ohlcv
+
+
+def test_realized_and_parkinson_volatility_by_hand() -> None:
+    r = pd.Series([0.0, 0.01, -0.02, 0.03])
+    assert realized_volatility(r, 3).iloc[-1] == pytest.approx(np.sqrt(0.0001 + 0.0004 + 0.0009))
+    high, low = pd.Series([11.0, 12.0]), pd.Series([10.0, 10.0])
+    expected = np.sqrt((np.log(1.1) ** 2 + np.log(1.2) ** 2) / 2 / (4 * np.log(2)))
+    assert parkinson_volatility(high, low, 2).iloc[-1] == pytest.approx(expected)
+
+
+def test_tick_rule_carries_the_last_sign_on_no_change() -> None:
+    close = pd.Series([10.0, 11.0, 11.0, 10.5, 10.5, 12.0])
+    assert tick_rule_sign(close).tolist() == [0.0, 1.0, 1.0, -1.0, -1.0, 1.0]
+
+
+def test_volume_imbalance_and_roll_spread_by_hand() -> None:
+    close = pd.Series([10.0, 11.0, 10.0, 11.0, 10.0])
+    volume = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0])
+    log_ret = np.log(close).diff()
+    out = microstructure_features(close, log_ret, volume, window=3, norm_window=3)
+    # signs +1, -1, +1, -1 at rows 1..4 -> last 3 rows: (-3 + 4 - 5) / 12
+    assert out["volume_imbalance_3"].iloc[-1] == pytest.approx(-4 / 12)
+    # perfectly alternating returns: Roll spread = 2 sqrt(-cov(r_t, r_t-1)) > 0
+    r = log_ret.to_numpy()
+    cov = np.cov(r[2:5], r[1:4])[0, 1]
+    assert out["roll_spread_3"].iloc[-1] == pytest.approx(2 * np.sqrt(-cov))
+
+
+def test_autocorrelation_and_drawdown_match_numpy() -> None:
+    frame = make_ohlcv(300, seed=3)
+    log_ret = np.log(frame["close"]).diff()
+    out = statistical_features(
+        frame["close"],
+        log_ret,
+        frame["volume"],
+        windows=(20,),
+        rank_window=50,
+        autocorr_window=100,
+        autocorr_lags=3,
+        hurst_window=64,
+        sharpe_window=60,
+    )
+    r = log_ret.to_numpy()
+    expected = np.corrcoef(r[-100:], r[-102:-2])[0, 1]
+    assert out["autocorr_2"].iloc[-1] == pytest.approx(expected)
+    close = frame["close"].to_numpy()
+    assert out["drawdown"].iloc[-1] == pytest.approx(close[-1] / close.max() - 1)
+    hurst = out["hurst_64"].dropna()
+    assert 0.2 < hurst.median() < 0.8  # a random walk's returns: H near 0.5
+
+
+def test_garch_uses_the_schedule_and_matches_arch_on_the_first_fit() -> None:
+    rng = np.random.default_rng(0)
+    r = pd.Series(rng.standard_t(5, 1200) * 0.01)
+    out = garch_volatility(r, fit_window=600, refit_every=300, min_obs=600)
+    assert out["garch_vol"].iloc[:600].isna().all() and out["garch_vol"].iloc[600:].notna().all()
+    window = r.iloc[:600].to_numpy()
+    scale = 1 / window.std()
+    res = arch_model(window * scale, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(
+        disp="off"
+    )
+    persistence = res.params["alpha[1]"] + res.params["beta[1]"]
+    assert out["garch_persistence"].iloc[600] == pytest.approx(persistence, rel=1e-6)
+    # filtered by hand for two steps from the initial variance
+    omega = res.params["omega"] / scale**2
+    var = omega + res.params["alpha[1]"] * r[600] ** 2 + res.params["beta[1]"] * window.var()
+    assert out["garch_vol"].iloc[600] == pytest.approx(np.sqrt(var), rel=1e-6)
+    var = omega + res.params["alpha[1]"] * r[601] ** 2 + res.params["beta[1]"] * var
+    assert out["garch_vol"].iloc[601] == pytest.approx(np.sqrt(var), rel=1e-6)
+
+
+def test_higher_timeframe_uses_only_closed_bars() -> None:
+    frame = make_ohlcv(48, freq="1h", start="2024-01-01")
+    out = higher_timeframe_features(frame, base_timeframe="1h", higher=("4h",))
+    # The 00:00-04:00 bar closes at 04:00, i.e. with the 03:00 hourly bar.
+    c = frame["close"]
+    first_4h_ret = np.log(c.iloc[7] / c.iloc[3])  # second 4h bar vs the first
+    assert out["htf_4h_ret"].iloc[:7].isna().all()
+    assert out["htf_4h_ret"].iloc[7] == pytest.approx(first_4h_ret)
+    assert out["htf_4h_ret"].iloc[8:11].eq(out["htf_4h_ret"].iloc[7]).all()
+    with pytest.raises(ConfigError, match="'1h' is not above the base timeframe '1h'"):
+        higher_timeframe_features(frame, base_timeframe="1h", higher=("1h",))
+
+
+def test_labels_by_hand() -> None:
+    close = pd.Series(np.exp(np.cumsum([0.0, 0.01, -0.01, 0.01, -0.01, 0.02, -0.03, 0.001])))
+    labels = build_labels(close, horizon=2, flat_band_sigmas=0.5, band_window=4)
+    r = np.log(close).diff()
+    band_at_4 = 0.5 * r.iloc[1:5].std()
+    assert labels["flat_band"].iloc[4] == pytest.approx(band_at_4)
+    assert labels["next_return"].iloc[4] == pytest.approx(0.02)
+    assert labels["direction"].iloc[4] == UP
+    assert labels["direction"].iloc[5] == DOWN
+    assert labels["direction"].iloc[6] == FLAT  # 0.001 is inside the band
+    assert labels["fwd_realized_vol_2"].iloc[4] == pytest.approx(np.sqrt(0.02**2 + 0.03**2))
+    assert np.isnan(labels["direction"].iloc[-1])

@@ -1,0 +1,178 @@
+"""The one agent interface (scikit-learn style) shared by every prediction agent.
+
+- ``__init__`` only stores hyperparameters; fitted state ends in ``_``.
+- ``fit(X, y, *, val_size=0, gap=0)`` returns ``self``; the last ``val_size`` rows are the
+  early-stopping set and the ``gap`` rows before them are not fitted on (purge + embargo).
+- ``predict(X)`` returns the agent's typed output for rows ``X.index[min_history - 1:]``
+  (earlier rows are context for windowed agents). Direction agents also offer
+  ``predict_proba`` (columns ``down, flat, up, confidence``).
+- ``save(path)`` / ``Agent.load(path)`` round-trip exactly.
+
+``X`` is the model input: feature columns plus the raw candle columns ``bar_open`` ...
+``bar_volume`` (only the pattern agent reads those). ``y`` is the labels frame.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFittedError
+
+BAR_COLUMNS = ("bar_open", "bar_high", "bar_low", "bar_close", "bar_volume")
+DIRECTION_COLUMNS = ("down", "flat", "up", "confidence")
+
+
+def feature_columns(X: pd.DataFrame) -> list[str]:
+    """Scale-free feature columns of a model-input frame (everything but raw candles)."""
+    return [c for c in X.columns if c not in BAR_COLUMNS]
+
+
+class Agent(ABC):
+    """Base class of every agent."""
+
+    name: ClassVar[str]
+    output_kind: ClassVar[str]  # "direction", "volatility" or "regime"
+    output_columns: ClassVar[tuple[str, ...]]
+
+    # -- hyperparameters ---------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as given to ``__init__``."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    @property
+    def min_history(self) -> int:
+        """Rows one prediction needs (1 for tabular agents, the window for sequences)."""
+        return 1
+
+    # -- contract ----------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int = 0, gap: int = 0) -> Agent:
+        """Fit on ``X``/``y``; see the module docstring for ``val_size`` and ``gap``."""
+
+    @abstractmethod
+    def _predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Typed output for ``X.index[min_history - 1:]`` (input already checked)."""
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The agent's output, index-aligned with ``X.index[min_history - 1:]``."""
+        self._check_fitted()
+        self._check_input(X)
+        out = self._predict(X)
+        return out.set_axis(X.index[self.min_history - 1 :], axis=0)
+
+    def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Down/flat/up probabilities and ``confidence`` (direction agents only)."""
+        if self.output_kind != "direction":
+            raise TypeError(
+                f"agent '{self.name}' outputs {self.output_kind}, not direction probabilities; "
+                "use predict()."
+            )
+        return self.predict(X)
+
+    # -- persistence -------------------------------------------------------------------
+    @abstractmethod
+    def _save_state(self, path: Path) -> dict[str, Any]:
+        """Write fitted state under ``path``; return JSON-able metadata."""
+
+    @abstractmethod
+    def _load_state(self, path: Path, meta: dict[str, Any]) -> None:
+        """Restore fitted state written by :meth:`_save_state`."""
+
+    def save(self, path: str | Path) -> None:
+        """Save hyperparameters and fitted state into the directory ``path``."""
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = self._save_state(path)
+        record = {
+            "agent": self.name,
+            "params": self.get_params(),
+            "state": meta,
+            "columns": self.columns_,
+        }
+        (path / "agent.json").write_text(json.dumps(record, indent=2, default=str))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Agent:
+        """Load an agent saved by :meth:`save` (any agent type when called on ``Agent``)."""
+        from ai_trade_bot.agents import get_agent_class
+
+        path = Path(path)
+        record = json.loads((path / "agent.json").read_text())
+        agent_cls = get_agent_class(record["agent"])
+        agent = agent_cls(**record["params"])
+        agent.columns_ = record["columns"]
+        agent._load_state(path, record["state"])
+        return agent
+
+    # -- checks ------------------------------------------------------------------------
+    def is_fitted(self) -> bool:
+        return hasattr(self, "columns_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted():
+            raise ModelNotFittedError(
+                f"agent '{self.name}' is not fitted yet; call fit(X, y) before predicting "
+                "or saving."
+            )
+
+    def _check_input(self, X: pd.DataFrame, *, needed: int | None = None) -> None:
+        needed = self.min_history if needed is None else needed
+        if len(X) < needed:
+            raise DataValidationError(
+                f"agent '{self.name}' needs a history of at least {needed} rows (window "
+                f"{self.min_history}), got {len(X)}."
+            )
+        if self.is_fitted():
+            missing = [c for c in self.columns_ if c not in X.columns]
+            if missing:
+                raise DataValidationError(
+                    f"agent '{self.name}': input lacks column(s) {missing[:5]} it was fitted on."
+                )
+        cols = self.columns_ if self.is_fitted() else list(X.columns)
+        values = X[cols].to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise DataValidationError(
+                f"agent '{self.name}': input has NaN/inf, first in column '{cols[col]}' at "
+                f"{X.index[row]}; drop the feature warm-up rows (features.dropna()) first."
+            )
+
+    def _check_labels(self, y: pd.DataFrame, column: str) -> np.ndarray:
+        if column not in y.columns:
+            raise DataValidationError(
+                f"agent '{self.name}' needs label column '{column}', got {list(y.columns)}."
+            )
+        values = y[column].to_numpy(dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise DataValidationError(
+                f"agent '{self.name}': label '{column}' has NaN (the last horizon rows have no "
+                "future); drop them before fit."
+            )
+        return values
+
+
+def check_hyperparameter(agent: str, name: str, value: Any, ok: bool, rule: str) -> None:
+    """Raise a ConfigError naming the agent, parameter and rule when ``ok`` is False."""
+    if not ok:
+        raise ConfigError(f"agents.{agent}.{name}={value!r}: {rule}")
+
+
+def direction_frame(probs: np.ndarray, confidence: np.ndarray) -> pd.DataFrame:
+    """A direction output frame from (n, 3) probabilities and (n,) confidences."""
+    return pd.DataFrame(
+        {"down": probs[:, 0], "flat": probs[:, 1], "up": probs[:, 2], "confidence": confidence}
+    )

@@ -1,0 +1,163 @@
+"""Regime agent: a Gaussian HMM on returns and volatility, then a small NN on its posteriors."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from hmmlearn.hmm import GaussianHMM
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+from torch import nn
+
+from ai_trade_bot.agents.base import feature_columns
+from ai_trade_bot.agents.torch_agent import TorchAgent
+from ai_trade_bot.nn.networks import MLP
+
+REGIMES = ("trending_up", "trending_down", "ranging", "high_vol")
+HMM_INPUTS = ("log_return", "rv_20")
+
+
+def name_states(means: np.ndarray, variances: np.ndarray) -> np.ndarray:
+    """Map 4 HMM states to regimes: most volatile -> high_vol; of the rest, the highest
+    mean return -> trending_up, the lowest -> trending_down, the middle one -> ranging."""
+    order = np.argsort(variances)
+    high_vol = order[-1]
+    rest = sorted(order[:-1], key=lambda s: means[s])
+    mapping = np.empty(4, dtype=np.int64)
+    mapping[rest[-1]] = REGIMES.index("trending_up")
+    mapping[rest[0]] = REGIMES.index("trending_down")
+    mapping[rest[1]] = REGIMES.index("ranging")
+    mapping[high_vol] = REGIMES.index("high_vol")
+    return mapping
+
+
+class RegimeAgent(TorchAgent):
+    """Regime probabilities for the next bar (trending up/down, ranging, high volatility).
+
+    The HMM is fit on the training rows only. Its posteriors are computed by the forward
+    filter alone (hmmlearn's ``predict_proba`` smooths with future rows, which would leak),
+    and a small NN maps them plus the features onto the regime of the next bar, whose
+    targets come from the HMM's Viterbi path over the rows given to ``fit``.
+    """
+
+    name = "regime"
+    output_kind = "regime"
+    output_columns = (*(f"p_{r}" for r in REGIMES), "regime")
+    task = "regime"
+    squeeze = True
+
+    def __init__(
+        self,
+        n_iter: int = 100,
+        hidden: int = 32,
+        dropout: float = 0.1,
+        max_epochs: int = 30,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 5,
+        precision: str = "auto",
+        seed: int = 42,
+        progress_bar: bool = True,
+        extra_callbacks: list | None = None,
+    ) -> None:
+        self.n_iter, self.hidden, self.dropout = n_iter, hidden, dropout
+        self._init_training(
+            window=1,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            patience=patience,
+            precision=precision,
+            seed=seed,
+            progress_bar=progress_bar,
+            extra_callbacks=extra_callbacks,
+        )
+
+    def _select_columns(self, X: pd.DataFrame) -> list[str]:
+        missing = [c for c in HMM_INPUTS if c not in X.columns]
+        if missing:
+            raise ValueError(f"agent '{self.name}' needs feature columns {missing}")
+        return feature_columns(X)
+
+    @staticmethod
+    def _observations(X: pd.DataFrame) -> np.ndarray:
+        r = X["log_return"].to_numpy(dtype=np.float64)
+        rv = np.log(np.maximum(X["rv_20"].to_numpy(dtype=np.float64), 1e-12))
+        return np.column_stack([r, rv])
+
+    def _prepare(self, X: pd.DataFrame, y: pd.DataFrame, fit_rows: int) -> None:
+        obs = self._observations(X)
+        self.obs_mean_ = obs[:fit_rows].mean(axis=0)
+        self.obs_scale_ = obs[:fit_rows].std(axis=0) + 1e-12
+        z = (obs - self.obs_mean_) / self.obs_scale_
+        hmm = GaussianHMM(
+            n_components=4, covariance_type="full", n_iter=self.n_iter, random_state=self.seed
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hmm.fit(z[:fit_rows])
+        self.startprob_, self.transmat_ = hmm.startprob_.copy(), hmm.transmat_.copy()
+        self.means_, self.covars_ = hmm.means_.copy(), hmm.covars_.copy()
+        # regimes named on the raw return mean and the volatility level of each state
+        self.state_regime_ = name_states(self.means_[:, 0], self.means_[:, 1])
+        self.path_ = self.state_regime_[hmm.predict(z)]
+
+    def _filtered_posteriors(self, X: pd.DataFrame) -> np.ndarray:
+        """Forward-filtered P(state_t | obs_1..t): causal."""
+        z = (self._observations(X) - self.obs_mean_) / self.obs_scale_
+        log_b = np.column_stack(
+            [
+                multivariate_normal(self.means_[k], self.covars_[k], allow_singular=True).logpdf(z)
+                for k in range(4)
+            ]
+        ).reshape(len(z), 4)
+        log_a = np.log(self.transmat_ + 1e-300)
+        out = np.empty_like(log_b)
+        alpha = np.log(self.startprob_ + 1e-300) + log_b[0]
+        out[0] = alpha - logsumexp(alpha)
+        for t in range(1, len(z)):
+            alpha = logsumexp(out[t - 1][:, None] + log_a, axis=0) + log_b[t]
+            out[t] = alpha - logsumexp(alpha)
+        return np.exp(out)
+
+    def _inputs(self, X: pd.DataFrame) -> np.ndarray:
+        posteriors = self._filtered_posteriors(X)
+        by_regime = np.zeros_like(posteriors)
+        for state, regime in enumerate(self.state_regime_):
+            by_regime[:, regime] += posteriors[:, state]
+        return np.concatenate([super()._inputs(X), by_regime.astype(np.float32)], axis=1)
+
+    def _targets(self, X: pd.DataFrame, y: pd.DataFrame) -> np.ndarray:
+        nxt = np.append(self.path_[1:], self.path_[-1])  # the next bar's regime
+        return nxt.astype(np.int64)
+
+    def _build_net(self, n_inputs: int) -> nn.Module:
+        return MLP(n_inputs, self.hidden, len(REGIMES), self.dropout)
+
+    def _outputs(self, raw: Any, X: pd.DataFrame) -> pd.DataFrame:
+        probs = torch.from_numpy(raw).double().softmax(-1).numpy()
+        frame = pd.DataFrame(probs, columns=[f"p_{r}" for r in REGIMES])
+        return frame.assign(regime=probs.argmax(axis=1).astype(np.float64))
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {
+            "startprob": self.startprob_,
+            "transmat": self.transmat_,
+            "means": self.means_,
+            "covars": self.covars_,
+            "state_regime": self.state_regime_,
+            "obs_mean": self.obs_mean_,
+            "obs_scale": self.obs_scale_,
+        }
+
+    def _set_extra_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.startprob_, self.transmat_ = arrays["startprob"], arrays["transmat"]
+        self.means_, self.covars_ = arrays["means"], arrays["covars"]
+        self.state_regime_ = arrays["state_regime"]
+        self.obs_mean_, self.obs_scale_ = arrays["obs_mean"], arrays["obs_scale"]

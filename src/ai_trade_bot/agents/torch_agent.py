@@ -1,0 +1,251 @@
+"""The thin adapter that maps an agent's inputs onto the shared LightningModule."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from ai_trade_bot.agents.base import Agent, check_hyperparameter
+from ai_trade_bot.nn.data import WindowDataModule
+from ai_trade_bot.nn.module import AgentModule
+
+logger = logging.getLogger(__name__)
+
+
+class BestWeights(pl.Callback):
+    """Keep the weights of the epoch with the lowest ``val/loss`` (in memory)."""
+
+    def __init__(self) -> None:
+        self.best = float("inf")
+        self.state: dict[str, torch.Tensor] | None = None
+        self.epoch = -1
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
+        if trainer.sanity_checking:
+            return
+        loss = trainer.callback_metrics.get("val/loss")
+        if loss is not None and float(loss) < self.best:
+            self.best = float(loss)
+            self.epoch = trainer.current_epoch
+            self.state = copy.deepcopy(pl_module.net.state_dict())
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` means bf16-mixed on a CUDA GPU and 32-true on the CPU."""
+    if precision != "auto":
+        return precision
+    return "bf16-mixed" if torch.cuda.is_available() else "32-true"
+
+
+class TorchAgent(Agent):
+    """Shared fit/predict/save for agents whose model is an ``nn.Module``.
+
+    Subclasses provide the network, the task, the targets and the inputs; this class owns
+    scaling (fit on the fit rows only), the Lightning ``Trainer`` (``accelerator="auto"``),
+    early stopping on ``val/loss`` and exact save/load.
+    """
+
+    task: str = "direction"
+    squeeze: bool = False  # True when one sample is one row (tabular MLP, images)
+
+    def _init_training(
+        self,
+        *,
+        window: int,
+        max_epochs: int,
+        batch_size: int,
+        lr: float,
+        weight_decay: float,
+        patience: int,
+        precision: str,
+        seed: int,
+        progress_bar: bool,
+        extra_callbacks: list | None = None,
+    ) -> None:
+        self.window = window
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.precision = precision
+        self.seed = seed
+        self.progress_bar = progress_bar
+        self.extra_callbacks = extra_callbacks
+        for name, ok, rule in [
+            ("window", window >= 1, "must be >= 1"),
+            ("max_epochs", max_epochs >= 1, "must be >= 1"),
+            ("batch_size", batch_size >= 1, "must be >= 1"),
+            ("lr", lr > 0, "must be > 0"),
+        ]:
+            check_hyperparameter(self.name, name, getattr(self, name), ok, rule)
+
+    def get_params(self) -> dict[str, Any]:
+        params = super().get_params()
+        params.pop("extra_callbacks", None)
+        return params
+
+    @property
+    def min_history(self) -> int:
+        return self.window
+
+    # -- what subclasses provide -----------------------------------------------------
+    @abstractmethod
+    def _build_net(self, n_inputs: int) -> nn.Module:
+        """The plain network for ``n_inputs`` input features."""
+
+    def _module_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    @abstractmethod
+    def _targets(self, X: pd.DataFrame, y: pd.DataFrame) -> np.ndarray:
+        """Per-row training targets, aligned with X."""
+
+    def _inputs(self, X: pd.DataFrame) -> np.ndarray:
+        """Per-row model inputs (T, F), scaled with the fitted scaler."""
+        values = X[self.columns_].to_numpy(dtype=np.float32)
+        return np.clip((values - self.mean_) / self.scale_, -10.0, 10.0).astype(np.float32)
+
+    def _fit_scaler(self, X: pd.DataFrame) -> None:
+        values = X[self.columns_].to_numpy(dtype=np.float64)
+        self.mean_ = values.mean(axis=0).astype(np.float32)
+        std = values.std(axis=0)
+        self.scale_ = np.where(std > 0, std, 1.0).astype(np.float32)
+
+    @abstractmethod
+    def _select_columns(self, X: pd.DataFrame) -> list[str]:
+        """Input columns this agent reads."""
+
+    @abstractmethod
+    def _outputs(self, raw: Any, X: pd.DataFrame) -> pd.DataFrame:
+        """Turn network outputs for X's prediction rows into the typed output frame."""
+
+    def _prepare(self, X: pd.DataFrame, y: pd.DataFrame, fit_rows: int) -> None:
+        """Fit any non-neural state (GARCH, HMM, ...) on the first ``fit_rows`` rows."""
+
+    # -- fit / predict ------------------------------------------------------------------
+    def fit(
+        self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int = 0, gap: int = 0
+    ) -> TorchAgent:
+        """Train with early stopping on the last ``val_size`` rows."""
+        self.columns_ = self._select_columns(X)
+        self._check_input(X, needed=self.window + max(val_size, 1) + gap)
+        n_fit = len(X) - val_size - gap
+        self._prepare(X, y, n_fit)
+        self._fit_scaler(X.iloc[:n_fit])
+        inputs = torch.from_numpy(self._inputs(X))
+        targets = torch.from_numpy(self._targets(X, y))
+        first = self.window - 1
+        train_ends = np.arange(first, n_fit)
+        val_ends = np.arange(max(first, len(X) - val_size), len(X)) if val_size else train_ends
+        pl.seed_everything(self.seed, workers=True, verbose=False)
+        self.n_inputs_ = int(inputs.shape[-1]) if inputs.ndim == 2 else 0
+        self.net_ = self._build_net(self.n_inputs_)
+        module = AgentModule(
+            self.net_,
+            task=self.task,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            **self._module_kwargs(),
+        )
+        data = WindowDataModule(
+            inputs,
+            targets,
+            window=1 if self.squeeze else self.window,
+            train_ends=train_ends,
+            val_ends=val_ends,
+            batch_size=self.batch_size,
+            squeeze=self.squeeze,
+            seed=self.seed,
+        )
+        best = BestWeights()
+        callbacks: list[pl.Callback] = [
+            pl.callbacks.EarlyStopping("val/loss", patience=self.patience, mode="min"),
+            best,
+            *(self.extra_callbacks or []),
+        ]
+        trainer = pl.Trainer(
+            max_epochs=self.max_epochs,
+            accelerator="auto",
+            devices=1,
+            precision=resolve_precision(self.precision),
+            callbacks=callbacks,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=self.progress_bar,
+            deterministic=not torch.cuda.is_available(),
+            num_sanity_val_steps=0,
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            warnings.filterwarnings("ignore", ".*number of training batches.*")
+            trainer.fit(module, datamodule=data)
+        if best.state is not None:
+            self.net_.load_state_dict(best.state)
+        self.net_.cpu().eval()
+        self.best_val_loss_ = best.best
+        self.best_epoch_ = best.epoch
+        self.epochs_trained_ = trainer.current_epoch
+        return self
+
+    def _forward_windows(self, inputs: np.ndarray, ends: np.ndarray) -> Any:
+        """Run the net over every window ending at ``ends`` (no copies of the inputs)."""
+        tensor = torch.from_numpy(inputs)
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(ends), 4096):
+                chunk = ends[start : start + 4096]
+                if self.squeeze:
+                    batch = tensor[torch.as_tensor(chunk)]
+                else:
+                    views = tensor.unfold(0, self.window, 1)  # (T-w+1, F, w), a view
+                    batch = views[torch.as_tensor(chunk - self.window + 1)].transpose(1, 2)
+                outputs.append(self.net_(batch))
+        if isinstance(outputs[0], tuple):
+            return tuple(torch.cat(parts).float().numpy() for parts in zip(*outputs, strict=True))
+        return torch.cat(outputs).float().numpy()
+
+    def _predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        inputs = self._inputs(X)
+        ends = np.arange(self.window - 1, len(X))
+        return self._outputs(self._forward_windows(inputs, ends), X)
+
+    # -- persistence -------------------------------------------------------------------
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _set_extra_state(self, arrays: dict[str, np.ndarray]) -> None:
+        return None
+
+    def _save_state(self, path: Path) -> dict[str, Any]:
+        torch.save(self.net_.state_dict(), path / "net.pt")
+        np.savez(path / "arrays.npz", mean=self.mean_, scale=self.scale_, **self._extra_state())
+        return {
+            "n_inputs": self.n_inputs_,
+            "best_val_loss": self.best_val_loss_,
+            "best_epoch": self.best_epoch_,
+            "epochs_trained": self.epochs_trained_,
+        }
+
+    def _load_state(self, path: Path, meta: dict[str, Any]) -> None:
+        arrays = dict(np.load(path / "arrays.npz"))
+        self.mean_, self.scale_ = arrays.pop("mean"), arrays.pop("scale")
+        self._set_extra_state(arrays)
+        self.n_inputs_ = meta["n_inputs"]
+        self.net_ = self._build_net(self.n_inputs_)
+        self.net_.load_state_dict(torch.load(path / "net.pt", weights_only=True))
+        self.net_.eval()
+        self.best_val_loss_ = meta["best_val_loss"]
+        self.best_epoch_ = meta["best_epoch"]
+        self.epochs_trained_ = meta["epochs_trained"]

@@ -1,0 +1,121 @@
+"""Trend agents: an LSTM and a Transformer over windows of candles x features."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ai_trade_bot.agents.base import DIRECTION_COLUMNS, direction_frame, feature_columns
+from ai_trade_bot.agents.torch_agent import TorchAgent
+from ai_trade_bot.nn.networks import LSTMNet, TransformerNet
+
+
+class _DirectionTorchAgent(TorchAgent):
+    """Direction agents: target ``direction``; outputs softmax probs and the confidence."""
+
+    output_kind = "direction"
+    output_columns = DIRECTION_COLUMNS
+    task = "direction"
+
+    def _select_columns(self, X: pd.DataFrame) -> list[str]:
+        return feature_columns(X)
+
+    def _targets(self, X: pd.DataFrame, y: pd.DataFrame) -> np.ndarray:
+        return self._check_labels(y, "direction").astype(np.int64)
+
+    def _module_kwargs(self) -> dict[str, Any]:
+        return {"confidence_weight": self.confidence_weight}
+
+    def _outputs(self, raw: Any, X: pd.DataFrame) -> pd.DataFrame:
+        logits, conf = raw
+        probs = torch.from_numpy(logits).double().softmax(-1).numpy()
+        return direction_frame(probs, 1.0 / (1.0 + np.exp(-conf.astype(np.float64))))
+
+
+class TrendLSTMAgent(_DirectionTorchAgent):
+    """LSTM with a signal head (3 classes) and a confidence head."""
+
+    name = "trend_lstm"
+
+    def __init__(
+        self,
+        window: int = 64,
+        hidden: int = 64,
+        layers: int = 1,
+        dropout: float = 0.1,
+        confidence_weight: float = 0.5,
+        max_epochs: int = 30,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 5,
+        precision: str = "auto",
+        seed: int = 42,
+        progress_bar: bool = True,
+        extra_callbacks: list | None = None,
+    ) -> None:
+        self.hidden, self.layers, self.dropout = hidden, layers, dropout
+        self.confidence_weight = confidence_weight
+        self._init_training(
+            window=window,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            patience=patience,
+            precision=precision,
+            seed=seed,
+            progress_bar=progress_bar,
+            extra_callbacks=extra_callbacks,
+        )
+
+    def _build_net(self, n_inputs: int) -> nn.Module:
+        return LSTMNet(n_inputs, self.hidden, self.layers, self.dropout)
+
+
+class TrendTransformerAgent(_DirectionTorchAgent):
+    """Transformer encoder (positional encoding, multi-head attention) with the two heads."""
+
+    name = "trend_transformer"
+
+    def __init__(
+        self,
+        window: int = 64,
+        d_model: int = 32,
+        heads: int = 4,
+        layers: int = 2,
+        dropout: float = 0.1,
+        confidence_weight: float = 0.5,
+        max_epochs: int = 30,
+        batch_size: int = 128,
+        lr: float = 5e-4,
+        weight_decay: float = 1e-4,
+        patience: int = 5,
+        precision: str = "auto",
+        seed: int = 42,
+        progress_bar: bool = True,
+        extra_callbacks: list | None = None,
+    ) -> None:
+        self.d_model, self.heads, self.layers, self.dropout = d_model, heads, layers, dropout
+        self.confidence_weight = confidence_weight
+        self._init_training(
+            window=window,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            patience=patience,
+            precision=precision,
+            seed=seed,
+            progress_bar=progress_bar,
+            extra_callbacks=extra_callbacks,
+        )
+
+    def _build_net(self, n_inputs: int) -> nn.Module:
+        return TransformerNet(
+            n_inputs, self.window, self.d_model, self.heads, self.layers, self.dropout
+        )

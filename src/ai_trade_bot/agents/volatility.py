@@ -1,0 +1,130 @@
+"""Volatility agent: GARCH(1,1) baseline from arch, corrected by an MLP on features."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from arch import arch_model
+from torch import nn
+
+from ai_trade_bot.agents.base import check_hyperparameter, feature_columns
+from ai_trade_bot.agents.torch_agent import TorchAgent
+from ai_trade_bot.features._numba_kernels import garch_filter
+from ai_trade_bot.nn.networks import MLP
+
+# E[ln(high/low)] of a Brownian bar with per-bar std sigma is sqrt(8/pi) * sigma.
+RANGE_PER_SIGMA = float(np.sqrt(8.0 / np.pi))
+
+
+class VolatilityAgent(TorchAgent):
+    """Forecasts next-candle volatility and range.
+
+    GARCH(1,1) is fit on the training rows' log returns only; its one-step variance is the
+    baseline, and an MLP learns a log-variance correction from the features, trained on
+    the realized variance per bar over the label horizon (log-MSE or QLIKE).
+    ``burn_in`` rows let the GARCH filter forget its starting value before predictions.
+    """
+
+    name = "volatility"
+    output_kind = "volatility"
+    output_columns = ("pred_vol", "pred_range", "garch_vol")
+    task = "volatility"
+    squeeze = True
+
+    def __init__(
+        self,
+        horizon: int = 5,
+        burn_in: int = 100,
+        hidden: int = 32,
+        dropout: float = 0.1,
+        loss: str = "log_mse",
+        max_epochs: int = 50,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 5,
+        precision: str = "auto",
+        seed: int = 42,
+        progress_bar: bool = True,
+        extra_callbacks: list | None = None,
+    ) -> None:
+        self.horizon, self.burn_in, self.hidden, self.dropout = horizon, burn_in, hidden, dropout
+        self.loss = loss
+        check_hyperparameter(
+            self.name, "loss", loss, loss in {"log_mse", "qlike"}, "must be 'log_mse' or 'qlike'"
+        )
+        self._init_training(
+            window=burn_in,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            patience=patience,
+            precision=precision,
+            seed=seed,
+            progress_bar=progress_bar,
+            extra_callbacks=extra_callbacks,
+        )
+
+    def _select_columns(self, X: pd.DataFrame) -> list[str]:
+        if "log_return" not in X.columns:
+            raise ValueError(f"agent '{self.name}' needs the 'log_return' feature")
+        return feature_columns(X)
+
+    def _prepare(self, X: pd.DataFrame, y: pd.DataFrame, fit_rows: int) -> None:
+        returns = X["log_return"].to_numpy(dtype=np.float64)[:fit_rows]
+        scale = 1.0 / returns.std() if returns.std() > 0 else 1.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = arch_model(
+                returns * scale, mean="Zero", vol="GARCH", p=1, q=1, rescale=False
+            ).fit(disp="off", show_warning=False)
+        self.garch_ = np.array(
+            [
+                res.params["omega"] / scale**2,
+                res.params["alpha[1]"],
+                res.params["beta[1]"],
+                float(returns.var()),
+            ]
+        )
+
+    def _baseline_log_var(self, X: pd.DataFrame) -> np.ndarray:
+        eps = X["log_return"].to_numpy(dtype=np.float64)
+        n = len(eps)
+        omega, alpha, beta, var0 = self.garch_
+        var = garch_filter(eps, np.full(n, omega), np.full(n, alpha), np.full(n, beta), var0)
+        return np.log(np.maximum(var, 1e-18))
+
+    def _inputs(self, X: pd.DataFrame) -> np.ndarray:
+        scaled = super()._inputs(X)
+        base = self._baseline_log_var(X).astype(np.float32)[:, None]
+        return np.concatenate([scaled, base], axis=1)
+
+    def _targets(self, X: pd.DataFrame, y: pd.DataFrame) -> np.ndarray:
+        column = f"fwd_realized_vol_{self.horizon}"
+        realized_var = self._check_labels(y, column) ** 2 / self.horizon
+        base = self._baseline_log_var(X)
+        return np.stack([base, np.maximum(realized_var, 1e-18)], axis=1).astype(np.float32)
+
+    def _build_net(self, n_inputs: int) -> nn.Module:
+        return MLP(n_inputs, self.hidden, 1, self.dropout)
+
+    def _outputs(self, raw: Any, X: pd.DataFrame) -> pd.DataFrame:
+        base = self._baseline_log_var(X)[self.window - 1 :]
+        vol = np.sqrt(np.exp(base + raw.astype(np.float64)))
+        return pd.DataFrame(
+            {
+                "pred_vol": vol,
+                "pred_range": RANGE_PER_SIGMA * vol,
+                "garch_vol": np.sqrt(np.exp(base)),
+            }
+        )
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {"garch": self.garch_}
+
+    def _set_extra_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.garch_ = arrays["garch"]

@@ -1,0 +1,1 @@
+"""Network modules and the one shared LightningModule / DataModule for every torch agent."""

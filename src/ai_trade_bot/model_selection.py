@@ -59,7 +59,7 @@ class WalkForwardConfig:
             raise ValueError("purge and embargo must be >= 0")
 
 
-def test_span_start(n_rows: int, config: WalkForwardConfig) -> int:
+def holdout_start(n_rows: int, config: WalkForwardConfig) -> int:
     """First position of the held-out test span."""
     return n_rows - round(n_rows * config.test_fraction)
 
@@ -83,7 +83,7 @@ def walk_forward_folds(n_rows: int, config: WalkForwardConfig) -> list[Fold]:
     Raises:
         ConfigError: If the span is too short for the requested folds.
     """
-    pre_test = test_span_start(n_rows, config)
+    pre_test = holdout_start(n_rows, config)
     first_test = int(pre_test * config.min_train_fraction)
     block = (pre_test - first_test) // config.n_folds
     if block < 1 or first_test - config.purge - config.embargo < 2:
@@ -105,6 +105,6 @@ def walk_forward_folds(n_rows: int, config: WalkForwardConfig) -> list[Fold]:
 
 def final_fit_rows(n_rows: int, config: WalkForwardConfig) -> tuple[np.ndarray, np.ndarray]:
     """Rows for the deployment fit: all pre-test rows (purged before the test span)."""
-    end = test_span_start(n_rows, config) - config.purge - config.embargo
+    end = holdout_start(n_rows, config) - config.purge - config.embargo
     start = 0 if config.mode == "expanding" else max(0, end - config.train_size)
     return _train_val(np.arange(start, end), config)

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from kedro.framework.project import find_pipelines
+from kedro.config import OmegaConfigLoader
 from kedro.pipeline import Pipeline
+
+from ai_trade_bot.pipelines import features, ingestion, train
+from ai_trade_bot.settings import PROJECT_ROOT
+
+
+def enabled_agents() -> list[str]:
+    """``train.agents`` from conf/base (overridden by conf/local)."""
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="local"
+    )
+    return list(loader["parameters"]["train"]["agents"])
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -12,6 +23,10 @@ def register_pipelines() -> dict[str, Pipeline]:
     Returns:
         A mapping from pipeline names to ``Pipeline`` objects.
     """
-    pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines.values())
+    pipelines = {
+        "ingestion": ingestion.create_pipeline(),
+        "features": features.create_pipeline(),
+        "train": train.create_pipeline(agents=enabled_agents()),
+    }
+    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

@@ -1,0 +1,58 @@
+"""Kedro datasets of the project (I/O for things Kedro has no dataset for)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io import AbstractDataset
+
+from ai_trade_bot.agents import Agent
+
+
+class AgentDataset(AbstractDataset[Agent, Agent]):
+    """A fitted agent saved as a directory with ``Agent.save`` / ``Agent.load``."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = PurePosixPath(filepath)
+        self.metadata = metadata
+
+    def load(self) -> Agent:
+        return Agent.load(Path(self._filepath))
+
+    def save(self, data: Agent) -> None:
+        path = Path(self._filepath)
+        if path.exists():
+            shutil.rmtree(path)
+        data.save(path)
+
+    def _exists(self) -> bool:
+        return (Path(self._filepath) / "agent.json").exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class OptionalJSONDataset(AbstractDataset[dict, dict]):
+    """JSON that loads as ``{}`` when the file does not exist yet (e.g. tuned parameters)."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = PurePosixPath(filepath)
+        self.metadata = metadata
+
+    def load(self) -> dict:
+        path = Path(self._filepath)
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def save(self, data: dict) -> None:
+        path = Path(self._filepath)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, default=str))
+
+    def _exists(self) -> bool:
+        return True
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

@@ -1,0 +1,69 @@
+"""Out-of-sample scores for agent outputs (classification and volatility)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score, log_loss
+
+CLASSES = (0, 1, 2)
+
+
+def brier_multiclass(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Mean over rows of the squared distance between probabilities and the one-hot label."""
+    onehot = np.eye(3)[y_true.astype(int)]
+    return float(((probs - onehot) ** 2).sum(axis=1).mean())
+
+
+def direction_scores(
+    y_true: np.ndarray, probs: np.ndarray, prior: np.ndarray | None = None
+) -> dict[str, float]:
+    """Accuracy, macro-F1, log-loss and Brier; with ``prior`` (training class shares) also
+    the same scores of the constant prior forecast, the bar any agent must clear."""
+    y_true = y_true.astype(int)
+    probs = np.clip(probs, 1e-12, 1.0)
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    scores = {
+        "accuracy": float(accuracy_score(y_true, probs.argmax(axis=1))),
+        "macro_f1": float(
+            f1_score(
+                y_true, probs.argmax(axis=1), average="macro", labels=list(CLASSES), zero_division=0
+            )
+        ),
+        "log_loss": float(log_loss(y_true, probs, labels=list(CLASSES))),
+        "brier": brier_multiclass(y_true, probs),
+        "n": float(len(y_true)),
+    }
+    if prior is not None:
+        prior_probs = np.tile(np.clip(prior, 1e-12, 1.0), (len(y_true), 1))
+        scores["prior_accuracy"] = float(np.mean(y_true == int(np.argmax(prior))))
+        scores["prior_log_loss"] = float(log_loss(y_true, prior_probs, labels=list(CLASSES)))
+        scores["prior_brier"] = brier_multiclass(y_true, prior_probs)
+    return scores
+
+
+def qlike_loss(pred_var: np.ndarray, realized_var: np.ndarray) -> float:
+    """QLIKE (Patton 2011): mean of  r/p - log(r/p) - 1; 0 for a perfect forecast."""
+    ratio = np.maximum(realized_var, 1e-18) / np.maximum(pred_var, 1e-18)
+    return float(np.mean(ratio - np.log(ratio) - 1.0))
+
+
+def volatility_scores(
+    pred_vol: np.ndarray, garch_vol: np.ndarray, realized_vol: np.ndarray
+) -> dict[str, float]:
+    """QLIKE and log-RMSE of the agent and of its plain GARCH baseline (per-bar vol)."""
+    realized_var = realized_vol**2
+    log_rv = np.log(np.maximum(realized_vol, 1e-12))
+    return {
+        "qlike": qlike_loss(pred_vol**2, realized_var),
+        "qlike_garch": qlike_loss(garch_vol**2, realized_var),
+        "log_rmse": float(np.sqrt(np.mean((np.log(pred_vol) - log_rv) ** 2))),
+        "log_rmse_garch": float(np.sqrt(np.mean((np.log(garch_vol) - log_rv) ** 2))),
+        "n": float(len(realized_vol)),
+    }
+
+
+def class_prior(labels: pd.Series) -> np.ndarray:
+    """Class shares of down/flat/up in ``labels``."""
+    counts = labels.astype(int).value_counts().reindex(CLASSES, fill_value=0).to_numpy()
+    return counts / max(counts.sum(), 1)

@@ -1,0 +1,110 @@
+"""Walk-forward training of one agent: out-of-fold predictions plus a deployment fit."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ai_trade_bot.agents import Agent, make_agent
+from ai_trade_bot.model_selection import Fold, WalkForwardConfig, final_fit_rows, walk_forward_folds
+from ai_trade_bot.scoring import class_prior, direction_scores, volatility_scores
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WalkForwardResult:
+    """What one agent's walk-forward run produced."""
+
+    oof: pd.DataFrame  # agent outputs on every fold's test rows, plus a 'fold' column
+    final_agent: Agent
+    fold_scores: list[dict[str, float]] = field(default_factory=list)
+    oof_scores: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def score_output(
+    agent: Agent, out: pd.DataFrame, y: pd.DataFrame, prior: np.ndarray | None
+) -> dict[str, float]:
+    """Scores of an output frame against the labels at its rows."""
+    labels = y.loc[out.index]
+    if agent.output_kind == "direction":
+        probs = out[["down", "flat", "up"]].to_numpy()
+        return direction_scores(labels["direction"].to_numpy(), probs, prior)
+    if agent.output_kind == "volatility":
+        horizon = agent.get_params()["horizon"]
+        realized = labels[f"fwd_realized_vol_{horizon}"].to_numpy() / np.sqrt(horizon)
+        return volatility_scores(out["pred_vol"].to_numpy(), out["garch_vol"].to_numpy(), realized)
+    counts = out["regime"].value_counts(normalize=True)
+    return {f"share_{int(k)}": float(v) for k, v in counts.items()} | {"n": float(len(out))}
+
+
+def _fit_slice(
+    agent: Agent, X: pd.DataFrame, y: pd.DataFrame, train: np.ndarray, val: np.ndarray
+) -> Agent:
+    start = int(train[0])
+    stop = int(val[-1]) + 1 if len(val) else int(train[-1]) + 1
+    gap = int(val[0] - train[-1] - 1) if len(val) else 0
+    return agent.fit(X.iloc[start:stop], y.iloc[start:stop], val_size=len(val), gap=gap)
+
+
+def predict_rows(agent: Agent, X: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """Predict contiguous ``rows``, giving windowed agents their preceding context."""
+    start = int(rows[0]) - (agent.min_history - 1)
+    if start < 0:
+        raise ValueError(
+            f"agent '{agent.name}' needs {agent.min_history - 1} context rows before row "
+            f"{rows[0]}; start the first fold later (train.walk_forward.min_train_fraction)."
+        )
+    return agent.predict(X.iloc[start : int(rows[-1]) + 1])
+
+
+def run_walk_forward(
+    name: str,
+    params: dict[str, Any],
+    X: pd.DataFrame,
+    y: pd.DataFrame,
+    config: WalkForwardConfig,
+    *,
+    on_fold: Callable[[int, dict[str, float]], None] | None = None,
+) -> WalkForwardResult:
+    """Fit ``name`` on each fold's training window, predict its test block, then fit once
+    on all pre-test rows for deployment. Nothing here touches the held-out test span."""
+    started = time.perf_counter()
+    folds: list[Fold] = walk_forward_folds(len(X), config)
+    parts, fold_scores = [], []
+    for fold in folds:
+        t0 = time.perf_counter()
+        agent = _fit_slice(make_agent(name, **params), X, y, fold.train, fold.val)
+        out = predict_rows(agent, X, fold.test)
+        prior = class_prior(y["direction"].iloc[fold.train])
+        scores = score_output(agent, out, y, prior)
+        scores["seconds"] = time.perf_counter() - t0
+        fold_scores.append(scores)
+        logger.info(
+            "agent %s fold %d/%d: train %d rows, test %d rows, %s",
+            name,
+            fold.number + 1,
+            len(folds),
+            len(fold.train),
+            len(fold.test),
+            {k: round(v, 4) for k, v in scores.items() if k != "n"},
+        )
+        if on_fold is not None:
+            on_fold(fold.number, scores)
+        parts.append(out.assign(fold=float(fold.number)))
+    oof = pd.concat(parts)
+    train_rows, val_rows = final_fit_rows(len(X), config)
+    first_test = int(folds[0].test[0])
+    final = _fit_slice(make_agent(name, **params), X, y, train_rows, val_rows)
+    oof_scores = score_output(
+        final, oof.drop(columns="fold"), y, class_prior(y["direction"].iloc[:first_test])
+    )
+    logger.info("agent %s: out-of-fold %s", name, {k: round(v, 4) for k, v in oof_scores.items()})
+    return WalkForwardResult(oof, final, fold_scores, oof_scores, time.perf_counter() - started)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kedro.config import OmegaConfigLoader
 from kedro.pipeline import Pipeline
 
-from ai_trade_bot.pipelines import features, ingestion, train
+from ai_trade_bot.pipelines import features, ingestion, train, tune
 from ai_trade_bot.settings import PROJECT_ROOT
 
 
@@ -29,4 +29,5 @@ def register_pipelines() -> dict[str, Pipeline]:
         "train": train.create_pipeline(agents=enabled_agents()),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    pipelines["tune"] = tune.create_pipeline()  # not in __default__
     return pipelines

@@ -1,0 +1,146 @@
+"""Optuna search for one agent on the walk-forward folds before the held-out test span."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from ai_trade_bot.agents import AGENTS, make_agent
+from ai_trade_bot.agents.torch_agent import TorchAgent
+from ai_trade_bot.errors import ConfigError
+from ai_trade_bot.model_selection import WalkForwardConfig, walk_forward_folds
+from ai_trade_bot.scoring import class_prior
+from ai_trade_bot.training import _fit_slice, predict_rows, score_output
+
+logger = logging.getLogger(__name__)
+
+# What each agent kind minimises out of fold.
+OBJECTIVE = {"direction": "log_loss", "volatility": "qlike", "regime": None}
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """``params:tune``."""
+
+    agent: str = "trend_lstm"
+    n_trials: int = 20
+    timeout_seconds: float | None = None
+    n_folds: int = 2  # the last n walk-forward folds before the test span are scored
+    storage: str | None = None  # default: SQLite; OPTUNA_STORAGE (env) overrides, e.g. PostgreSQL
+    study_name: str | None = None
+    seed: int = 42
+    pruner_warmup_epochs: int = 2
+    search_space: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        AGENTS[self.agent]
+        if self.n_trials < 1:
+            raise ValueError(f"n_trials must be >= 1, got {self.n_trials}")
+        if self.agent not in self.search_space:
+            raise ValueError(f"no search_space for agent {self.agent!r} in parameters_tune.yml")
+
+
+def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Draw hyperparameters from a YAML search space (float, int, categorical)."""
+    params: dict[str, Any] = {}
+    for name, spec in space.items():
+        kind = spec.get("type")
+        if kind == "float":
+            params[name] = trial.suggest_float(
+                name, spec["low"], spec["high"], log=spec.get("log", False)
+            )
+        elif kind == "int":
+            params[name] = trial.suggest_int(
+                name, spec["low"], spec["high"], log=spec.get("log", False)
+            )
+        elif kind == "categorical":
+            params[name] = trial.suggest_categorical(name, spec["choices"])
+        else:
+            raise ConfigError(
+                f"tune.search_space.{name}: type must be float, int or categorical, got {kind!r}"
+            )
+    return params
+
+
+def storage_url(config: TuneConfig) -> str | None:
+    """OPTUNA_STORAGE from the environment (credentials stay out of config) or the config."""
+    return os.environ.get("OPTUNA_STORAGE") or config.storage
+
+
+def _pruning_callback(trial: optuna.Trial) -> Any:
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    return PyTorchLightningPruningCallback(trial, monitor="val/loss")
+
+
+def objective_for(
+    name: str,
+    base_params: dict[str, Any],
+    space: dict[str, Any],
+    X: pd.DataFrame,
+    y: pd.DataFrame,
+    wf: WalkForwardConfig,
+    n_folds: int,
+):
+    """An Optuna objective: mean out-of-fold loss on the last ``n_folds`` folds.
+
+    Torch agents are pruned per epoch through Lightning on the first scored fold, and
+    every agent is pruned between folds on the running mean.
+    """
+    metric = OBJECTIVE[AGENTS[name].output_kind]
+    if metric is None:
+        raise ConfigError(f"agent {name!r} has no scalar objective to tune")
+    folds = walk_forward_folds(len(X), wf)[-n_folds:]
+
+    def objective(trial: optuna.Trial) -> float:
+        params = base_params | suggest(trial, space)
+        losses = []
+        for k, fold in enumerate(folds):
+            fold_params = dict(params)
+            if k == 0 and issubclass(AGENTS[name], TorchAgent):
+                fold_params |= {
+                    "extra_callbacks": [_pruning_callback(trial)],
+                    "progress_bar": False,
+                }
+            agent = _fit_slice(make_agent(name, **fold_params), X, y, fold.train, fold.val)
+            out = predict_rows(agent, X, fold.test)
+            scores = score_output(agent, out, y, class_prior(y["direction"].iloc[fold.train]))
+            losses.append(scores[metric])
+            trial.report(float(np.mean(losses)), step=10_000 + k)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(np.mean(losses))
+
+    return objective, metric
+
+
+def run_study(
+    config: TuneConfig,
+    base_params: dict[str, Any],
+    X: pd.DataFrame,
+    y: pd.DataFrame,
+    wf: WalkForwardConfig,
+) -> optuna.Study:
+    """Create or resume the study and run ``n_trials`` more trials."""
+    objective, metric = objective_for(
+        config.agent, base_params, config.search_space[config.agent], X, y, wf, config.n_folds
+    )
+    study = optuna.create_study(
+        study_name=config.study_name or f"ai_trade_bot-{config.agent}",
+        storage=storage_url(config),
+        load_if_exists=True,
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=config.seed),
+        pruner=optuna.pruners.MedianPruner(n_warmup_steps=config.pruner_warmup_epochs),
+    )
+    study.set_user_attr("metric", metric)
+    study.optimize(
+        objective, n_trials=config.n_trials, timeout=config.timeout_seconds, gc_after_trial=True
+    )
+    return study

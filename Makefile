@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)/src
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run test lint format bench repro mlflow-ui lock clean-venv
+.PHONY: venv run test lint format bench bench-agents repro mlflow-ui lock clean-venv
 
 venv: $(STAMP)
 
@@ -41,6 +41,9 @@ format: venv
 
 bench: venv
 	$(BIN)/python benchmarks/features_throughput.py
+
+bench-agents: venv
+	$(BIN)/python benchmarks/agents.py
 
 repro: venv
 	$(BIN)/dvc repro

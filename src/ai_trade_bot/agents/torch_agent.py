@@ -191,6 +191,8 @@ class TorchAgent(Agent):
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*number of training batches.*")
             trainer.fit(module, datamodule=data)
+        self.device_ = str(trainer.strategy.root_device)
+        self.precision_used_ = trainer.precision
         if best.state is not None:
             self.net_.load_state_dict(best.state)
         self.net_.cpu().eval()

@@ -19,8 +19,9 @@ pytestmark = [
 def test_gpu_training_uses_cuda_and_bf16(name: str, tiny_xy) -> None:
     X, y = tiny_xy
     window = 16 if name == "pattern" else 8
-    agent = make_agent(name, window=window, **FAST).fit(X.iloc[:350], y.iloc[:350],
-                                                        val_size=60, gap=3)
+    agent = make_agent(name, window=window, **FAST).fit(
+        X.iloc[:350], y.iloc[:350], val_size=60, gap=3
+    )
     assert agent.device_.startswith("cuda")
     assert agent.precision_used_ == "bf16-mixed"
     out = agent.predict_proba(X.iloc[350:])

@@ -1,0 +1,1 @@
+"""Backtesting: a numba-compiled engine, costs, sizing, stops, risk limits and metrics."""

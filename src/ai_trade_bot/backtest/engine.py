@@ -1,0 +1,381 @@
+"""The backtest engine: one numba-compiled pass over the bars (no Python event loop).
+
+Conventions (shared with the live runner):
+- ``target[t]`` is the signed fraction of equity wanted, decided at the close of bar t; it
+  is filled at the open of bar t+1.
+- Fees are charged on traded notional (``fee``); spread and slippage move the fill price
+  against the trade (``slip``).
+- Stops and targets are checked inside each bar, the stop first when both are touched;
+  a gap through the level fills at the open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numba import njit, prange
+
+STOP_NONE, STOP_PCT, STOP_ATR = 0, 1, 2
+REASONS = ("signal", "stop", "target", "risk", "end")
+TRADE_FIELDS = (
+    "entry_bar",
+    "exit_bar",
+    "side",
+    "units",
+    "entry_price",
+    "exit_price",
+    "pnl",
+    "fees",
+    "reason",
+)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Execution, stop and risk settings (``params:evaluate.backtest``)."""
+
+    initial_cash: float = 100_000.0
+    stop_kind: int = STOP_NONE  # 0 none, 1 percent of entry, 2 ATR multiples
+    stop_value: float = 0.0
+    take_kind: int = STOP_NONE
+    take_value: float = 0.0
+    trailing: bool = False  # move the stop behind each bar's extreme
+    max_position: float = 1.0  # |fraction of equity| per position
+    max_exposure: float = 1.0  # |gross exposure| / equity
+    max_daily_loss: float = 1.0  # flatten for the rest of the day past this loss
+    max_trades_per_day: int = 1_000_000
+    dd_reduce_start: float = 0.10  # size scales linearly from 1 here ...
+    dd_reduce_end: float = 0.15  # ... to 0 here
+    rebalance_threshold: float = 0.05  # resize an open position when the target moves more
+    integer_units: bool = False
+
+
+@njit(cache=True)
+def _sign(x: float) -> float:
+    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+
+
+@njit(cache=True)
+def _put(trades, k, entry_bar, exit_bar, side, units, entry_px, exit_px, pnl, fees, reason):
+    row = trades[k]
+    row[0], row[1], row[2], row[3], row[4] = entry_bar, exit_bar, side, units, entry_px
+    row[5], row[6], row[7], row[8] = exit_px, pnl, fees, reason
+
+
+@njit(cache=True)
+def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, record_trades):  # noqa: PLR0912, PLR0915
+    """Core loop; see :func:`run_backtest`. ``cfg_f``/``cfg_i`` pack EngineConfig."""
+    (cash0, stop_value, take_value, max_pos, max_exp, max_dloss, dd0, dd1, rebalance) = cfg_f
+    stop_kind, take_kind, trailing, max_trades, integer_units = cfg_i
+    n = open_.size
+    equity = np.empty(n)
+    units_out = np.zeros(n)
+    trades = np.zeros((n if record_trades else 1, 9))
+    n_trades = 0
+    cash = cash0
+    units = 0.0
+    entry_px = 0.0
+    entry_bar = -1
+    entry_fees = 0.0
+    realized = 0.0
+    stop = np.nan
+    take = np.nan
+    peak = cash0
+    day_start = cash0
+    trades_today = 0
+    halted = False
+    blocked_side = 0.0
+    traded_notional = 0.0
+    prev_target = 0.0
+    equity[0] = cash0
+    for i in range(1, n):
+        if day[i] != day[i - 1]:
+            day_start = equity[i - 1]
+            trades_today = 0
+            halted = False
+        o = open_[i]
+        # ---- target decided at the previous close, with risk limits ----
+        want = target[i - 1]
+        if np.isnan(want):
+            want = 0.0
+        if blocked_side != 0.0 and _sign(want) == blocked_side:
+            want = 0.0
+        elif _sign(want) != blocked_side:
+            blocked_side = 0.0
+        lim = min(max_pos, max_exp)
+        if abs(want) > lim:
+            want = lim * _sign(want)
+        forced = False
+        dd = 1.0 - equity[i - 1] / peak
+        if dd >= dd1:
+            forced = want != 0.0
+            want = 0.0
+        elif dd > dd0:
+            want *= (dd1 - dd) / (dd1 - dd0)
+        if halted:
+            forced = forced or want != 0.0
+            want = 0.0
+        side = _sign(units)
+        want_side = _sign(want)
+        opening = want_side != 0.0 and want_side != side
+        if opening and trades_today >= max_trades:
+            want = 0.0
+            want_side = 0.0
+            opening = False
+        eq_open = cash + units * o
+        # ---- close at the open when flat or flipping is wanted ----
+        if side != 0.0 and want_side != side:
+            px = o * (1.0 - side * slip[i])
+            f = abs(units) * px * fee[i]
+            cash += units * px - f
+            traded_notional += abs(units) * px
+            if record_trades:
+                _put(
+                    trades,
+                    n_trades,
+                    entry_bar,
+                    i,
+                    side,
+                    abs(units),
+                    entry_px,
+                    px,
+                    units * (px - entry_px) + realized - f - entry_fees,
+                    f + entry_fees,
+                    3.0 if forced else 0.0,
+                )
+            n_trades += 1
+            units = 0.0
+            side = 0.0
+        # ---- open or resize ----
+        if want_side != 0.0:
+            px = o * (1.0 + want_side * slip[i])
+            desired = want * eq_open / (px * (1.0 + fee[i]))
+            if integer_units:
+                desired = _sign(desired) * np.floor(abs(desired))
+            if side == 0.0 and desired != 0.0:
+                f = abs(desired) * px * fee[i]
+                cash -= desired * px + f
+                traded_notional += abs(desired) * px
+                units = desired
+                entry_px = px
+                entry_bar = i
+                entry_fees = f
+                realized = 0.0
+                trades_today += 1
+                ref = atr[i - 1] if stop_kind == STOP_ATR else px
+                stop = (px - want_side * stop_value * ref) if stop_kind != STOP_NONE else np.nan
+                ref = atr[i - 1] if take_kind == STOP_ATR else px
+                take = (px + want_side * take_value * ref) if take_kind != STOP_NONE else np.nan
+            elif side != 0.0 and abs(want - prev_target) > rebalance:
+                delta = desired - units
+                if delta != 0.0:
+                    dpx = o * (1.0 + _sign(delta) * slip[i])
+                    f = abs(delta) * dpx * fee[i]
+                    cash -= delta * dpx + f
+                    traded_notional += abs(delta) * dpx
+                    if abs(desired) > abs(units):  # average in
+                        entry_px = (entry_px * units + dpx * delta) / desired
+                    else:  # scale out: book the closed part
+                        realized += -delta * (dpx - entry_px)
+                    entry_fees += f
+                    units = desired
+        prev_target = want
+        # ---- stop / target inside the bar (stop first) ----
+        if units != 0.0:
+            s = _sign(units)
+            hit = 0
+            level = 0.0
+            if not np.isnan(stop) and ((s > 0 and low[i] <= stop) or (s < 0 and high[i] >= stop)):
+                hit = 1
+                level = min(o, stop) if s > 0 else max(o, stop)
+            elif not np.isnan(take) and ((s > 0 and high[i] >= take) or (s < 0 and low[i] <= take)):
+                hit = 2
+                level = max(o, take) if s > 0 else min(o, take)
+            if hit:
+                px = level * (1.0 - s * slip[i])
+                f = abs(units) * px * fee[i]
+                cash += units * px - f
+                traded_notional += abs(units) * px
+                if record_trades:
+                    _put(
+                        trades,
+                        n_trades,
+                        entry_bar,
+                        i,
+                        s,
+                        abs(units),
+                        entry_px,
+                        px,
+                        units * (px - entry_px) + realized - f - entry_fees,
+                        f + entry_fees,
+                        float(hit),
+                    )
+                n_trades += 1
+                units = 0.0
+                blocked_side = s
+            elif trailing and not np.isnan(stop):
+                if stop_kind == STOP_ATR:
+                    dist_hi = dist_lo = stop_value * atr[i]
+                else:
+                    dist_hi, dist_lo = stop_value * high[i], stop_value * low[i]
+                if s > 0:
+                    stop = max(stop, high[i] - dist_hi)
+                else:
+                    stop = min(stop, low[i] + dist_lo)
+        equity[i] = cash + units * close[i]
+        units_out[i] = units
+        peak = max(peak, equity[i])
+        if equity[i] < day_start * (1.0 - max_dloss):
+            halted = True
+    if units != 0.0 and record_trades:
+        s = _sign(units)
+        _put(
+            trades,
+            n_trades,
+            entry_bar,
+            n - 1,
+            s,
+            abs(units),
+            entry_px,
+            close[n - 1],
+            units * (close[n - 1] - entry_px) + realized - entry_fees,
+            entry_fees,
+            4.0,
+        )
+        n_trades += 1
+    return equity, units_out, trades[:n_trades] if record_trades else trades[:0], traded_notional
+
+
+def _pack(cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
+    cfg_f = np.array(
+        [
+            cfg.initial_cash,
+            cfg.stop_value,
+            cfg.take_value,
+            cfg.max_position,
+            cfg.max_exposure,
+            cfg.max_daily_loss,
+            cfg.dd_reduce_start,
+            cfg.dd_reduce_end,
+            cfg.rebalance_threshold,
+        ],
+        dtype=np.float64,
+    )
+    cfg_i = np.array(
+        [
+            cfg.stop_kind,
+            cfg.take_kind,
+            int(cfg.trailing),
+            cfg.max_trades_per_day,
+            int(cfg.integer_units),
+        ],
+        dtype=np.int64,
+    )
+    return cfg_f, cfg_i
+
+
+@dataclass
+class BacktestResult:
+    """Bar-by-bar equity and position, and the closed trades."""
+
+    equity: pd.Series
+    units: pd.Series
+    trades: pd.DataFrame
+    traded_notional: float
+
+    @property
+    def returns(self) -> pd.Series:
+        return self.equity.pct_change().fillna(0.0)
+
+    @property
+    def exposure(self) -> pd.Series:
+        """Fraction of bars with a position."""
+        return (self.units != 0).astype(float)
+
+
+def _arrays(ohlc: pd.DataFrame, target, atr, fee, slip):
+    n = len(ohlc)
+    as_arr = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()  # noqa: E731
+    day = ohlc.index.normalize().asi8 if isinstance(ohlc.index, pd.DatetimeIndex) else np.zeros(n)
+    return (
+        ohlc["open"].to_numpy(np.float64),
+        ohlc["high"].to_numpy(np.float64),
+        ohlc["low"].to_numpy(np.float64),
+        ohlc["close"].to_numpy(np.float64),
+        as_arr(target),
+        as_arr(atr if atr is not None else np.nan),
+        np.asarray(day, dtype=np.int64),
+        as_arr(fee),
+        as_arr(slip),
+    )
+
+
+def run_backtest(
+    ohlc: pd.DataFrame,
+    target: pd.Series | np.ndarray,
+    config: EngineConfig,
+    *,
+    fee: float | np.ndarray = 0.0,
+    slip: float | np.ndarray = 0.0,
+    atr: np.ndarray | None = None,
+) -> BacktestResult:
+    """Simulate ``target`` positions over ``ohlc`` bars.
+
+    Args:
+        ohlc: Candles with ``open, high, low, close`` (DatetimeIndex for daily limits).
+        target: Signed fraction of equity wanted after each bar's close.
+        config: Execution, stop and risk settings.
+        fee: One-way fee as a fraction of notional (scalar or per bar).
+        slip: Half-spread plus slippage as a fraction of price (scalar or per bar).
+        atr: ATR per bar, in price units (needed for ATR stops and targets).
+    """
+    if config.stop_kind == STOP_ATR or config.take_kind == STOP_ATR:
+        if atr is None:
+            raise ValueError("ATR stops or targets need the atr array")
+    cfg_f, cfg_i = _pack(config)
+    equity, units, trades, notional = _simulate(
+        *_arrays(ohlc, target, atr, fee, slip), cfg_f, cfg_i, True
+    )
+    frame = pd.DataFrame(trades, columns=list(TRADE_FIELDS))
+    for col in ("entry_bar", "exit_bar"):
+        frame[col] = frame[col].astype(np.int64)
+    frame["reason"] = [REASONS[int(r)] for r in frame["reason"]]
+    frame["entry_time"] = ohlc.index[frame["entry_bar"].to_numpy()]
+    frame["exit_time"] = ohlc.index[frame["exit_bar"].to_numpy()]
+    frame["return"] = frame["pnl"] / (frame["units"] * frame["entry_price"])
+    return BacktestResult(
+        pd.Series(equity, index=ohlc.index, name="equity"),
+        pd.Series(units, index=ohlc.index, name="units"),
+        frame,
+        notional,
+    )
+
+
+@njit(cache=True, parallel=True)
+def _simulate_many(open_, high, low, close, targets, atr, day, fee, slip, cfg_f, cfg_i):
+    finals = np.empty(targets.shape[0])
+    for p in prange(targets.shape[0]):
+        equity, _, _, _ = _simulate(
+            open_, high, low, close, targets[p], atr, day, fee, slip, cfg_f, cfg_i, False
+        )
+        finals[p] = equity[-1]
+    return finals
+
+
+def run_many(
+    ohlc: pd.DataFrame,
+    targets: np.ndarray,
+    config: EngineConfig,
+    *,
+    fee: float = 0.0,
+    slip: float = 0.0,
+    atr: np.ndarray | None = None,
+) -> np.ndarray:
+    """Final equity of many target series (rows of ``targets``) in one compiled call."""
+    o, h, lo, c, _, a, d, f, s = _arrays(ohlc, np.zeros(len(ohlc)), atr, fee, slip)
+    cfg_f, cfg_i = _pack(config)
+    return _simulate_many(
+        o, h, lo, c, np.ascontiguousarray(targets, dtype=np.float64), a, d, f, s, cfg_f, cfg_i
+    )

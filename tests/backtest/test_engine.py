@@ -1,0 +1,100 @@
+"""The engine against trades computed by hand: fills, fees, slippage, stops and limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ai_trade_bot.backtest.engine import STOP_ATR, STOP_PCT, EngineConfig, run_backtest, run_many
+
+
+def bars(opens, highs, lows, closes, freq="1D") -> pd.DataFrame:
+    idx = pd.date_range("2024-01-01", periods=len(opens), freq=freq, tz="UTC")
+    return pd.DataFrame({"open": opens, "high": highs, "low": lows, "close": closes}, index=idx)
+
+
+def test_long_round_trip_with_fees_fills_at_next_open() -> None:
+    ohlc = bars(
+        [100, 101, 103, 104],
+        [101, 102.5, 104, 105.5],
+        [99, 100.5, 102, 103.5],
+        [100.5, 102, 103.5, 105],
+    )
+    result = run_backtest(ohlc, [1.0, 1.0, 0.0, 0.0], EngineConfig(initial_cash=10_000), fee=0.001)
+    units = 10_000 / (101 * 1.001)
+    assert result.units.iloc[1] == pytest.approx(units)
+    assert result.equity.iloc[1] == pytest.approx(units * 102)  # cash spent exactly
+    assert result.equity.iloc[2] == pytest.approx(units * 103.5)
+    assert result.equity.iloc[3] == pytest.approx(units * 104 * 0.999)
+    (trade,) = result.trades.itertuples()
+    assert (trade.entry_bar, trade.exit_bar, trade.side, trade.reason) == (1, 3, 1.0, "signal")
+    assert trade.pnl == pytest.approx(units * 104 * 0.999 - 10_000)
+    assert trade.fees == pytest.approx(units * 101 * 0.001 + units * 104 * 0.001)
+
+
+def test_stop_is_taken_before_target_when_both_are_inside_one_bar() -> None:
+    ohlc = bars([100, 100, 100], [100, 104, 100], [100, 97, 100], [100, 101, 100])
+    config = EngineConfig(
+        initial_cash=1_000, stop_kind=STOP_PCT, stop_value=0.02, take_kind=STOP_PCT, take_value=0.03
+    )
+    result = run_backtest(ohlc, [1.0, 1.0, 1.0], config)
+    (trade,) = result.trades.itertuples()
+    assert trade.reason == "stop" and trade.exit_price == pytest.approx(98.0)
+    assert result.equity.iloc[1] == pytest.approx(10 * 98.0)
+    # the stop blocks re-entering the same side until the signal changes
+    assert result.units.iloc[2] == 0.0
+
+
+def test_a_gap_through_the_stop_fills_at_the_open_and_slippage_applies() -> None:
+    ohlc = bars([100, 100, 95, 95], [100, 101, 96, 96], [100, 99.5, 94, 94], [100, 100, 95, 95])
+    config = EngineConfig(initial_cash=1_000, stop_kind=STOP_PCT, stop_value=0.02)
+    result = run_backtest(ohlc, [1.0, 1.0, 1.0, 1.0], config, slip=0.001)
+    units = 1_000 / (100 * 1.001)
+    (trade,) = result.trades.itertuples()
+    assert trade.entry_price == pytest.approx(100.1)
+    assert trade.exit_bar == 2 and trade.exit_price == pytest.approx(95 * 0.999)
+    assert result.equity.iloc[-1] == pytest.approx(units * 95 * 0.999)
+
+
+def test_short_with_atr_target_and_trailing_stop() -> None:
+    ohlc = bars(
+        [50, 50, 49, 47, 48],
+        [50, 50.5, 49.2, 47.5, 49.5],
+        [50, 49, 47.8, 46, 47.5],
+        [50, 49.5, 48, 46.5, 49],
+    )
+    atr = np.full(5, 1.0)
+    config = EngineConfig(initial_cash=1_000, stop_kind=STOP_ATR, stop_value=1.5, trailing=True)
+    result = run_backtest(ohlc, [-0.5] * 5, config, atr=atr)
+    units = -0.5 * 1_000 / 50
+    # entry 50, stop 51.5; after bar 1 low 49 -> 50.5; bar 2 low 47.8 -> 49.3;
+    # bar 3 low 46 -> 47.5; bar 4 high 49.5 >= 47.5 but opens at 48 above it: fill at the open
+    (trade,) = result.trades.itertuples()
+    assert trade.reason == "stop" and trade.exit_bar == 4
+    assert trade.exit_price == pytest.approx(48.0)
+    assert trade.pnl == pytest.approx(units * (48.0 - 50.0))
+    assert result.equity.iloc[-1] == pytest.approx(1_000 + units * (48.0 - 50.0))
+
+
+def test_drawdown_scales_size_linearly_and_trades_per_day_are_capped() -> None:
+    # bar 1: long at 100, closes 88 (-12% equity); bar 2 decision keeps 1.0 -> scaled to 0.6
+    ohlc = bars([100, 100, 88, 88], [100, 100, 88, 88], [100, 88, 88, 88], [100, 88, 88, 88])
+    config = EngineConfig(initial_cash=1_000, rebalance_threshold=0.0)
+    result = run_backtest(ohlc, [1.0, 1.0, 1.0, 1.0], config)
+    equity = 1_000 * 0.88
+    assert result.units.iloc[2] == pytest.approx(0.6 * equity / 88)
+    hourly = bars([10] * 6, [10] * 6, [10] * 6, [10] * 6, freq="1h")
+    flips = run_backtest(hourly, [1, -1, 1, -1, 1, -1], EngineConfig(max_trades_per_day=2))
+    assert len(flips.trades) == 2  # the third entry of the day is refused
+
+
+def test_many_parameter_sets_match_single_runs() -> None:
+    rng = np.random.default_rng(0)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 500)))
+    ohlc = bars(np.r_[100, close[:-1]], close * 1.01, close * 0.99, close)
+    targets = np.sign(rng.normal(size=(4, 500)))
+    finals = run_many(ohlc, targets, EngineConfig(), fee=0.0005)
+    for row, final in zip(targets, finals, strict=True):
+        single = run_backtest(ohlc, row, EngineConfig(), fee=0.0005)
+        assert final == pytest.approx(single.equity.iloc[-1], rel=1e-12)

@@ -93,9 +93,9 @@ def test_dvc_repro_then_nothing_to_do_then_push_pull(project: Path, tmp_path: Pa
     assert "Data and pipelines are up to date" in second
 
     _dvc(project, "remote", "modify", "--local", "localstore", "url", str(tmp_path / "remote"))
-    _dvc(project, "push")
+    _dvc(project, "push", "--with-deps", "features")
     for rel in OUTS:
         (project / rel).unlink()
     shutil.rmtree(project / ".dvc" / "cache")
-    _dvc(project, "pull")
+    _dvc(project, "pull", "--with-deps", "features")
     assert {rel: _md5(project / rel) for rel in OUTS} == digests

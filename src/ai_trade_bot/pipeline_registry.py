@@ -6,14 +6,12 @@ from kedro.config import OmegaConfigLoader
 from kedro.pipeline import Pipeline
 
 from ai_trade_bot.pipelines import features, ingestion, train, tune
-from ai_trade_bot.settings import PROJECT_ROOT
+from ai_trade_bot.settings import CONFIG_LOADER_ARGS, PROJECT_ROOT
 
 
 def enabled_agents() -> list[str]:
     """``train.agents`` from conf/base (overridden by conf/local)."""
-    loader = OmegaConfigLoader(
-        conf_source=str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="local"
-    )
+    loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), **CONFIG_LOADER_ARGS)
     return list(loader["parameters"]["train"]["agents"])
 
 

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ai_trade_bot.backtest.engine import STOP_ATR, STOP_PCT, EngineConfig, run_backtest, run_many
+from ai_trade_bot.backtest.engine import (
+    STOP_ATR,
+    STOP_PCT,
+    EngineConfig,
+    run_backtest,
+    run_many,
+    sweep_crossovers,
+)
+from ai_trade_bot.backtest.signals import crossover_positions, rolling_mean
 
 
 def bars(opens, highs, lows, closes, freq="1D") -> pd.DataFrame:
@@ -97,4 +105,19 @@ def test_many_parameter_sets_match_single_runs() -> None:
     finals = run_many(ohlc, targets, EngineConfig(), fee=0.0005)
     for row, final in zip(targets, finals, strict=True):
         single = run_backtest(ohlc, row, EngineConfig(), fee=0.0005)
+        assert final == pytest.approx(single.equity.iloc[-1], rel=1e-12)
+
+
+def test_crossover_sweep_matches_single_runs_and_rolling_mean_matches_pandas() -> None:
+    rng = np.random.default_rng(1)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 800)))
+    ohlc = bars(np.r_[100, close[:-1]], close * 1.01, close * 0.99, close)
+    np.testing.assert_allclose(
+        rolling_mean(close, 7), pd.Series(close).rolling(7).mean(), rtol=1e-12
+    )
+    grid = [(5, 20), (8, 30), (3, 50)]
+    finals = sweep_crossovers(ohlc, grid, EngineConfig(), size=1.0, fee=0.001)
+    for (fast, slow), final in zip(grid, finals, strict=True):
+        target = crossover_positions(rolling_mean(close, fast), rolling_mean(close, slow), 1.0)
+        single = run_backtest(ohlc, target, EngineConfig(), fee=0.001)
         assert final == pytest.approx(single.equity.iloc[-1], rel=1e-12)

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
+from ai_trade_bot.backtest.signals import _crossover_into, rolling_mean
+
 STOP_NONE, STOP_PCT, STOP_ATR = 0, 1, 2
 REASONS = ("signal", "stop", "target", "risk", "end")
 TRADE_FIELDS = (
@@ -65,13 +67,14 @@ def _put(trades, k, entry_bar, exit_bar, side, units, entry_px, exit_px, pnl, fe
 
 
 @njit(cache=True)
-def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, record_trades):  # noqa: PLR0912, PLR0915
+def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, record_trades):
     """Core loop; see :func:`run_backtest`. ``cfg_f``/``cfg_i`` pack EngineConfig."""
     (cash0, stop_value, take_value, max_pos, max_exp, max_dloss, dd0, dd1, rebalance) = cfg_f
     stop_kind, take_kind, trailing, max_trades, integer_units = cfg_i
     n = open_.size
-    equity = np.empty(n)
-    units_out = np.zeros(n)
+    m = n if record_trades else 1  # a sweep keeps only the final equity
+    equity = np.empty(m)
+    units_out = np.zeros(m)
     trades = np.zeros((n if record_trades else 1, 9))
     n_trades = 0
     cash = cash0
@@ -90,9 +93,10 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
     traded_notional = 0.0
     prev_target = 0.0
     equity[0] = cash0
+    eq_prev = cash0
     for i in range(1, n):
         if day[i] != day[i - 1]:
-            day_start = equity[i - 1]
+            day_start = eq_prev
             trades_today = 0
             halted = False
         o = open_[i]
@@ -100,6 +104,15 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
         want = target[i - 1]
         if np.isnan(want):
             want = 0.0
+        if want == 0.0 and units == 0.0:  # flat and staying flat: nothing can happen
+            blocked_side = 0.0
+            prev_target = 0.0
+            eq_prev = cash
+            if record_trades:
+                equity[i] = cash
+            if cash < day_start * (1.0 - max_dloss):
+                halted = True
+            continue
         if blocked_side != 0.0 and _sign(want) == blocked_side:
             want = 0.0
         elif _sign(want) != blocked_side:
@@ -108,7 +121,7 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
         if abs(want) > lim:
             want = lim * _sign(want)
         forced = False
-        dd = 1.0 - equity[i - 1] / peak
+        dd = 1.0 - eq_prev / peak
         if dd >= dd1:
             forced = want != 0.0
             want = 0.0
@@ -220,14 +233,13 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
                     dist_hi = dist_lo = stop_value * atr[i]
                 else:
                     dist_hi, dist_lo = stop_value * high[i], stop_value * low[i]
-                if s > 0:
-                    stop = max(stop, high[i] - dist_hi)
-                else:
-                    stop = min(stop, low[i] + dist_lo)
-        equity[i] = cash + units * close[i]
-        units_out[i] = units
-        peak = max(peak, equity[i])
-        if equity[i] < day_start * (1.0 - max_dloss):
+                stop = max(stop, high[i] - dist_hi) if s > 0 else min(stop, low[i] + dist_lo)
+        eq_prev = cash + units * close[i]
+        if record_trades:
+            equity[i] = eq_prev
+            units_out[i] = units
+        peak = max(peak, eq_prev)
+        if eq_prev < day_start * (1.0 - max_dloss):
             halted = True
     if units != 0.0 and record_trades:
         s = _sign(units)
@@ -245,6 +257,8 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
             4.0,
         )
         n_trades += 1
+    if not record_trades:
+        equity[0] = eq_prev
     return equity, units_out, trades[:n_trades] if record_trades else trades[:0], traded_notional
 
 
@@ -295,20 +309,38 @@ class BacktestResult:
         return (self.units != 0).astype(float)
 
 
+def _column(ohlc: pd.DataFrame, name: str) -> np.ndarray:
+    """``name`` or ``Name`` (backtesting.py spelling) as float64, without a copy if possible."""
+    col = name if name in ohlc.columns else name.capitalize()
+    return ohlc[col].to_numpy(np.float64)
+
+
+def _per_bar(value, n: int) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        return np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"expected {n} values per bar, got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
 def _arrays(ohlc: pd.DataFrame, target, atr, fee, slip):
     n = len(ohlc)
-    as_arr = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()  # noqa: E731
-    day = ohlc.index.normalize().asi8 if isinstance(ohlc.index, pd.DatetimeIndex) else np.zeros(n)
+    # UTC calendar day of each bar (integer division of epoch nanoseconds: no datetime work)
+    if isinstance(ohlc.index, pd.DatetimeIndex):
+        day = ohlc.index.asi8 // 86_400_000_000_000
+    else:
+        day = np.zeros(n, dtype=np.int64)
     return (
-        ohlc["open"].to_numpy(np.float64),
-        ohlc["high"].to_numpy(np.float64),
-        ohlc["low"].to_numpy(np.float64),
-        ohlc["close"].to_numpy(np.float64),
-        as_arr(target),
-        as_arr(atr if atr is not None else np.nan),
+        _column(ohlc, "open"),
+        _column(ohlc, "high"),
+        _column(ohlc, "low"),
+        _column(ohlc, "close"),
+        _per_bar(target, n),
+        _per_bar(np.nan if atr is None else atr, n),
         np.asarray(day, dtype=np.int64),
-        as_arr(fee),
-        as_arr(slip),
+        _per_bar(fee, n),
+        _per_bar(slip, n),
     )
 
 
@@ -324,16 +356,16 @@ def run_backtest(
     """Simulate ``target`` positions over ``ohlc`` bars.
 
     Args:
-        ohlc: Candles with ``open, high, low, close`` (DatetimeIndex for daily limits).
+        ohlc: Candles with ``open, high, low, close`` (or ``Open`` ...; a DatetimeIndex for
+            the daily limits).
         target: Signed fraction of equity wanted after each bar's close.
         config: Execution, stop and risk settings.
         fee: One-way fee as a fraction of notional (scalar or per bar).
         slip: Half-spread plus slippage as a fraction of price (scalar or per bar).
         atr: ATR per bar, in price units (needed for ATR stops and targets).
     """
-    if config.stop_kind == STOP_ATR or config.take_kind == STOP_ATR:
-        if atr is None:
-            raise ValueError("ATR stops or targets need the atr array")
+    if STOP_ATR in (config.stop_kind, config.take_kind) and atr is None:
+        raise ValueError("ATR stops or targets need the atr array")
     cfg_f, cfg_i = _pack(config)
     equity, units, trades, notional = _simulate(
         *_arrays(ohlc, target, atr, fee, slip), cfg_f, cfg_i, True
@@ -341,7 +373,7 @@ def run_backtest(
     frame = pd.DataFrame(trades, columns=list(TRADE_FIELDS))
     for col in ("entry_bar", "exit_bar"):
         frame[col] = frame[col].astype(np.int64)
-    frame["reason"] = [REASONS[int(r)] for r in frame["reason"]]
+    frame["reason"] = np.asarray(REASONS, dtype=object)[frame["reason"].to_numpy(np.int64)]
     frame["entry_time"] = ohlc.index[frame["entry_bar"].to_numpy()]
     frame["exit_time"] = ohlc.index[frame["exit_bar"].to_numpy()]
     frame["return"] = frame["pnl"] / (frame["units"] * frame["entry_price"])
@@ -362,6 +394,45 @@ def _simulate_many(open_, high, low, close, targets, atr, day, fee, slip, cfg_f,
         )
         finals[p] = equity[-1]
     return finals
+
+
+@njit(cache=True, parallel=True)
+def _simulate_crossovers(
+    open_, high, low, close, means, pairs, size, atr, day, fee, slip, cfg_f, cfg_i
+):
+    finals = np.empty(pairs.shape[0])
+    for p in prange(pairs.shape[0]):
+        target = np.zeros(open_.size)  # one buffer per parameter set, never a (P, T) matrix
+        _crossover_into(means[pairs[p, 0]], means[pairs[p, 1]], size, target)
+        equity, _, _, _ = _simulate(
+            open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, False
+        )
+        finals[p] = equity[0]
+    return finals
+
+
+def sweep_crossovers(
+    ohlc: pd.DataFrame,
+    windows: list[tuple[int, int]],
+    config: EngineConfig,
+    *,
+    size: float = 1.0,
+    fee: float = 0.0,
+    slip: float = 0.0,
+) -> np.ndarray:
+    """Final equity of moving-average crossover strategies, one per (fast, slow) pair.
+
+    Each distinct window's mean is computed once; positions are generated inside the
+    compiled, parallel loop, so a sweep costs little more than its simulations.
+    """
+    o, h, lo, c, _, a, d, f, s = _arrays(ohlc, np.zeros(len(ohlc)), None, fee, slip)
+    distinct = sorted({w for pair in windows for w in pair})
+    means = np.stack([rolling_mean(c, w) for w in distinct])
+    pairs = np.array(
+        [(distinct.index(fa), distinct.index(sl)) for fa, sl in windows], dtype=np.int64
+    )
+    cfg_f, cfg_i = _pack(config)
+    return _simulate_crossovers(o, h, lo, c, means, pairs, size, a, d, f, s, cfg_f, cfg_i)
 
 
 def run_many(

@@ -56,3 +56,26 @@ class OptionalJSONDataset(AbstractDataset[dict, dict]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
+
+
+class JSONDirectoryDataset(AbstractDataset[dict, dict]):
+    """Every ``*.json`` in a folder as ``{stem: content}`` (``{}`` if the folder is absent)."""
+
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._path = PurePosixPath(path)
+        self.metadata = metadata
+
+    def load(self) -> dict:
+        folder = Path(self._path)
+        if not folder.exists():
+            return {}
+        return {f.stem: json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))}
+
+    def save(self, data: dict) -> None:
+        raise NotImplementedError("JSONDirectoryDataset is read-only")
+
+    def _exists(self) -> bool:
+        return True
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}

@@ -10,11 +10,21 @@ from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
 
+class KeptMemoryDataset(MemoryDataset):
+    """A MemoryDataset the runner cannot release, so tests can read intermediates too."""
+
+    def _release(self) -> None:
+        return None
+
+
 def run_pipeline(pipeline: Pipeline, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Run ``pipeline`` with ``inputs`` in memory and return every output's data."""
+    """Run ``pipeline`` with ``inputs`` in memory; return every dataset it produced."""
     catalog = DataCatalog({name: MemoryDataset(value) for name, value in inputs.items()})
-    outputs = SequentialRunner().run(pipeline, catalog)
-    return {name: dataset.load() for name, dataset in outputs.items()}
+    produced = pipeline.all_outputs()
+    for name in produced:
+        catalog[name] = KeptMemoryDataset()
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in produced}
 
 
 @pytest.fixture

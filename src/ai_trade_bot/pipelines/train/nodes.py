@@ -12,7 +12,9 @@ from ai_trade_bot.agents import Agent
 from ai_trade_bot.agents.base import BAR_COLUMNS
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import DataValidationError
+from ai_trade_bot.meta import MetaAgent, direction_agents, meta_walk_forward, plain_average
 from ai_trade_bot.model_selection import WalkForwardConfig, holdout_start, walk_forward_folds
+from ai_trade_bot.scoring import class_prior, direction_scores
 from ai_trade_bot.training import run_walk_forward
 
 logger = logging.getLogger(__name__)
@@ -128,3 +130,51 @@ def collect_oof_predictions(*parts: pd.DataFrame) -> pd.DataFrame:
 def summarise_training(*summaries: dict[str, Any]) -> dict[str, Any]:
     """One report of every agent's out-of-fold scores."""
     return {s["agent"]: {"oof": s["oof"], "seconds": s["seconds"]} for s in summaries}
+
+
+def fit_meta_agents(
+    oof_predictions: pd.DataFrame, model_labels: pd.DataFrame, meta: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, MetaAgent], dict[str, Any]]:
+    """Stack the agents' out-of-fold outputs with every configured meta method.
+
+    A second walk-forward over the out-of-fold rows gives the meta-agent's own
+    out-of-sample predictions; each method is then fit on all out-of-fold rows for use on
+    the held-out span. The ablation compares, on the same meta out-of-sample rows, every
+    method with each single agent and with a plain average.
+
+    Returns:
+        ``meta_oof_predictions`` (columns ``<method>.<output>``), ``meta_agents`` (method ->
+        fitted MetaAgent) and ``meta_ablation`` (scores per candidate).
+    """
+    wf = parse_config(WalkForwardConfig, meta["walk_forward"], name="meta.walk_forward")
+    if wf.test_fraction:
+        raise DataValidationError(
+            "meta.walk_forward.test_fraction must be 0: the held-out "
+            "span is already outside the out-of-fold rows"
+        )
+    labels = model_labels["direction"]
+    inputs = oof_predictions.drop(columns="fold")
+    params = {
+        "disagreement_penalty": meta.get("disagreement_penalty", 1.0),
+        "seed": meta.get("seed", 42),
+    }
+    parts, fitted = [], {}
+    for method in meta["methods"]:
+        out = meta_walk_forward(inputs, labels, params | {"method": method}, wf)
+        parts.append(out.drop(columns="meta_fold").add_prefix(f"{method}."))
+        fitted[method] = MetaAgent(method=method, **params).fit(inputs, labels)
+        logger.info("meta %s: %d out-of-sample rows", method, len(out))
+    meta_oof = pd.concat(parts, axis=1, join="inner")
+    rows = meta_oof.index
+    y = labels.reindex(rows).to_numpy()
+    prior = class_prior(labels.loc[: rows[0]].iloc[:-1])
+    ablation: dict[str, Any] = {}
+    for method in meta["methods"]:
+        probs = meta_oof[[f"{method}.down", f"{method}.flat", f"{method}.up"]].to_numpy()
+        ablation[f"meta:{method}"] = direction_scores(y, probs, prior)
+    for agent in direction_agents(inputs.columns):
+        probs = inputs.loc[rows, [f"{agent}.down", f"{agent}.flat", f"{agent}.up"]].to_numpy()
+        ablation[f"agent:{agent}"] = direction_scores(y, probs, prior)
+    avg = plain_average(inputs.loc[rows], direction_agents(inputs.columns))
+    ablation["plain_average"] = direction_scores(y, avg[["down", "flat", "up"]].to_numpy(), prior)
+    return meta_oof, fitted, ablation

@@ -10,6 +10,7 @@ from ai_trade_bot.agents import AGENTS
 from ai_trade_bot.pipelines.train.nodes import (
     build_model_input,
     collect_oof_predictions,
+    fit_meta_agents,
     summarise_training,
     train_agent,
 )
@@ -66,6 +67,12 @@ def create_pipeline(agents: Iterable[str] = DEFAULT_AGENTS, **kwargs: object) ->
                 inputs=[f"{name}.oof_predictions" for name in agents],
                 outputs="oof_predictions",
                 name="collect_oof_predictions",
+            ),
+            Node(
+                func=fit_meta_agents,
+                inputs=["oof_predictions", "model_labels", "params:meta"],
+                outputs=["meta_oof_predictions", "meta_agents", "meta_ablation"],
+                name="fit_meta_agents",
             ),
             Node(
                 func=summarise_training,

@@ -1,0 +1,152 @@
+"""Meta-agent, evaluate and placebo checks on small data, end to end in memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ai_trade_bot.features.build import FeatureConfig, LabelConfig, build_features, labels_for
+from ai_trade_bot.pipelines.evaluate import create_pipeline as evaluate_pipeline
+from ai_trade_bot.pipelines.train import create_pipeline as train_pipeline
+from tests.agents.conftest import FAST
+from tests.conftest import make_ohlcv
+from tests.pipelines.conftest import run_pipeline
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+AGENTS = ("trend_lstm", "gbm", "volatility", "regime")
+PARAMS = {
+    "trend_lstm": {"window": 8, "hidden": 8, **FAST},
+    "gbm": {"n_estimators": 30, "min_child_samples": 20, "early_stopping_rounds": 5},
+    "volatility": {"horizon": 3, "burn_in": 20, "hidden": 8, **FAST},
+    "regime": {"n_iter": 20, "hidden": 8, **FAST},
+}
+WALK_FORWARD = {
+    "n_folds": 3,
+    "min_train_fraction": 0.4,
+    "val_fraction": 0.15,
+    "purge": 3,
+    "embargo": 2,
+    "test_fraction": 0.25,
+}
+META = {
+    "methods": ["confidence_vote", "majority_vote", "logistic"],
+    "disagreement_penalty": 1.0,
+    "walk_forward": {
+        "n_folds": 2,
+        "min_train_fraction": 0.5,
+        "val_fraction": 0.0,
+        "purge": 3,
+        "embargo": 2,
+        "test_fraction": 0.0,
+    },
+}
+SMALL = FeatureConfig(
+    garch_min_obs=200,
+    garch_refit_every=200,
+    garch_fit_window=500,
+    multi_timeframe=("1w",),
+    vwap_anchor="W",
+)
+
+
+def _evaluate_params() -> dict:
+    params = yaml.safe_load((ROOT / "conf/base/parameters_evaluate.yml").read_text())["evaluate"]
+    return params | {"bootstrap": 300}
+
+
+def run_end_to_end(
+    ohlcv: pd.DataFrame, timeframe: str, *, permute_labels: bool = False, seed: int = 0
+) -> dict:
+    features = build_features(ohlcv, timeframe=timeframe, config=SMALL)
+    labels = labels_for(ohlcv, LabelConfig(horizon=3))
+    if permute_labels:
+        rng = np.random.default_rng(seed)
+        valid = labels.dropna().index
+        labels.loc[valid, "direction"] = rng.permutation(labels.loc[valid, "direction"].to_numpy())
+    inputs = {
+        "features": features,
+        "labels": labels,
+        "ohlcv_clean": ohlcv,
+        "params:train.walk_forward": WALK_FORWARD,
+        "params:meta": META,
+    }
+    for name in AGENTS:
+        inputs[f"params:agents.{name}"] = {"name": name, "params": PARAMS[name]}
+        inputs[f"{name}.tuned_params"] = {}
+    trained = run_pipeline(train_pipeline(agents=AGENTS), inputs)
+    from ai_trade_bot.pipelines.train.nodes import build_model_input
+
+    X, y, _ = build_model_input(features, labels, ohlcv, WALK_FORWARD)
+    evaluated = run_pipeline(
+        evaluate_pipeline(agents=AGENTS),
+        {
+            "model_input": X,
+            "model_labels": y,
+            "ohlcv_clean": ohlcv,
+            "tune_summaries": {},
+            "params:train.walk_forward": WALK_FORWARD,
+            "params:evaluate": _evaluate_params(),
+            **{k: v for k, v in trained.items() if k.endswith(".model")},
+            "meta_oof_predictions": trained["meta_oof_predictions"],
+            "meta_agents": trained["meta_agents"],
+            "meta_ablation": trained["meta_ablation"],
+        },
+    )
+    return trained | evaluated
+
+
+@pytest.fixture(scope="module")
+def random_walk_run() -> dict:
+    return run_end_to_end(make_ohlcv(2500, seed=21, freq="1D", start="2010-01-01"), "1d")
+
+
+def test_meta_agent_and_report_end_to_end(random_walk_run) -> None:
+    out = random_walk_run
+    ablation = out["meta_ablation"]
+    assert {"meta:logistic", "agent:gbm", "agent:trend_lstm", "plain_average"} <= set(ablation)
+    meta_oof = out["meta_oof_predictions"]
+    cols = {
+        "logistic.down",
+        "logistic.confidence",
+        "logistic.disagreement",
+        "logistic.lower",
+        "logistic.upper",
+        "logistic.regime",
+        "logistic.magnitude",
+    }
+    assert cols <= set(meta_oof.columns)
+    np.testing.assert_allclose(
+        meta_oof[["logistic.down", "logistic.flat", "logistic.up"]].sum(axis=1), 1.0, atol=1e-9
+    )
+    assert (meta_oof["logistic.lower"] < meta_oof["logistic.upper"]).all()
+    metrics = out["backtest_metrics"]
+    assert set(metrics) == {"meta_agent", "classification", "statistics", "baselines"}
+    assert {
+        "baseline:buy_and_hold",
+        "baseline:sma_20_50",
+        "baseline:rsi_fallback",
+        "agent:gbm",
+    } <= set(metrics["baselines"])
+    html = out["evaluation_report"]
+    assert html.startswith("<html>") and "Research software" in html
+    assert html.count("data:image/png;base64,") >= 4
+    assert "deflated Sharpe" in html and "Regime breakdown" in html
+    curves = out["equity_curves"]
+    assert curves.index.min() > out["meta_oof_predictions"].index.max()  # test after validation
+
+
+def test_placebo_random_walk_shows_no_edge(random_walk_run) -> None:
+    clf = random_walk_run["evaluation"]["classification"]["meta_agent"]
+    lo, hi = clf["accuracy_ci"]
+    assert lo <= clf["chance_accuracy"] <= hi
+    assert random_walk_run["evaluation"]["statistics"]["dsr"] < 0.95
+
+
+def test_placebo_permuted_labels_show_no_edge(sp500) -> None:
+    out = run_end_to_end(sp500.iloc[-2500:], "1d", permute_labels=True, seed=3)
+    clf = out["evaluation"]["classification"]["meta_agent"]
+    lo, hi = clf["accuracy_ci"]
+    assert lo <= clf["chance_accuracy"] <= hi
+    assert out["evaluation"]["statistics"]["dsr"] < 0.95

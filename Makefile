@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)/src
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run test lint format bench bench-agents repro mlflow-ui lock clean-venv
+.PHONY: venv run test lint format bench bench-agents bench-backtest repro mlflow-ui lock clean-venv
 
 venv: $(STAMP)
 
@@ -44,6 +44,9 @@ bench: venv
 
 bench-agents: venv
 	$(BIN)/python benchmarks/agents.py
+
+bench-backtest: venv
+	$(BIN)/python benchmarks/backtest_vs_backtesting_py.py
 
 repro: venv
 	$(BIN)/dvc repro

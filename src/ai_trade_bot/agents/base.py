@@ -44,7 +44,12 @@ class Agent(ABC):
     # -- hyperparameters ---------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as given to ``__init__``."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        names = [
+            p.name
+            for p in parameters
+            if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
         return {n: getattr(self, n) for n in names}
 
     def __repr__(self) -> str:

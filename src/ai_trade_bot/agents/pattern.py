@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from torch import nn
@@ -57,6 +59,8 @@ def render_candles(ohlc: np.ndarray, window: int, ends: np.ndarray) -> np.ndarra
 class PatternCNNAgent(_DirectionTorchAgent):
     """3-class direction from candlestick chart images, with a confidence head."""
 
+    training_defaults = {**_DirectionTorchAgent.training_defaults, "max_epochs": 20}
+
     name = "pattern"
     output_columns = DIRECTION_COLUMNS
     squeeze = True
@@ -67,15 +71,7 @@ class PatternCNNAgent(_DirectionTorchAgent):
         channels: int = 16,
         dropout: float = 0.1,
         confidence_weight: float = 0.5,
-        max_epochs: int = 20,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        patience: int = 5,
-        precision: str = "auto",
-        seed: int = 42,
-        progress_bar: bool = True,
-        extra_callbacks: list | None = None,
+        **training: Any,
     ) -> None:
         check_hyperparameter(
             self.name,
@@ -86,18 +82,7 @@ class PatternCNNAgent(_DirectionTorchAgent):
         )
         self.channels, self.dropout = channels, dropout
         self.confidence_weight = confidence_weight
-        self._init_training(
-            window=window,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            precision=precision,
-            seed=seed,
-            progress_bar=progress_bar,
-            extra_callbacks=extra_callbacks,
-        )
+        self._init_training(window, training)
 
     def _select_columns(self, X: pd.DataFrame) -> list[str]:
         missing = [c for c in BAR_COLUMNS[:4] if c not in X.columns]

@@ -44,6 +44,8 @@ class RegimeAgent(TorchAgent):
     targets come from the HMM's Viterbi path over the rows given to ``fit``.
     """
 
+    training_defaults = {**TorchAgent.training_defaults, "batch_size": 256}
+
     name = "regime"
     output_kind = "regime"
     output_columns = (*(f"p_{r}" for r in REGIMES), "regime")
@@ -55,29 +57,10 @@ class RegimeAgent(TorchAgent):
         n_iter: int = 100,
         hidden: int = 32,
         dropout: float = 0.1,
-        max_epochs: int = 30,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        patience: int = 5,
-        precision: str = "auto",
-        seed: int = 42,
-        progress_bar: bool = True,
-        extra_callbacks: list | None = None,
+        **training: Any,
     ) -> None:
         self.n_iter, self.hidden, self.dropout = n_iter, hidden, dropout
-        self._init_training(
-            window=1,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            precision=precision,
-            seed=seed,
-            progress_bar=progress_bar,
-            extra_callbacks=extra_callbacks,
-        )
+        self._init_training(1, training)
 
     def _select_columns(self, X: pd.DataFrame) -> list[str]:
         missing = [c for c in HMM_INPUTS if c not in X.columns]

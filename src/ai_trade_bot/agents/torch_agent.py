@@ -7,7 +7,7 @@ import logging
 import warnings
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -58,41 +58,41 @@ class TorchAgent(Agent):
     task: str = "direction"
     squeeze: bool = False  # True when one sample is one row (tabular MLP, images)
 
-    def _init_training(
-        self,
-        *,
-        window: int,
-        max_epochs: int,
-        batch_size: int,
-        lr: float,
-        weight_decay: float,
-        patience: int,
-        precision: str,
-        seed: int,
-        progress_bar: bool,
-        extra_callbacks: list | None = None,
-    ) -> None:
+    # Training settings every torch agent takes as keyword arguments (stored and reported
+    # like any other hyperparameter); subclasses change defaults by overriding this dict.
+    training_defaults: ClassVar[dict[str, Any]] = {
+        "max_epochs": 30,
+        "batch_size": 128,
+        "lr": 1e-3,
+        "weight_decay": 1e-4,
+        "patience": 5,
+        "precision": "auto",
+        "seed": 42,
+        "progress_bar": True,
+        "extra_callbacks": None,
+    }
+
+    def _init_training(self, window: int, training: dict[str, Any]) -> None:
+        unknown = sorted(set(training) - set(self.training_defaults))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}() got an unexpected keyword argument '{unknown[0]}'"
+            )
         self.window = window
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.precision = precision
-        self.seed = seed
-        self.progress_bar = progress_bar
-        self.extra_callbacks = extra_callbacks
+        for name, default in self.training_defaults.items():
+            setattr(self, name, training.get(name, default))
         for name, ok, rule in [
-            ("window", window >= 1, "must be >= 1"),
-            ("max_epochs", max_epochs >= 1, "must be >= 1"),
-            ("batch_size", batch_size >= 1, "must be >= 1"),
-            ("lr", lr > 0, "must be > 0"),
+            ("window", self.window >= 1, "must be >= 1"),
+            ("max_epochs", self.max_epochs >= 1, "must be >= 1"),
+            ("batch_size", self.batch_size >= 1, "must be >= 1"),
+            ("lr", self.lr > 0, "must be > 0"),
         ]:
             check_hyperparameter(self.name, name, getattr(self, name), ok, rule)
 
     def get_params(self) -> dict[str, Any]:
         params = super().get_params()
-        params.pop("extra_callbacks", None)
+        params.update({k: getattr(self, k) for k in self.training_defaults})
+        params.pop("extra_callbacks")
         return params
 
     @property

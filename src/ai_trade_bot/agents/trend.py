@@ -48,30 +48,11 @@ class TrendLSTMAgent(_DirectionTorchAgent):
         layers: int = 1,
         dropout: float = 0.1,
         confidence_weight: float = 0.5,
-        max_epochs: int = 30,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        patience: int = 5,
-        precision: str = "auto",
-        seed: int = 42,
-        progress_bar: bool = True,
-        extra_callbacks: list | None = None,
+        **training: Any,
     ) -> None:
         self.hidden, self.layers, self.dropout = hidden, layers, dropout
         self.confidence_weight = confidence_weight
-        self._init_training(
-            window=window,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            precision=precision,
-            seed=seed,
-            progress_bar=progress_bar,
-            extra_callbacks=extra_callbacks,
-        )
+        self._init_training(window, training)
 
     def _build_net(self, n_inputs: int) -> nn.Module:
         return LSTMNet(n_inputs, self.hidden, self.layers, self.dropout)
@@ -79,6 +60,8 @@ class TrendLSTMAgent(_DirectionTorchAgent):
 
 class TrendTransformerAgent(_DirectionTorchAgent):
     """Transformer encoder (positional encoding, multi-head attention) with the two heads."""
+
+    training_defaults = {**_DirectionTorchAgent.training_defaults, "lr": 5e-4}
 
     name = "trend_transformer"
 
@@ -90,30 +73,11 @@ class TrendTransformerAgent(_DirectionTorchAgent):
         layers: int = 2,
         dropout: float = 0.1,
         confidence_weight: float = 0.5,
-        max_epochs: int = 30,
-        batch_size: int = 128,
-        lr: float = 5e-4,
-        weight_decay: float = 1e-4,
-        patience: int = 5,
-        precision: str = "auto",
-        seed: int = 42,
-        progress_bar: bool = True,
-        extra_callbacks: list | None = None,
+        **training: Any,
     ) -> None:
         self.d_model, self.heads, self.layers, self.dropout = d_model, heads, layers, dropout
         self.confidence_weight = confidence_weight
-        self._init_training(
-            window=window,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            precision=precision,
-            seed=seed,
-            progress_bar=progress_bar,
-            extra_callbacks=extra_callbacks,
-        )
+        self._init_training(window, training)
 
     def _build_net(self, n_inputs: int) -> nn.Module:
         return TransformerNet(

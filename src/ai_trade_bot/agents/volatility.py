@@ -28,6 +28,8 @@ class VolatilityAgent(TorchAgent):
     ``burn_in`` rows let the GARCH filter forget its starting value before predictions.
     """
 
+    training_defaults = {**TorchAgent.training_defaults, "max_epochs": 50, "batch_size": 256}
+
     name = "volatility"
     output_kind = "volatility"
     output_columns = ("pred_vol", "pred_range", "garch_vol")
@@ -41,33 +43,14 @@ class VolatilityAgent(TorchAgent):
         hidden: int = 32,
         dropout: float = 0.1,
         loss: str = "log_mse",
-        max_epochs: int = 50,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        patience: int = 5,
-        precision: str = "auto",
-        seed: int = 42,
-        progress_bar: bool = True,
-        extra_callbacks: list | None = None,
+        **training: Any,
     ) -> None:
         self.horizon, self.burn_in, self.hidden, self.dropout = horizon, burn_in, hidden, dropout
         self.loss = loss
         check_hyperparameter(
             self.name, "loss", loss, loss in {"log_mse", "qlike"}, "must be 'log_mse' or 'qlike'"
         )
-        self._init_training(
-            window=burn_in,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            precision=precision,
-            seed=seed,
-            progress_bar=progress_bar,
-            extra_callbacks=extra_callbacks,
-        )
+        self._init_training(burn_in, training)
 
     def _select_columns(self, X: pd.DataFrame) -> list[str]:
         if "log_return" not in X.columns:

@@ -66,14 +66,33 @@ def _engine(config: EvaluateConfig) -> EngineConfig:
 
 
 def run_strategy(
-    name: str, target: pd.Series, bars: pd.DataFrame, config: EvaluateConfig, atr: np.ndarray
+    name: str,
+    target: pd.Series,
+    bars: pd.DataFrame,
+    config: EvaluateConfig,
+    atr: np.ndarray,
+    *,
+    risk_limits: bool = True,
 ) -> Strategy:
-    """Backtest a target series with the configured costs and engine."""
+    """Backtest a target series with the configured costs and engine.
+
+    ``risk_limits=False`` keeps the costs but drops the drawdown, daily-loss and trade-count
+    limits: the market reference (buy-and-hold) must not be reshaped by our risk rules.
+    """
     costs = CostConfig(**config.costs)
+    engine = _engine(config)
+    if not risk_limits:
+        engine = EngineConfig(
+            initial_cash=engine.initial_cash,
+            max_position=1.0,
+            max_exposure=1.0,
+            dd_reduce_start=1.0,
+            dd_reduce_end=1.0,
+        )
     result = run_backtest(
         bars,
         target.to_numpy(),
-        _engine(config),
+        engine,
         fee=costs.fee(),
         slip=costs.slip(atr / bars["close"].to_numpy()),
         atr=atr,

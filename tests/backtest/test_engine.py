@@ -121,3 +121,13 @@ def test_crossover_sweep_matches_single_runs_and_rolling_mean_matches_pandas() -
         target = crossover_positions(rolling_mean(close, fast), rolling_mean(close, slow), 1.0)
         single = run_backtest(ohlc, target, EngineConfig(), fee=0.001)
         assert final == pytest.approx(single.equity.iloc[-1], rel=1e-12)
+
+
+def test_drawdown_breaker_goes_flat_then_resumes_from_a_new_peak() -> None:
+    # long from bar 1; bar 1 closes -20% -> dd >= 15%: flat at bar 2's open for 2 bars
+    ohlc = bars([100, 100, 80, 80, 80, 80], [100] * 6, [80] * 6, [100, 80, 80, 80, 80, 80])
+    config = EngineConfig(initial_cash=1_000, dd_cooloff_bars=2)
+    result = run_backtest(ohlc, [1.0] * 6, config)
+    assert result.units.iloc[2] == 0.0 and result.units.iloc[3] == 0.0
+    assert result.trades["reason"].iloc[0] == "risk"
+    assert result.units.iloc[4] == pytest.approx(800 / 80)  # full size again from the new peak

@@ -49,7 +49,8 @@ class EngineConfig:
     max_daily_loss: float = 1.0  # flatten for the rest of the day past this loss
     max_trades_per_day: int = 1_000_000
     dd_reduce_start: float = 0.10  # size scales linearly from 1 here ...
-    dd_reduce_end: float = 0.15  # ... to 0 here
+    dd_reduce_end: float = 0.15  # ... to 0 here; then flat for dd_cooloff_bars,
+    dd_cooloff_bars: int = 20  # after which the drawdown is measured from a new peak
     rebalance_threshold: float = 0.05  # resize an open position when the target moves more
     integer_units: bool = False
 
@@ -70,7 +71,8 @@ def _put(trades, k, entry_bar, exit_bar, side, units, entry_px, exit_px, pnl, fe
 def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, record_trades):
     """Core loop; see :func:`run_backtest`. ``cfg_f``/``cfg_i`` pack EngineConfig."""
     (cash0, stop_value, take_value, max_pos, max_exp, max_dloss, dd0, dd1, rebalance) = cfg_f
-    stop_kind, take_kind, trailing, max_trades, integer_units = cfg_i
+    stop_kind, take_kind, trailing, max_trades, integer_units, cooloff = cfg_i
+    cooloff_until = -1
     n = open_.size
     m = n if record_trades else 1  # a sweep keeps only the final equity
     equity = np.empty(m)
@@ -121,10 +123,16 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
         if abs(want) > lim:
             want = lim * _sign(want)
         forced = False
+        if i == cooloff_until:  # the circuit breaker ends: measure drawdown afresh
+            peak = eq_prev
         dd = 1.0 - eq_prev / peak
-        if dd >= dd1:
+        if i < cooloff_until:
             forced = want != 0.0
             want = 0.0
+        elif dd >= dd1:
+            forced = want != 0.0
+            want = 0.0
+            cooloff_until = i + cooloff
         elif dd > dd0:
             want *= (dd1 - dd) / (dd1 - dd0)
         if halted:
@@ -284,6 +292,7 @@ def _pack(cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
             int(cfg.trailing),
             cfg.max_trades_per_day,
             int(cfg.integer_units),
+            cfg.dd_cooloff_bars,
         ],
         dtype=np.int64,
     )

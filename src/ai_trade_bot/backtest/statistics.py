@@ -30,8 +30,8 @@ def sharpe_std_error(sr: float, n: int, skewness: float, kurt: float) -> float:
 def probabilistic_sharpe(returns: np.ndarray, benchmark_sr: float = 0.0) -> float:
     """P(true Sharpe > benchmark_sr) given the sample's length, skew and kurtosis."""
     r = np.asarray(returns, dtype=np.float64)
-    if r.size < 3 or r.std() == 0:
-        return 0.5 if r.size else float("nan")
+    if r.size < 3 or r.std() == 0:  # no variation (e.g. no trades): no evidence of skill
+        return 0.5 if benchmark_sr == 0 else float(benchmark_sr < 0)
     sr = sharpe_per_period(r)
     se = sharpe_std_error(sr, r.size, float(skew(r)), float(kurtosis(r, fisher=False)))
     return float(norm.cdf((sr - benchmark_sr) / se))

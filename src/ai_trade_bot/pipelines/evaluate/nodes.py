@@ -152,7 +152,9 @@ def evaluate_test_span(
         )
         classification[f"agent:{agent}"] = classification_report(output, labels, prior)
     for name, target in baseline_targets(bars, config).items():
-        strategies[f"baseline:{name}"] = run_strategy(f"baseline:{name}", target, bars, config, atr)
+        strategies[f"baseline:{name}"] = run_strategy(
+            f"baseline:{name}", target, bars, config, atr, risk_limits=name != "buy_and_hold"
+        )
     n_trials = (
         len(selection_returns.columns)
         + len(strategies)

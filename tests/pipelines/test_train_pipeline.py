@@ -38,6 +38,17 @@ def inputs() -> dict:
         "labels": labels_for(ohlcv, LabelConfig(horizon=3)),
         "ohlcv_clean": ohlcv,
         "params:train.walk_forward": WALK_FORWARD,
+        "params:meta": {
+            "methods": ["confidence_vote", "logistic"],
+            "walk_forward": {
+                "n_folds": 2,
+                "min_train_fraction": 0.5,
+                "val_fraction": 0.0,
+                "purge": 3,
+                "embargo": 2,
+                "test_fraction": 0.0,
+            },
+        },
     }
     for name in AGENTS:
         catalog[f"params:agents.{name}"] = {"name": name, "params": AGENT_PARAMS[name]}
@@ -73,6 +84,10 @@ def test_train_pipeline_produces_oof_models_and_nested_runs(run, inputs, trackin
     np.testing.assert_allclose(probs, 1.0, atol=1e-6)
     for name in AGENTS:
         assert isinstance(out[f"{name}.model"], Agent) and out[f"{name}.model"].is_fitted()
+    meta_oof = out["meta_oof_predictions"]
+    assert meta_oof.index.min() > oof.index.min()  # its own walk-forward: out of sample
+    assert set(out["meta_agents"]) == {"confidence_vote", "logistic"}
+    assert {"meta:logistic", "agent:gbm", "plain_average"} <= set(out["meta_ablation"])
     summary = out["train_summary"]
     assert set(summary) == set(AGENTS)
     assert 0 <= summary["gbm"]["oof"]["accuracy"] <= 1

@@ -68,6 +68,30 @@ def _put(trades, k, entry_bar, exit_bar, side, units, entry_px, exit_px, pnl, fe
 
 
 @njit(cache=True)
+def _close_position(
+    trades, n_trades, record, entry_bar, i, units, entry_px, px, fee_i, realized, entry_fees, reason
+):
+    """Close ``units`` at ``px``; record the round trip. Returns (cash change, traded
+    notional, trade count)."""
+    f = abs(units) * px * fee_i
+    if record:
+        _put(
+            trades,
+            n_trades,
+            entry_bar,
+            i,
+            _sign(units),
+            abs(units),
+            entry_px,
+            px,
+            units * (px - entry_px) + realized - f - entry_fees,
+            f + entry_fees,
+            reason,
+        )
+    return units * px - f, abs(units) * px, n_trades + 1
+
+
+@njit(cache=True)
 def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, record_trades):
     """Core loop; see :func:`run_backtest`. ``cfg_f``/``cfg_i`` pack EngineConfig."""
     (cash0, stop_value, take_value, max_pos, max_exp, max_dloss, dd0, dd1, rebalance) = cfg_f
@@ -149,24 +173,23 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
         # ---- close at the open when flat or flipping is wanted ----
         if side != 0.0 and want_side != side:
             px = o * (1.0 - side * slip[i])
-            f = abs(units) * px * fee[i]
-            cash += units * px - f
-            traded_notional += abs(units) * px
-            if record_trades:
-                _put(
-                    trades,
-                    n_trades,
-                    entry_bar,
-                    i,
-                    side,
-                    abs(units),
-                    entry_px,
-                    px,
-                    units * (px - entry_px) + realized - f - entry_fees,
-                    f + entry_fees,
-                    3.0 if forced else 0.0,
-                )
-            n_trades += 1
+            reason = 3.0 if forced else 0.0
+            dcash, notional, n_trades = _close_position(
+                trades,
+                n_trades,
+                record_trades,
+                entry_bar,
+                i,
+                units,
+                entry_px,
+                px,
+                fee[i],
+                realized,
+                entry_fees,
+                reason,
+            )
+            cash += dcash
+            traded_notional += notional
             units = 0.0
             side = 0.0
         # ---- open or resize ----
@@ -216,24 +239,22 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
                 level = max(o, take) if s > 0 else min(o, take)
             if hit:
                 px = level * (1.0 - s * slip[i])
-                f = abs(units) * px * fee[i]
-                cash += units * px - f
-                traded_notional += abs(units) * px
-                if record_trades:
-                    _put(
-                        trades,
-                        n_trades,
-                        entry_bar,
-                        i,
-                        s,
-                        abs(units),
-                        entry_px,
-                        px,
-                        units * (px - entry_px) + realized - f - entry_fees,
-                        f + entry_fees,
-                        float(hit),
-                    )
-                n_trades += 1
+                dcash, notional, n_trades = _close_position(
+                    trades,
+                    n_trades,
+                    record_trades,
+                    entry_bar,
+                    i,
+                    units,
+                    entry_px,
+                    px,
+                    fee[i],
+                    realized,
+                    entry_fees,
+                    float(hit),
+                )
+                cash += dcash
+                traded_notional += notional
                 units = 0.0
                 blocked_side = s
             elif trailing and not np.isnan(stop):

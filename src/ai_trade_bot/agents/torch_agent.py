@@ -190,6 +190,7 @@ class TorchAgent(Agent):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*number of training batches.*")
+            warnings.filterwarnings("ignore", ".*LeafSpec.*")
             trainer.fit(module, datamodule=data)
         self.device_ = str(trainer.strategy.root_device)
         self.precision_used_ = trainer.precision

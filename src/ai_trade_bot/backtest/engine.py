@@ -97,6 +97,8 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
     (cash0, stop_value, take_value, max_pos, max_exp, max_dloss, dd0, dd1, rebalance) = cfg_f
     stop_kind, take_kind, trailing, max_trades, integer_units, cooloff = cfg_i
     cooloff_until = -1
+    prev_raw = np.nan
+    last_clean = False
     n = open_.size
     m = n if record_trades else 1  # a sweep keeps only the final equity
     equity = np.empty(m)
@@ -133,12 +135,37 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
         if want == 0.0 and units == 0.0:  # flat and staying flat: nothing can happen
             blocked_side = 0.0
             prev_target = 0.0
+            prev_raw = 0.0
+            last_clean = True
             eq_prev = cash
             if record_trades:
                 equity[i] = cash
             if cash < day_start * (1.0 - max_dloss):
                 halted = True
             continue
+        raw = want
+        if (
+            units != 0.0
+            and raw == prev_raw
+            and last_clean
+            and blocked_side == 0.0
+            and np.isnan(stop)
+            and np.isnan(take)
+            and not halted
+            and i > cooloff_until
+            and abs(raw) <= min(max_pos, max_exp)
+            and 1.0 - eq_prev / peak <= dd0
+        ):
+            # holding, nothing changed and no limit binds: the full path would not trade
+            eq_prev = cash + units * close[i]
+            if record_trades:
+                equity[i] = eq_prev
+                units_out[i] = units
+            peak = max(peak, eq_prev)
+            if eq_prev < day_start * (1.0 - max_dloss):
+                halted = True
+            continue
+        prev_raw = raw
         if blocked_side != 0.0 and _sign(want) == blocked_side:
             want = 0.0
         elif _sign(want) != blocked_side:
@@ -226,6 +253,7 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
                     entry_fees += f
                     units = desired
         prev_target = want
+        last_clean = want == raw
         # ---- stop / target inside the bar (stop first) ----
         if units != 0.0:
             s = _sign(units)

@@ -61,10 +61,11 @@ def _drawdown_sharpe_figure(equity: pd.Series, window: int = 63) -> str:
     a1.fill_between(equity.index, equity / equity.cummax() - 1, 0, color="tab:red", alpha=0.4)
     a1.set_title("Meta-agent drawdown")
     r = equity.pct_change()
-    rolling = r.rolling(window).mean() / r.rolling(window).std() * np.sqrt(252)
+    ppy = periods_per_year(equity.index)
+    rolling = r.rolling(window).mean() / r.rolling(window).std() * np.sqrt(ppy)
     a2.plot(rolling.index, rolling, color="tab:blue")
     a2.axhline(0, color="k", lw=0.5)
-    a2.set_title(f"Rolling {window}-bar Sharpe (annualised at 252)")
+    a2.set_title(f"Rolling {window}-bar Sharpe (annualised, {ppy:.0f} bars a year)")
     return _png(fig)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pandas as pd
 from numba import njit, prange
@@ -456,16 +457,19 @@ def _simulate_many(open_, high, low, close, targets, atr, day, fee, slip, cfg_f,
 
 @njit(cache=True, parallel=True)
 def _simulate_crossovers(
-    open_, high, low, close, means, pairs, size, atr, day, fee, slip, cfg_f, cfg_i
+    open_, high, low, close, means, pairs, size, atr, day, fee, slip, cfg_f, cfg_i, n_threads
 ):
-    finals = np.empty(pairs.shape[0])
-    for p in prange(pairs.shape[0]):
-        target = np.zeros(open_.size)  # one buffer per parameter set, never a (P, T) matrix
-        _crossover_into(means[pairs[p, 0]], means[pairs[p, 1]], size, target)
-        equity, _, _, _ = _simulate(
-            open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, False
-        )
-        finals[p] = equity[0]
+    n_sets = pairs.shape[0]
+    finals = np.empty(n_sets)
+    n_chunks = min(n_sets, n_threads)
+    for c in prange(n_chunks):
+        target = np.empty(open_.size)  # one reused buffer per thread, never a (P, T) matrix
+        for p in range(c, n_sets, n_chunks):
+            _crossover_into(means[pairs[p, 0]], means[pairs[p, 1]], size, target)
+            equity, _, _, _ = _simulate(
+                open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, False
+            )
+            finals[p] = equity[0]
     return finals
 
 
@@ -490,7 +494,9 @@ def sweep_crossovers(
         [(distinct.index(fa), distinct.index(sl)) for fa, sl in windows], dtype=np.int64
     )
     cfg_f, cfg_i = _pack(config)
-    return _simulate_crossovers(o, h, lo, c, means, pairs, size, a, d, f, s, cfg_f, cfg_i)
+    return _simulate_crossovers(
+        o, h, lo, c, means, pairs, size, a, d, f, s, cfg_f, cfg_i, numba.get_num_threads()
+    )
 
 
 def run_many(

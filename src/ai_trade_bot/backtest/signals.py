@@ -39,6 +39,7 @@ def crossover_positions(fast: np.ndarray, slow: np.ndarray, size: float) -> np.n
 @njit(cache=True)
 def _crossover_into(fast: np.ndarray, slow: np.ndarray, size: float, out: np.ndarray) -> None:
     state = 0.0
+    out[0] = 0.0
     for i in range(1, fast.size):
         if fast[i - 1] < slow[i - 1] and fast[i] > slow[i]:
             state = size

@@ -1,0 +1,68 @@
+"""The meta-agent's voting rules, disagreement and interval by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFittedError
+from ai_trade_bot.meta import ABS_PER_SIGMA, MetaAgent
+
+
+def _oof() -> pd.DataFrame:
+    idx = pd.date_range("2024-01-01", periods=2, freq="1D", tz="UTC")
+    return pd.DataFrame(
+        {
+            "a.down": [0.6, 0.2],
+            "a.flat": [0.2, 0.2],
+            "a.up": [0.2, 0.6],
+            "a.confidence": [0.9, 0.5],
+            "b.down": [0.2, 0.2],
+            "b.flat": [0.2, 0.2],
+            "b.up": [0.6, 0.6],
+            "b.confidence": [0.1, 0.5],
+            "volatility.pred_vol": [0.01, 0.02],
+            "regime.p_trending_up": [0.7, 0.1],
+            "regime.p_trending_down": [0.1, 0.1],
+            "regime.p_ranging": [0.1, 0.7],
+            "regime.p_high_vol": [0.1, 0.1],
+        },
+        index=idx,
+    )
+
+
+def test_votes_disagreement_interval_and_regime_by_hand() -> None:
+    oof = _oof()
+    labels = pd.Series([0.0, 2.0], index=oof.index)
+    vote = MetaAgent(method="confidence_vote").fit(oof, labels).predict(oof)
+    # row 0: weights 0.9 / 0.1 -> up = 0.9 * 0.2 + 0.1 * 0.6
+    assert vote["up"].iloc[0] == pytest.approx(0.24)
+    # disagreement: mean TV distance from the average, 0.5 * (0.2 + 0 + 0.2) per agent
+    assert vote["disagreement"].iloc[0] == pytest.approx(0.2)
+    assert vote["disagreement"].iloc[1] == pytest.approx(0.0)
+    assert vote["confidence"].iloc[0] == pytest.approx(0.56 * (1 - 0.2))
+    assert vote["magnitude"].iloc[1] == pytest.approx(0.02 * ABS_PER_SIGMA)
+    assert vote["upper"].iloc[1] - vote["lower"].iloc[1] == pytest.approx(2 * 1.96 * 0.02)
+    assert vote["regime"].tolist() == [0.0, 2.0]
+    majority = MetaAgent(method="majority_vote").fit(oof, labels).predict(oof)
+    # row 0: one vote down, one up -> (1 + 0.5) / 3.5 each
+    assert majority["down"].iloc[0] == pytest.approx(1.5 / 3.5)
+    assert majority["up"].iloc[1] == pytest.approx(2.5 / 3.5)
+
+
+def test_meta_errors() -> None:
+    with pytest.raises(ConfigError, match="meta method 'vote' unknown"):
+        MetaAgent(method="vote")
+    with pytest.raises(ModelNotFittedError, match="meta-agent is not fitted"):
+        MetaAgent().predict(_oof())
+    with pytest.raises(DataValidationError, match="no direction agent outputs"):
+        MetaAgent().fit(_oof()[["volatility.pred_vol"]], pd.Series([0.0, 1.0]))
+    bad = _oof().drop(columns="b.confidence")
+    with pytest.raises(DataValidationError, match=r"missing columns \['b.confidence'\]"):
+        MetaAgent(agents=("a", "b")).fit(bad, pd.Series([0.0, 2.0], index=bad.index))
+    assert np.isfinite(
+        MetaAgent(method="logistic")
+        .fit(pd.concat([_oof()] * 10).reset_index(drop=True), pd.Series([0.0, 2.0] * 10))
+        .predict(_oof().reset_index(drop=True))["up"]
+    ).all()

@@ -94,7 +94,7 @@ def run_end_to_end(
             "meta_ablation": trained["meta_ablation"],
         },
     )
-    return trained | evaluated
+    return trained | evaluated | {"model_labels": y, "ohlcv_clean": ohlcv}
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +150,32 @@ def test_placebo_permuted_labels_show_no_edge(sp500) -> None:
     lo, hi = clf["accuracy_ci"]
     assert lo <= clf["chance_accuracy"] <= hi
     assert out["evaluation"]["statistics"]["dsr"] < 0.95
+
+
+def test_evaluate_with_half_kelly_sizing_and_atr_trailing_stops(random_walk_run) -> None:
+    from ai_trade_bot.pipelines.evaluate.nodes import evaluate_test_span, select_meta_config
+
+    out = random_walk_run
+    params = _evaluate_params()
+    params["sizing"] = params["sizing"] | {"method": "half_kelly", "kelly_cap": 0.1}
+    params["engine"] = params["engine"] | {"stop_kind": 2, "stop_value": 2.0, "trailing": True}
+    params["confidence_gates"] = [0.0]
+    choice, returns = select_meta_config(
+        out["meta_oof_predictions"], out["model_labels"], out["ohlcv_clean"], params
+    )
+    evaluation, _ = evaluate_test_span(
+        out["test_agent_outputs"],
+        out["meta_agents"],
+        choice,
+        returns,
+        out["model_labels"],
+        out["ohlcv_clean"],
+        {},
+        params,
+    )
+    strategies = evaluation["strategies"]
+    meta = strategies["meta_agent"]
+    assert meta["n_trades"] > 0
+    # half-Kelly capped at 10%: never more than a tenth of the market's volatility
+    assert meta["volatility"] <= 0.11 * strategies["baseline:buy_and_hold"]["volatility"]
+    assert evaluation["n_trials"] == len(returns.columns) + len(strategies)

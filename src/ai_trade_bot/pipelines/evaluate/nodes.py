@@ -50,6 +50,14 @@ def predict_test_span(
     return pd.concat(parts, axis=1)
 
 
+def _model_targets(
+    signal: pd.Series, output: pd.DataFrame, config: EvaluateConfig, pred_vol: pd.Series
+) -> pd.Series:
+    """Position targets of a model's signals; every sizing method gets what it needs
+    (the model's confidence as P(win) for half-Kelly, a volatility forecast for vol-target)."""
+    return targets_from_signals(signal, config, p_win=output["confidence"], pred_vol=pred_vol)
+
+
 def _meta_columns(frame: pd.DataFrame, method: str) -> pd.DataFrame:
     out = frame[[c for c in frame.columns if c.startswith(f"{method}.")]]
     return out.rename(columns=lambda c: c[len(method) + 1 :])
@@ -76,7 +84,11 @@ def select_meta_config(
         for gate in config.confidence_gates:
             signal = signals_for(output, labels, config, gate=gate)["signal"]
             strat = run_strategy(
-                f"{method}@{gate}", targets_from_signals(signal, config), bars, config, atr
+                f"{method}@{gate}",
+                _model_targets(signal, output, config, output["magnitude"] / ABS_PER_SIGMA),
+                bars,
+                config,
+                atr,
             )
             returns[strat.name] = strat.returns
             sharpes[strat.name] = strat.metrics["sharpe"]
@@ -129,23 +141,23 @@ def evaluate_test_span(
     meta_signal = signals_for(meta_out, labels, config, gate=gate)
     strategies["meta_agent"] = run_strategy(
         "meta_agent",
-        targets_from_signals(
-            meta_signal["signal"],
-            config,
-            p_win=meta_out["confidence"],
-            pred_vol=meta_out["magnitude"] / ABS_PER_SIGMA,
+        _model_targets(
+            meta_signal["signal"], meta_out, config, meta_out["magnitude"] / ABS_PER_SIGMA
         ),
         bars,
         config,
         atr,
     )
     classification = {"meta_agent": classification_report(meta_out, labels, prior)}
+    agent_vol = test_agent_outputs.get(
+        "volatility.pred_vol", pd.Series(np.nan, index=test_agent_outputs.index)
+    )
     for agent in direction_agents(test_agent_outputs.columns):
         output = _meta_columns(test_agent_outputs, agent)
         signal = signals_for(output, labels, config, gate=gate)["signal"]
         strategies[f"agent:{agent}"] = run_strategy(
             f"agent:{agent}",
-            targets_from_signals(signal, config, p_win=output["confidence"]),
+            _model_targets(signal, output, config, agent_vol),
             bars,
             config,
             atr,

@@ -125,3 +125,17 @@ def test_cpu_training_is_deterministic(run, inputs) -> None:
     first = run(create_pipeline(agents=("trend_lstm",)), inputs)["oof_predictions"]
     second = run(create_pipeline(agents=("trend_lstm",)), inputs)["oof_predictions"]
     pd.testing.assert_frame_equal(first, second, check_exact=True)
+
+
+def test_tuned_parameters_are_applied_when_use_tuned(inputs) -> None:
+    from ai_trade_bot.pipelines.train.nodes import build_model_input, train_agent
+
+    X, y, _ = build_model_input(
+        inputs["features"], inputs["labels"], inputs["ohlcv_clean"], WALK_FORWARD
+    )
+    tuned = {"best_params": {"num_leaves": 3}}
+    block = {"name": "gbm", "params": AGENT_PARAMS["gbm"]}
+    _, model, summary = train_agent(X, y, WALK_FORWARD, block, tuned)
+    assert summary["params"]["num_leaves"] == 3 and model.num_leaves == 3
+    _, model, _ = train_agent(X, y, WALK_FORWARD, block | {"use_tuned": False}, tuned)
+    assert model.num_leaves == 15

@@ -45,9 +45,10 @@ def score_output(
     return {f"share_{int(k)}": float(v) for k, v in counts.items()} | {"n": float(len(out))}
 
 
-def _fit_slice(
+def fit_on_rows(
     agent: Agent, X: pd.DataFrame, y: pd.DataFrame, train: np.ndarray, val: np.ndarray
 ) -> Agent:
+    """Fit on contiguous ``train`` rows, early-stopping on ``val`` rows (gap between)."""
     start = int(train[0])
     stop = int(val[-1]) + 1 if len(val) else int(train[-1]) + 1
     gap = int(val[0] - train[-1] - 1) if len(val) else 0
@@ -81,7 +82,7 @@ def run_walk_forward(
     parts, fold_scores = [], []
     for fold in folds:
         t0 = time.perf_counter()
-        agent = _fit_slice(make_agent(name, **params), X, y, fold.train, fold.val)
+        agent = fit_on_rows(make_agent(name, **params), X, y, fold.train, fold.val)
         out = predict_rows(agent, X, fold.test)
         prior = class_prior(y["direction"].iloc[fold.train])
         scores = score_output(agent, out, y, prior)
@@ -102,7 +103,7 @@ def run_walk_forward(
     oof = pd.concat(parts)
     train_rows, val_rows = final_fit_rows(len(X), config)
     first_test = int(folds[0].test[0])
-    final = _fit_slice(make_agent(name, **params), X, y, train_rows, val_rows)
+    final = fit_on_rows(make_agent(name, **params), X, y, train_rows, val_rows)
     oof_scores = score_output(
         final, oof.drop(columns="fold"), y, class_prior(y["direction"].iloc[:first_test])
     )

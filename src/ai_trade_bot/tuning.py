@@ -16,7 +16,7 @@ from ai_trade_bot.agents.torch_agent import TorchAgent
 from ai_trade_bot.errors import ConfigError
 from ai_trade_bot.model_selection import WalkForwardConfig, walk_forward_folds
 from ai_trade_bot.scoring import class_prior
-from ai_trade_bot.training import _fit_slice, predict_rows, score_output
+from ai_trade_bot.training import fit_on_rows, predict_rows, score_output
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def objective_for(
                     "extra_callbacks": [_pruning_callback(trial)],
                     "progress_bar": False,
                 }
-            agent = _fit_slice(make_agent(name, **fold_params), X, y, fold.train, fold.val)
+            agent = fit_on_rows(make_agent(name, **fold_params), X, y, fold.train, fold.val)
             out = predict_rows(agent, X, fold.test)
             scores = score_output(agent, out, y, class_prior(y["direction"].iloc[fold.train]))
             losses.append(scores[metric])

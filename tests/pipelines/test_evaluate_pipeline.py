@@ -13,6 +13,7 @@ from ai_trade_bot.pipelines.train import create_pipeline as train_pipeline
 from tests.agents.conftest import FAST
 from tests.conftest import make_ohlcv
 from tests.pipelines.conftest import run_pipeline
+from tests.pipelines.test_train_pipeline import META_WALK_FORWARD
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 AGENTS = ("trend_lstm", "gbm", "volatility", "regime")
@@ -33,14 +34,7 @@ WALK_FORWARD = {
 META = {
     "methods": ["confidence_vote", "majority_vote", "logistic"],
     "disagreement_penalty": 1.0,
-    "walk_forward": {
-        "n_folds": 2,
-        "min_train_fraction": 0.5,
-        "val_fraction": 0.0,
-        "purge": 3,
-        "embargo": 2,
-        "test_fraction": 0.0,
-    },
+    "walk_forward": META_WALK_FORWARD,
 }
 SMALL = FeatureConfig(
     garch_min_obs=200,

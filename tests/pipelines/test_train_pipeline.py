@@ -23,6 +23,14 @@ WALK_FORWARD = {
     "embargo": 2,
     "test_fraction": 0.2,
 }
+META_WALK_FORWARD = {
+    "n_folds": 2,
+    "min_train_fraction": 0.5,
+    "val_fraction": 0.0,
+    "purge": 3,
+    "embargo": 2,
+    "test_fraction": 0.0,
+}
 AGENT_PARAMS = {
     "trend_lstm": {"window": 8, "hidden": 8, **FAST},
     "volatility": {"horizon": 3, "burn_in": 10, "hidden": 8, **FAST},
@@ -40,14 +48,7 @@ def inputs() -> dict:
         "params:train.walk_forward": WALK_FORWARD,
         "params:meta": {
             "methods": ["confidence_vote", "logistic"],
-            "walk_forward": {
-                "n_folds": 2,
-                "min_train_fraction": 0.5,
-                "val_fraction": 0.0,
-                "purge": 3,
-                "embargo": 2,
-                "test_fraction": 0.0,
-            },
+            "walk_forward": META_WALK_FORWARD,
         },
     }
     for name in AGENTS:

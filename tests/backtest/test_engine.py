@@ -131,3 +131,55 @@ def test_drawdown_breaker_goes_flat_then_resumes_from_a_new_peak() -> None:
     assert result.units.iloc[2] == 0.0 and result.units.iloc[3] == 0.0
     assert result.trades["reason"].iloc[0] == "risk"
     assert result.units.iloc[4] == pytest.approx(800 / 80)  # full size again from the new peak
+
+
+def _random_case(seed: int):
+    """Hourly bars with big moves, a target made of runs (NaN and flips included) and a
+    random mix of stops, targets and risk limits."""
+    rng = np.random.default_rng(seed)
+    n = 600
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    open_ = np.r_[100.0, close[:-1]] * np.exp(rng.normal(0, 0.01, n))
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.02, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.02, n))
+    ohlc = bars(open_, high, low, close, freq="1h")
+    levels = np.array([-1.0, -0.5, 0.0, 0.0, 0.3, 1.0, 1.5, np.nan])
+    runs = rng.integers(1, 40, size=n)
+    target = np.repeat(rng.choice(levels, size=n), runs)[:n]
+    stop_kind = int(rng.choice([0, STOP_PCT, STOP_ATR]))
+    take_kind = int(rng.choice([0, STOP_PCT, STOP_ATR]))
+    dd = [(0.10, 0.15), (0.02, 0.04), (1.0, 1.0)][rng.integers(3)]
+    config = EngineConfig(
+        initial_cash=10_000.0,
+        stop_kind=stop_kind,
+        stop_value=float(rng.choice([0.02, 1.5])),
+        take_kind=take_kind,
+        take_value=float(rng.choice([0.03, 2.0])),
+        trailing=bool(rng.integers(2)),
+        max_position=float(rng.choice([1.0, 0.5])),
+        max_daily_loss=float(rng.choice([1.0, 0.03])),
+        max_trades_per_day=int(rng.choice([1_000_000, 2])),
+        dd_reduce_start=dd[0],
+        dd_reduce_end=dd[1],
+        dd_cooloff_bars=int(rng.choice([3, 20])),
+        rebalance_threshold=float(rng.choice([0.0, 0.05])),
+        integer_units=bool(rng.integers(2)),
+    )
+    atr = (high - low) * 1.2
+    return ohlc, target, config, atr
+
+
+def test_fast_paths_change_nothing_against_the_full_rules_on_every_bar() -> None:
+    reasons: set[str] = set()
+    for seed in range(60):
+        ohlc, target, config, atr = _random_case(seed)
+        kwargs = {"fee": 0.001, "slip": 0.0005, "atr": atr}
+        fast = run_backtest(ohlc, target, config, **kwargs)
+        full = run_backtest(ohlc, target, config, fast_paths=False, **kwargs)
+        assert np.array_equal(fast.equity.to_numpy(), full.equity.to_numpy()), seed
+        assert np.array_equal(fast.units.to_numpy(), full.units.to_numpy()), seed
+        pd.testing.assert_frame_equal(fast.trades, full.trades, check_exact=True)
+        assert fast.traded_notional == full.traded_notional
+        reasons.update(fast.trades["reason"])
+    # the cases reach every exit rule, so the comparison is not vacuous
+    assert reasons == {"signal", "stop", "target", "risk", "end"}

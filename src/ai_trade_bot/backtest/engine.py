@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
-from ai_trade_bot.backtest.signals import _crossover_into, rolling_mean
+from ai_trade_bot.backtest.signals import _crossover_into, _rolling_mean_into
 
 STOP_NONE, STOP_PCT, STOP_ATR = 0, 1, 2
 REASONS = ("signal", "stop", "target", "risk", "end")
@@ -96,7 +96,7 @@ def _close_position(
 def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, record_trades):
     """Core loop; see :func:`run_backtest`. ``cfg_f``/``cfg_i`` pack EngineConfig."""
     (cash0, stop_value, take_value, max_pos, max_exp, max_dloss, dd0, dd1, rebalance) = cfg_f
-    stop_kind, take_kind, trailing, max_trades, integer_units, cooloff = cfg_i
+    stop_kind, take_kind, trailing, max_trades, integer_units, cooloff, fast_paths = cfg_i
     cooloff_until = -1
     prev_raw = np.nan
     last_clean = False
@@ -123,55 +123,93 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
     prev_target = 0.0
     equity[0] = cash0
     eq_prev = cash0
-    for i in range(1, n):
+    lim = min(max_pos, max_exp)
+    i = 1
+    while i < n:
+        # Two tight inner loops settle the common bars with few live variables (a single
+        # loop carrying all the state spills it to memory on every bar, about 3x slower).
+        # They only take bars on which the full bar below would do exactly the same, and
+        # a test runs every bar through the full bar to check it (fast_paths = 0).
+        if (
+            fast_paths
+            and units == 0.0
+            and peak > 0.0
+            and (i < cooloff_until or 1.0 - cash / peak < dd1)
+        ):
+            # ---- flat, the target stays flat and no breaker starts or ends: no trade ----
+            end = cooloff_until if cooloff_until >= i else n  # the breaker's end bar resets
+            first = i
+            while i < end:
+                want = target[i - 1]
+                if want != 0.0 and want == want:  # not zero and not NaN
+                    break
+                i += 1
+            if i > first:
+                # cash is constant here, so only the last day change matters; days never
+                # decrease (checked in _arrays), so the ends tell whether one happened
+                if day[i - 1] != day[first - 1]:
+                    day_start = cash
+                    trades_today = 0
+                    halted = False
+                if cash < day_start * (1.0 - max_dloss):
+                    halted = True
+                if record_trades:
+                    equity[first:i] = cash
+                blocked_side = 0.0
+                prev_target = 0.0
+                prev_raw = 0.0
+                last_clean = True
+                eq_prev = cash
+        elif (
+            fast_paths
+            and units != 0.0
+            and last_clean
+            and blocked_side == 0.0
+            and np.isnan(stop)
+            and np.isnan(take)
+            and i > cooloff_until
+            and abs(prev_raw) <= lim
+            and peak > 0.0
+        ):
+            # ---- holding, the target unchanged and no limit binds: no trade ----
+            # Leaving this loop early is always safe: the full bar below is the rule. So
+            # the drawdown test here is a multiplication with a margin (1e-9, far above
+            # rounding) that leaves before the full bar's exact test could fire.
+            dd_keep = (1.0 - dd0) + 1e-9
+            day_floor = day_start * (1.0 - max_dloss)
+            while i < n:
+                if day[i] != day[i - 1]:  # (repeated harmlessly by the full bar on a break)
+                    day_start = eq_prev
+                    trades_today = 0
+                    halted = False
+                    day_floor = day_start * (1.0 - max_dloss)
+                # a NaN target differs from prev_raw too and leaves for the full bar
+                if target[i - 1] != prev_raw or halted or eq_prev < peak * dd_keep:
+                    break
+                eq_prev = cash + units * close[i]
+                if record_trades:
+                    equity[i] = eq_prev
+                    units_out[i] = units
+                peak = max(peak, eq_prev)
+                halted = eq_prev < day_floor
+                i += 1
+        if i >= n:
+            break
+        # ---- the full bar: target decided at the previous close, with risk limits ----
         if day[i] != day[i - 1]:
             day_start = eq_prev
             trades_today = 0
             halted = False
         o = open_[i]
-        # ---- target decided at the previous close, with risk limits ----
         want = target[i - 1]
         if np.isnan(want):
             want = 0.0
-        if want == 0.0 and units == 0.0:  # flat and staying flat: nothing can happen
-            blocked_side = 0.0
-            prev_target = 0.0
-            prev_raw = 0.0
-            last_clean = True
-            eq_prev = cash
-            if record_trades:
-                equity[i] = cash
-            if cash < day_start * (1.0 - max_dloss):
-                halted = True
-            continue
         raw = want
-        if (
-            units != 0.0
-            and raw == prev_raw
-            and last_clean
-            and blocked_side == 0.0
-            and np.isnan(stop)
-            and np.isnan(take)
-            and not halted
-            and i > cooloff_until
-            and abs(raw) <= min(max_pos, max_exp)
-            and 1.0 - eq_prev / peak <= dd0
-        ):
-            # holding, nothing changed and no limit binds: the full path would not trade
-            eq_prev = cash + units * close[i]
-            if record_trades:
-                equity[i] = eq_prev
-                units_out[i] = units
-            peak = max(peak, eq_prev)
-            if eq_prev < day_start * (1.0 - max_dloss):
-                halted = True
-            continue
         prev_raw = raw
         if blocked_side != 0.0 and _sign(want) == blocked_side:
             want = 0.0
         elif _sign(want) != blocked_side:
             blocked_side = 0.0
-        lim = min(max_pos, max_exp)
         if abs(want) > lim:
             want = lim * _sign(want)
         forced = False
@@ -299,6 +337,7 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
         peak = max(peak, eq_prev)
         if eq_prev < day_start * (1.0 - max_dloss):
             halted = True
+        i += 1
     if units != 0.0 and record_trades:
         s = _sign(units)
         _put(
@@ -320,7 +359,12 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
     return equity, units_out, trades[:n_trades] if record_trades else trades[:0], traded_notional
 
 
-def _pack(cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
+def _pack(cfg: EngineConfig, fast_paths: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    if not cfg.dd_reduce_start <= cfg.dd_reduce_end:
+        raise ValueError(
+            f"backtest: dd_reduce_start ({cfg.dd_reduce_start}) must not exceed "
+            f"dd_reduce_end ({cfg.dd_reduce_end})"
+        )
     cfg_f = np.array(
         [
             cfg.initial_cash,
@@ -343,6 +387,7 @@ def _pack(cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
             cfg.max_trades_per_day,
             int(cfg.integer_units),
             cfg.dd_cooloff_bars,
+            int(fast_paths),
         ],
         dtype=np.int64,
     )
@@ -387,6 +432,12 @@ def _arrays(ohlc: pd.DataFrame, target, atr, fee, slip):
     n = len(ohlc)
     # UTC calendar day of each bar (integer division of epoch nanoseconds: no datetime work)
     if isinstance(ohlc.index, pd.DatetimeIndex):
+        if not ohlc.index.is_monotonic_increasing:
+            broken = int(np.flatnonzero(np.diff(ohlc.index.asi8) < 0)[0]) + 1
+            raise ValueError(
+                f"backtest: bars must be in time order; row {broken} "
+                f"({ohlc.index[broken]}) comes before the row above it"
+            )
         day = ohlc.index.asi8 // 86_400_000_000_000
     else:
         day = np.zeros(n, dtype=np.int64)
@@ -411,6 +462,7 @@ def run_backtest(
     fee: float | np.ndarray = 0.0,
     slip: float | np.ndarray = 0.0,
     atr: np.ndarray | None = None,
+    fast_paths: bool = True,
 ) -> BacktestResult:
     """Simulate ``target`` positions over ``ohlc`` bars.
 
@@ -422,10 +474,12 @@ def run_backtest(
         fee: One-way fee as a fraction of notional (scalar or per bar).
         slip: Half-spread plus slippage as a fraction of price (scalar or per bar).
         atr: ATR per bar, in price units (needed for ATR stops and targets).
+        fast_paths: False sends every bar through the full rules; slower, same result
+            (the tests use it to check the fast paths).
     """
     if STOP_ATR in (config.stop_kind, config.take_kind) and atr is None:
         raise ValueError("ATR stops or targets need the atr array")
-    cfg_f, cfg_i = _pack(config)
+    cfg_f, cfg_i = _pack(config, fast_paths)
     equity, units, trades, notional = _simulate(
         *_arrays(ohlc, target, atr, fee, slip), cfg_f, cfg_i, True
     )
@@ -456,20 +510,23 @@ def _simulate_many(open_, high, low, close, targets, atr, day, fee, slip, cfg_f,
 
 
 @njit(cache=True, parallel=True)
-def _simulate_crossovers(
-    open_, high, low, close, means, pairs, size, atr, day, fee, slip, cfg_f, cfg_i, n_threads
-):
+def _simulate_crossovers(open_, high, low, close, windows, pairs, size, atr, day, fee, slip,
+                         cfg_f, cfg_i):  # fmt: skip
+    """Each distinct window's mean once, then every (fast, slow) set: its positions into
+    a fresh buffer (never a sets x bars matrix), simulated by the same :func:`_simulate`
+    a single run uses. Sets are handed to threads one at a time (see the caller)."""
+    means = np.full((windows.size, close.size), np.nan)
+    for w in prange(windows.size):  # each distinct window once, in parallel
+        _rolling_mean_into(close, windows[w], means[w])
     n_sets = pairs.shape[0]
     finals = np.empty(n_sets)
-    n_chunks = min(n_sets, n_threads)
-    for c in prange(n_chunks):
-        target = np.empty(open_.size)  # one reused buffer per thread, never a (P, T) matrix
-        for p in range(c, n_sets, n_chunks):
-            _crossover_into(means[pairs[p, 0]], means[pairs[p, 1]], size, target)
-            equity, _, _, _ = _simulate(
-                open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, False
-            )
-            finals[p] = equity[0]
+    for p in prange(n_sets):
+        target = np.empty(close.size)
+        _crossover_into(means[pairs[p, 0]], means[pairs[p, 1]], size, target)
+        equity, _, _, _ = _simulate(
+            open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, False
+        )
+        finals[p] = equity[0]
     return finals
 
 
@@ -482,21 +539,34 @@ def sweep_crossovers(
     fee: float = 0.0,
     slip: float = 0.0,
 ) -> np.ndarray:
-    """Final equity of moving-average crossover strategies, one per (fast, slow) pair.
-
-    Each distinct window's mean is computed once; positions are generated inside the
-    compiled, parallel loop, so a sweep costs little more than its simulations.
-    """
+    """Final equity of moving-average crossover strategies, one per (fast, slow) pair,
+    in one compiled, parallel call. Each final equity is exactly what
+    :func:`run_backtest` gives for that pair's :func:`crossover_positions`."""
+    bad = [pair for pair in windows if min(pair) < 1]
+    if bad:
+        raise ValueError(f"sweep_crossovers: windows must be >= 1, got {bad[:3]}")
     o, h, lo, c, _, a, d, f, s = _arrays(ohlc, np.zeros(len(ohlc)), None, fee, slip)
     distinct = sorted({w for pair in windows for w in pair})
-    means = np.stack([rolling_mean(c, w) for w in distinct])
-    pairs = np.array(
-        [(distinct.index(fa), distinct.index(sl)) for fa, sl in windows], dtype=np.int64
-    )
+    position = {w: k for k, w in enumerate(distinct)}
+    pairs = np.array([(position[fa], position[sl]) for fa, sl in windows], dtype=np.int64)
     cfg_f, cfg_i = _pack(config)
-    return _simulate_crossovers(
-        o, h, lo, c, means, pairs, size, a, d, f, s, cfg_f, cfg_i, numba.get_num_threads()
-    )
+    # sets with short windows trade more: one at a time keeps both threads busy to the end
+    with numba.parallel_chunksize(1):
+        return _simulate_crossovers(
+            o,
+            h,
+            lo,
+            c,
+            np.array(distinct, dtype=np.int64),
+            pairs.reshape(-1, 2),
+            size,
+            a,
+            d,
+            f,
+            s,
+            cfg_f,
+            cfg_i,
+        )
 
 
 def run_many(

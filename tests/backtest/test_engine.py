@@ -183,3 +183,16 @@ def test_fast_paths_change_nothing_against_the_full_rules_on_every_bar() -> None
         reasons.update(fast.trades["reason"])
     # the cases reach every exit rule, so the comparison is not vacuous
     assert reasons == {"signal", "stop", "target", "risk", "end"}
+
+
+def test_breaker_starts_even_when_flat_and_restarts_on_its_last_bar() -> None:
+    # long at bar 1's open (100); the 20% stop fills at 80 inside bar 1: drawdown 20%.
+    # Bar 2 wants flat, yet the breaker starts there (2 bars), so bar 3's long is
+    # refused and bar 4, the breaker's last bar, measures from the new peak and buys.
+    ohlc = bars([100, 100, 80, 80, 80, 80], [100, 100, 80, 80, 80, 80], [100, 79, 80, 80, 80, 80],
+                [100, 80, 80, 80, 80, 80])  # fmt: skip
+    config = EngineConfig(initial_cash=1_000, stop_kind=STOP_PCT, stop_value=0.2, dd_cooloff_bars=2)
+    result = run_backtest(ohlc, [1.0, 0.0, 1.0, 1.0, 1.0, 1.0], config)
+    assert result.trades["reason"].iloc[0] == "stop"
+    assert result.units.iloc[3] == 0.0
+    assert result.units.iloc[4] == pytest.approx(800 / 80)

@@ -163,7 +163,7 @@ def main() -> None:
     print(
         f"100 parameter sets: {hundred * 1e3:.1f} ms = {hundred / one:.1f}x one full run "
         f"({one * 1e3:.2f} ms; medians of {args.sweep_rounds} alternating rounds, "
-        f"{numba.get_num_threads()} threads); {hundred / t_ours:.1f}x the back-to-back "
+        f"numba threads: {numba.get_num_threads()}); {hundred / t_ours:.1f}x the back-to-back "
         f"median above"
     )
     print(

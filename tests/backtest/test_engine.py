@@ -196,3 +196,14 @@ def test_breaker_starts_even_when_flat_and_restarts_on_its_last_bar() -> None:
     assert result.trades["reason"].iloc[0] == "stop"
     assert result.units.iloc[3] == 0.0
     assert result.units.iloc[4] == pytest.approx(800 / 80)
+
+
+def test_bars_out_of_time_order_and_bad_windows_are_refused_with_the_row() -> None:
+    ohlc = bars([10] * 4, [10] * 4, [10] * 4, [10] * 4)
+    shuffled = ohlc.iloc[[0, 2, 1, 3]]
+    with pytest.raises(ValueError, match=r"row 2 \(2024-01-02"):
+        run_backtest(shuffled, [0.0] * 4, EngineConfig())
+    with pytest.raises(ValueError, match="windows must be >= 1"):
+        sweep_crossovers(ohlc, [(0, 3)], EngineConfig())
+    with pytest.raises(ValueError, match="must not exceed"):
+        run_backtest(ohlc, [0.0] * 4, EngineConfig(dd_reduce_start=0.2, dd_reduce_end=0.1))

@@ -126,8 +126,8 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
     lim = min(max_pos, max_exp)
     i = 1
     while i < n:
-        # Two tight inner loops settle the common bars with few live variables (a single
-        # loop carrying all the state spills it to memory on every bar, about 3x slower).
+        # Two tight inner loops settle the common bars with few live variables (measured
+        # per bar: flat 0.5 ns against 1.4, holding 1.85 ns against 2.7 in one loop).
         # They only take bars on which the full bar below would do exactly the same, and
         # a test runs every bar through the full bar to check it (fast_paths = 0).
         if (

@@ -19,4 +19,7 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # `${project_root:}` makes paths in mlflow.yml absolute, wherever kedro is started from.
     "custom_resolvers": {"project_root": lambda: PROJECT_ROOT.as_posix()},
+    # conf/local and --params change only the keys they name (Kedro's default replaces a
+    # whole top-level block, so one override in conf/local dropped the rest of `features`).
+    "merge_strategy": {"parameters": "soft"},
 }

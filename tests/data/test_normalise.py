@@ -97,3 +97,41 @@ def test_bundled_data_loads_offline(name: str, timeframe: str, rows: int) -> Non
     frame, _, tf = load_bundled(name)
     assert tf == timeframe and len(frame) == rows
     assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+
+
+def test_a_to_csv_date_index_without_a_name_is_read_as_dates(tmp_path) -> None:
+    from ai_trade_bot.data.ingest import load_from_source, parse_ingestion_config
+
+    daily, _, _ = load_bundled("sp500")
+    path = tmp_path / "stock.csv"
+    daily.rename_axis(None).rename(columns=str.title).to_csv(path)
+    assert path.read_text().startswith(",Open,High,Low,Close,Volume")
+    frame, meta = load_from_source(parse_ingestion_config({"source": "file", "path": str(path)}))
+    assert meta["timeframe"] == "1d"
+    assert frame.index[0] == pd.Timestamp("1999-01-04", tz="UTC")
+    pd.testing.assert_index_equal(frame.index, daily.index)
+
+
+def test_row_numbers_are_never_taken_for_times(tmp_path) -> None:
+    table = make_ohlcv(50).reset_index(drop=True)
+    path = tmp_path / "no_time.csv"
+    table.to_csv(path)  # an unnamed column of row numbers 0..49
+    with pytest.raises(DataValidationError) as err:
+        load_file(path)
+    message = str(err.value)
+    assert "rule 'required_columns'" in message
+    assert "'Unnamed: 0' holds times before 1990" in message
+    assert "first values [0, 1, 2]" in message
+    with pytest.raises(DataValidationError, match="rule 'required_columns'"):
+        normalise_ohlcv(table, source="t")  # a RangeIndex is row numbers, never times
+
+
+def test_implausible_times_in_a_named_column_are_an_error() -> None:
+    table = _as_table(make_ohlcv(20), "timestamp", str.lower)
+    table["timestamp"] = range(20)  # row numbers read as epoch seconds: 1970
+    plausible = r"'timestamp_plausible'.*'timestamp'.*\[0, 1, 2\]"
+    with pytest.raises(DataValidationError, match=plausible):
+        normalise_ohlcv(table, source="t")
+    table["timestamp"] = pd.date_range("2024-01-01", periods=20, freq="10ms", tz="UTC")
+    with pytest.raises(DataValidationError, match="under one second"):
+        normalise_ohlcv(table, source="t")

@@ -99,3 +99,28 @@ def test_config_errors_name_the_key() -> None:
         parse_config(ValidationConfig, {"max_rejected": 0.1}, name="ingestion.validation")
     with pytest.raises(ConfigError, match="max_rejected_fraction must be in"):
         parse_config(ValidationConfig, {"max_rejected_fraction": 2}, name="v")
+
+
+def test_gaps_follow_the_markets_own_calendar() -> None:
+    from tests.synthetic import make_market
+
+    config = ValidationConfig()
+    # equity days: weekends and single holidays are the calendar, not gaps
+    days = make_market("equity", "1d", 800, seed=1)
+    _, _, summary = validate_ohlcv(days, timeframe="1d", config=config, source="t")
+    assert summary["gaps"]["count"] == 0
+    assert summary["gaps"]["calendar"]["trading_days"] == ["Mon", "Tue", "Wed", "Thu", "Fri"]
+    # a closed week (9/11 style) is
+    closed = days.drop(days.index[400:405])
+    _, _, summary = validate_ohlcv(closed, timeframe="1d", config=config, source="t")
+    assert summary["gaps"]["count"] == 1 and summary["gaps"]["first"][0]["missing_bars"] == 5
+    # FX: Friday 21:00 to Sunday 22:00 is the weekend
+    fx = make_market("fx", "1h", 1500, seed=2)
+    _, _, summary = validate_ohlcv(fx, timeframe="1h", config=config, source="t")
+    assert summary["gaps"]["count"] == 0
+    # crypto trades every hour: two missing hours are a gap
+    crypto = make_market("crypto", "1h", 1500, seed=3)
+    holed = crypto.drop(crypto.index[700:702])
+    _, _, summary = validate_ohlcv(holed, timeframe="1h", config=config, source="t")
+    assert summary["gaps"]["count"] == 1 and summary["gaps"]["missing_bars"] == 2
+    assert summary["gaps"]["calendar"]["trading_slots_per_week"] == 168

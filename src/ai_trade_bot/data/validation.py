@@ -11,6 +11,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from ai_trade_bot.data.calendar import infer_calendar, missing_bars
 from ai_trade_bot.data.timeframes import timeframe_to_timedelta
 from ai_trade_bot.errors import DataValidationError
 
@@ -36,7 +37,8 @@ class ValidationConfig:
     outlier_sigmas: float = 12.0
     reject_outliers: bool = False
     max_listed: int = 20
-    # Spacings up to this many bars are not gaps (daily equity data: 4, for long weekends).
+    # A spacing that hides up to this many of the market's usual trading bars is not a gap
+    # (the calendar is inferred from the data: nights and weekends of equities are not gaps).
     gap_tolerance_bars: float = 1.0
 
     def __post_init__(self) -> None:
@@ -46,8 +48,8 @@ class ValidationConfig:
             )
         if self.outlier_sigmas <= 0:
             raise ValueError(f"outlier_sigmas must be > 0, got {self.outlier_sigmas}")
-        if self.gap_tolerance_bars < 1:
-            raise ValueError(f"gap_tolerance_bars must be >= 1, got {self.gap_tolerance_bars}")
+        if self.gap_tolerance_bars < 0:
+            raise ValueError(f"gap_tolerance_bars must be >= 0, got {self.gap_tolerance_bars}")
 
 
 def _finite(check: str, lower_ok: bool) -> pa.Check:
@@ -124,17 +126,25 @@ def _robust_return_outliers(close: pd.Series, sigmas: float) -> pd.Series:
 
 
 def _gaps(index: pd.DatetimeIndex, bar: pd.Timedelta, tolerance: float, limit: int) -> dict:
-    spacing = pd.Series(index[1:] - index[:-1], index=index[1:])
-    gaps = spacing[spacing > bar * tolerance]
-    missing = ((gaps / bar).round() - 1).astype(int)
+    """Spacings that hide more than ``tolerance`` bars the market usually trades (judged
+    against the weekly calendar the data shows, so nights, weekends and holidays of an
+    equity or FX market are not gaps, while a missing hour of a 24/7 market is)."""
+    calendar = infer_calendar(index, bar)
+    missing = missing_bars(index, bar, calendar)
+    where = np.flatnonzero(missing > tolerance)
     return {
-        "count": len(gaps),
-        "missing_bars": int(missing.sum()),
-        "largest": str(gaps.max()) if len(gaps) else None,
+        "count": int(where.size),
+        "missing_bars": int(missing[where].sum()),
+        "largest": str(max((index[k + 1] - index[k] for k in where), default=None) or None),
+        "calendar": calendar.describe() if calendar else "every slot (history under 2 weeks)",
         "first": [
-            {"after": str(ts - delta), "before": str(ts), "missing_bars": int(m)}
-            for (ts, delta), m in zip(gaps.items(), missing, strict=True)
-        ][:limit],
+            {
+                "after": str(index[k]),
+                "before": str(index[k + 1]),
+                "missing_bars": int(missing[k]),
+            }
+            for k in where[:limit]
+        ],
     }
 
 

@@ -1,0 +1,84 @@
+"""Realistic synthetic markets for tests: calendars, volatility clustering, seasonality.
+
+- ``crypto``: trades every bar, 24/7.
+- ``fx``: Sunday 22:00 to Friday 21:00 UTC.
+- ``equity``: weekdays only, minus a few holidays; intraday bars within 14:30-21:00 UTC.
+
+Returns follow a GARCH(1,1) with Student-t shocks and, intraday, a U-shaped volatility
+over the day; volume rises with the absolute return. ``zero_volume`` bars carry volume 0
+(a holiday-thinned session, an exchange outage).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ai_trade_bot.data.timeframes import timeframe_to_timedelta
+
+
+def _calendar(market: str, timeframe: str, start: str, n: int) -> pd.DatetimeIndex:
+    bar = timeframe_to_timedelta(timeframe)
+    # enough candidate stamps to keep n after the calendar filter
+    candidates = pd.date_range(start, periods=int(n * 7) + 100, freq=bar, tz="UTC")
+    minutes = candidates.hour * 60 + candidates.minute
+    dow = candidates.dayofweek
+    if market == "crypto":
+        keep = np.ones(len(candidates), dtype=bool)
+    elif market == "fx":
+        keep = ~(
+            (dow == 5) | ((dow == 4) & (minutes >= 21 * 60)) | ((dow == 6) & (minutes < 22 * 60))
+        )
+    elif market == "equity":
+        keep = dow < 5
+        if bar < pd.Timedelta(days=1):
+            keep &= (minutes >= 14 * 60 + 30) & (minutes < 21 * 60)
+        days = candidates.normalize()
+        holidays = pd.DatetimeIndex(days.unique()[::53])  # about five a year
+        keep &= ~days.isin(holidays)
+    else:
+        raise ValueError(market)
+    return candidates[keep][:n].rename("timestamp")
+
+
+def make_market(
+    market: str,
+    timeframe: str,
+    n: int,
+    *,
+    seed: int = 0,
+    start: str = "2021-01-04",
+    price: float = 100.0,
+    zero_volume: int = 0,
+) -> pd.DataFrame:
+    """``n`` candles of ``market`` at ``timeframe`` (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    index = _calendar(market, timeframe, start, n)
+    bar = timeframe_to_timedelta(timeframe)
+    per_year = pd.Timedelta(days=365) / bar
+    base_var = (0.6**2) / per_year  # about 60% a year, crypto-like; fine for every market
+    omega, alpha, beta = base_var * 0.05, 0.08, 0.87
+    shocks = rng.standard_t(5, n) / np.sqrt(5 / 3)
+    if bar < pd.Timedelta(days=1):
+        hour = (index.hour + index.minute / 60).to_numpy()
+        season = 1.0 + 0.6 * np.cos(2 * np.pi * (hour - 15) / 24) ** 2
+    else:
+        season = np.ones(n)
+    var = np.empty(n)
+    ret = np.empty(n)
+    v = base_var
+    for t in range(n):
+        var[t] = v
+        ret[t] = np.sqrt(v) * season[t] * shocks[t]
+        v = omega + alpha * (ret[t] / season[t]) ** 2 + beta * v
+    close = price * np.exp(np.cumsum(ret))
+    open_ = np.r_[price, close[:-1]] * np.exp(rng.normal(0, 0.1, n) * np.sqrt(var))
+    wick = np.abs(rng.normal(0, 0.5, (2, n))) * np.sqrt(var) * season
+    high = np.maximum(open_, close) * np.exp(wick[0])
+    low = np.minimum(open_, close) * np.exp(-wick[1])
+    volume = rng.lognormal(6, 0.4, n) * (1 + 50 * np.abs(ret))
+    if zero_volume:
+        volume[rng.choice(np.arange(300, n - 50), zero_volume, replace=False)] = 0.0
+    return pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index
+    )

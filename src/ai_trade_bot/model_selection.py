@@ -103,6 +103,41 @@ def walk_forward_folds(n_rows: int, config: WalkForwardConfig) -> list[Fold]:
     return folds
 
 
+# The smallest fit window (rows) a fold may have; fewer leave nothing to learn from.
+MIN_FIT_ROWS = 100
+
+
+def folds_problem(n_rows: int, config: WalkForwardConfig, min_fit_rows: int = MIN_FIT_ROWS):
+    """Why ``n_rows`` model-input rows cannot be split into ``config``'s folds, or None."""
+    try:
+        folds = walk_forward_folds(n_rows, config)
+    except ConfigError as exc:
+        return str(exc)
+    short = [f.number for f in folds if len(f.train) < min_fit_rows]
+    if short:
+        return (
+            f"fold {short[0]} would fit on {len(folds[short[0]].train)} rows, fewer than "
+            f"{min_fit_rows}"
+        )
+    return None
+
+
+def minimum_rows(config: WalkForwardConfig, min_fit_rows: int = MIN_FIT_ROWS) -> int:
+    """The fewest model-input rows for which every fold has ``min_fit_rows`` fit rows."""
+    lo, hi = 1, 1
+    while folds_problem(hi, config, min_fit_rows) is not None:
+        lo, hi = hi, hi * 2
+        if hi > 10**9:
+            raise ConfigError(f"walk_forward: no history is long enough for {config}")
+    while lo < hi:  # more rows never make the folds shorter
+        mid = (lo + hi) // 2
+        if folds_problem(mid, config, min_fit_rows) is None:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
 def final_fit_rows(n_rows: int, config: WalkForwardConfig) -> tuple[np.ndarray, np.ndarray]:
     """Rows for the deployment fit: all pre-test rows (purged before the test span)."""
     end = holdout_start(n_rows, config) - config.purge - config.embargo

@@ -12,6 +12,7 @@ from ai_trade_bot.features.labels import DOWN, FLAT, UP, build_labels
 from ai_trade_bot.features.microstructure import microstructure_features, tick_rule_sign
 from ai_trade_bot.features.multitimeframe import higher_timeframe_features
 from ai_trade_bot.features.statistics import statistical_features
+from ai_trade_bot.features.technical import anchored_vwap
 from ai_trade_bot.features.volatility import (
     garch_volatility,
     parkinson_volatility,
@@ -114,3 +115,43 @@ def test_labels_by_hand() -> None:
     assert labels["direction"].iloc[6] == FLAT  # 0.001 is inside the band
     assert labels["fwd_realized_vol_2"].iloc[4] == pytest.approx(np.sqrt(0.02**2 + 0.03**2))
     assert np.isnan(labels["direction"].iloc[-1])
+
+
+@pytest.mark.parametrize("name,anchor", [("sp500", "W"), ("sp500", "M"), ("eurusd", "D")])
+def test_anchored_vwap_equals_pandas_ta(name: str, anchor: str) -> None:
+    import pandas_ta as ta
+
+    from ai_trade_bot.data.sources import load_bundled
+
+    frame, _, _ = load_bundled(name)
+    h, lo, c, v = frame["high"], frame["low"], frame["close"], frame["volume"]
+    expected = ta.vwap(h, lo, c, v, anchor=anchor)
+    np.testing.assert_allclose(anchored_vwap(h, lo, c, v, anchor), expected, rtol=1e-12)
+
+
+def test_vwap_before_any_volume_is_the_mean_typical_price() -> None:
+    idx = pd.date_range("2024-01-01", periods=4, freq="6h", tz="UTC")
+    bar = pd.Series([10.0, 13.0, 16.0, 10.0], index=idx)
+    volume = pd.Series([0.0, 0.0, 2.0, 1.0], index=idx)
+    out = anchored_vwap(bar, bar, bar, volume, "D")
+    # no volume yet: mean of 10 and 13; then (16 * 2 + 10 * 1) / 3
+    assert out.tolist() == [10.0, 11.5, 16.0, 14.0]
+
+
+def test_a_zero_volume_bar_blanks_no_row_and_touches_only_volume_features(sp500) -> None:
+    from ai_trade_bot.features.build import FeatureConfig, build_features
+
+    base = build_features(sp500, timeframe="1d", config=FeatureConfig())
+    bad = sp500.copy()
+    at = [3000, 3200]
+    bad.iloc[at, bad.columns.get_loc("volume")] = 0.0
+    out = build_features(bad, timeframe="1d", config=FeatureConfig())
+    assert out.notna().all(axis=1).sum() == base.notna().all(axis=1).sum()
+    changed = ~np.isclose(out.to_numpy(), base.to_numpy(), rtol=1e-9, equal_nan=True)
+    columns = set(out.columns[changed.any(axis=0)])
+    volume_features = {
+        c for c in out.columns if c.startswith(("amihud", "kyle", "volume_", "rel_volume", "obv"))
+    } | {"vwap_dist_atr", "rsi_x_imbalance"}
+    assert columns and columns <= volume_features
+    rows = np.flatnonzero(changed.any(axis=1))
+    assert rows.min() >= at[0]  # nothing before the bad bar changes

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ai_trade_bot.config import parse_config
+from ai_trade_bot.data.timeframes import timeframe_to_timedelta
 from ai_trade_bot.errors import DataValidationError
 from ai_trade_bot.features.labels import build_labels
 from ai_trade_bot.features.microstructure import microstructure_features
@@ -25,13 +28,55 @@ from ai_trade_bot.features.volatility import (
 logger = logging.getLogger(__name__)
 
 
+# Higher timeframes when ``features.multi_timeframe`` is ``auto``: two steps up the usual
+# ladder, so that a higher bar holds several base bars and a short history still fills
+# them (three weeks of 5-minute candles are 126 four-hour bars).
+AUTO_HIGHER_TIMEFRAMES: dict[str, tuple[str, ...]] = {
+    "1m": ("15m", "1h"),
+    "5m": ("1h", "4h"),
+    "15m": ("1h", "4h"),
+    "30m": ("4h", "1d"),
+    "1h": ("4h", "1d"),
+    "4h": ("1d", "1w"),
+    "1d": ("1w", "4w"),
+    "1w": ("4w",),
+}
+_LADDER = ("1m", "5m", "15m", "1h", "4h", "1d", "1w", "4w")
+# A higher timeframe chosen by ``auto`` is kept only when the history spans this many of
+# its bars: its indicators need 15 of them, so at most a third of the history is warm-up.
+MIN_HIGHER_BARS = 45
+HIGHER_TF_WARMUP_BARS = 15  # RSI(14) of higher bars needs 15 closed ones
+
+
+def auto_higher_timeframes(timeframe: str) -> tuple[str, ...]:
+    """The documented default higher timeframes for a base timeframe."""
+    if timeframe in AUTO_HIGHER_TIMEFRAMES:
+        return AUTO_HIGHER_TIMEFRAMES[timeframe]
+    base = timeframe_to_timedelta(timeframe)
+    longer = [tf for tf in _LADDER if timeframe_to_timedelta(tf) >= 4 * base]
+    return tuple(longer[:2])
+
+
+def auto_vwap_anchor(timeframe: str) -> str:
+    """VWAP resets daily below hourly bars, weekly from hourly to daily bars, else monthly."""
+    bar = timeframe_to_timedelta(timeframe)
+    if bar < pd.Timedelta(hours=1):
+        return "D"
+    return "W" if bar <= pd.Timedelta(days=1) else "M"
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
-    """``params:features``."""
+    """``params:features``.
+
+    ``multi_timeframe`` and ``vwap_anchor`` may be ``auto``: then they follow the ingested
+    timeframe (see :data:`AUTO_HIGHER_TIMEFRAMES` and :func:`auto_vwap_anchor`); explicit
+    values override. :meth:`resolve` turns ``auto`` into the concrete values.
+    """
 
     sma_lengths: tuple[int, ...] = (10, 20, 50, 200)
     ema_lengths: tuple[int, ...] = (12, 26)
-    vwap_anchor: str = "W"
+    vwap_anchor: str = "auto"
     stat_windows: tuple[int, ...] = (20, 60)
     rank_window: int = 100
     autocorr_window: int = 100
@@ -47,16 +92,63 @@ class FeatureConfig:
     micro_window: int = 20
     micro_norm_window: int = 250
     lags: tuple[int, ...] = (1, 2, 3, 5, 10)
-    multi_timeframe: tuple[str, ...] = ("1w", "4w")
+    multi_timeframe: str | tuple[str, ...] = "auto"
+    # A rolling window with a missing value (e.g. Amihud on a zero-volume bar) still gives
+    # a value when at least this share of its bars is valid: one bad bar never blanks a
+    # whole window of rows.
+    min_valid_fraction: float = 0.8
 
     def __post_init__(self) -> None:
         for name in ("sma_lengths", "ema_lengths", "stat_windows", "rv_windows", "lags"):
             object.__setattr__(self, name, tuple(int(x) for x in getattr(self, name)))
-        object.__setattr__(self, "multi_timeframe", tuple(self.multi_timeframe))
+        if self.multi_timeframe != "auto":
+            if isinstance(self.multi_timeframe, str):
+                raise ValueError(
+                    f"multi_timeframe must be 'auto' or a list such as ['4h', '1d'], got "
+                    f"{self.multi_timeframe!r}"
+                )
+            object.__setattr__(self, "multi_timeframe", tuple(self.multi_timeframe))
+            for tf in self.multi_timeframe:
+                timeframe_to_timedelta(tf)
         if self.garch_min_obs < 100:
             raise ValueError(f"garch_min_obs must be >= 100, got {self.garch_min_obs}")
         if self.garch_refit_every < 1:
             raise ValueError(f"garch_refit_every must be >= 1, got {self.garch_refit_every}")
+        if not 0 < self.min_valid_fraction <= 1:
+            raise ValueError(f"min_valid_fraction must be in (0, 1], got {self.min_valid_fraction}")
+
+    def resolve(self, timeframe: str, span: pd.Timedelta | None = None) -> FeatureConfig:
+        """Concrete values for ``auto`` settings on data of ``timeframe``.
+
+        With ``span`` (the history's first to last candle), an ``auto`` higher timeframe
+        that the history cannot fill (fewer than :data:`MIN_HIGHER_BARS` of its bars) is
+        left out and logged. Explicit values are kept as given (a too-short history then
+        fails the features check, by name).
+        """
+        changes: dict[str, Any] = {}
+        if self.vwap_anchor == "auto":
+            changes["vwap_anchor"] = auto_vwap_anchor(timeframe)
+        if self.multi_timeframe == "auto":
+            chosen = auto_higher_timeframes(timeframe)
+            if span is not None:
+                kept = tuple(
+                    tf for tf in chosen if span >= MIN_HIGHER_BARS * timeframe_to_timedelta(tf)
+                )
+                if kept != chosen:
+                    logger.warning(
+                        "features.multi_timeframe=auto: %s left out; the history (%s) spans "
+                        "fewer than %d bars of them",
+                        sorted(set(chosen) - set(kept)),
+                        span,
+                        MIN_HIGHER_BARS,
+                    )
+                chosen = kept
+            changes["multi_timeframe"] = chosen
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def min_valid(self, window: int) -> int:
+        """Valid bars a rolling window of ``window`` needs to give a value."""
+        return max(1, int(np.ceil(window * self.min_valid_fraction)))
 
     @property
     def warmup(self) -> int:
@@ -101,6 +193,7 @@ def build_features(ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig
     Returns:
         Float64 features indexed like ``ohlcv``; all scale-free.
     """
+    config = config.resolve(timeframe)
     needed = max(*config.sma_lengths, *config.ema_lengths, 61) + 1
     if len(ohlcv) < needed:
         raise DataValidationError(
@@ -150,7 +243,12 @@ def build_features(ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig
     vol["garch_vs_rv20"] = np.log(garch["garch_vol"] * np.sqrt(20) / rv_mid)
     parts.append(pd.DataFrame(vol, index=ohlcv.index))
     micro = microstructure_features(
-        close, log_ret, volume, window=config.micro_window, norm_window=config.micro_norm_window
+        close,
+        log_ret,
+        volume,
+        window=config.micro_window,
+        norm_window=config.micro_norm_window,
+        min_valid=config.min_valid(config.micro_window),
     )
     parts.append(micro)
     rsi = parts[1]["rsi_14"]
@@ -161,17 +259,7 @@ def build_features(ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig
         lagged[f"rsi_14_lag_{lag}"] = rsi.shift(lag)
         lagged[f"volume_imbalance_lag_{lag}"] = imbalance.shift(lag)
     parts.append(pd.DataFrame(lagged, index=ohlcv.index))
-    idx = ohlcv.index
-    parts.append(
-        pd.DataFrame(
-            {
-                "hour": idx.hour.astype("float64"),
-                "day_of_week": idx.dayofweek.astype("float64"),
-                "is_weekend": (idx.dayofweek >= 5).astype("float64"),
-            },
-            index=idx,
-        )
-    )
+    parts.append(time_features(ohlcv.index))
     if config.multi_timeframe:
         parts.append(
             higher_timeframe_features(
@@ -179,6 +267,28 @@ def build_features(ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig
             )
         )
     return _assemble(parts, ohlcv.index.rename("timestamp"))
+
+
+def time_features(index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Time of day and day of week of each bar's open (UTC), as points on a circle.
+
+    They mean the same on every market: on daily equity bars the time of day is constant
+    (and carries nothing), on 24/7 crypto it is the hour cycle; 23:00 sits next to 00:00
+    and Sunday next to Monday.
+    """
+    day_fraction = (index.hour * 3600 + index.minute * 60 + index.second) / 86400.0
+    week_fraction = (index.dayofweek + day_fraction) / 7.0
+    two_pi = 2.0 * np.pi
+    return pd.DataFrame(
+        {
+            "time_of_day_sin": np.sin(two_pi * day_fraction),
+            "time_of_day_cos": np.cos(two_pi * day_fraction),
+            "day_of_week_sin": np.sin(two_pi * week_fraction),
+            "day_of_week_cos": np.cos(two_pi * week_fraction),
+            "is_weekend": (index.dayofweek >= 5).astype("float64"),
+        },
+        index=index,
+    )
 
 
 def _assemble(parts: list[pd.DataFrame], index: pd.Index) -> pd.DataFrame:
@@ -196,6 +306,87 @@ def _assemble(parts: list[pd.DataFrame], index: pd.Index) -> pd.DataFrame:
         start += width
     block[np.isinf(block)] = np.nan
     return pd.DataFrame(block.T, index=index, columns=columns, copy=False)
+
+
+# Which parameter makes each family of columns (checked in order; the first match wins).
+_PARAMETER_OF: tuple[tuple[str, str], ...] = (
+    (r"^htf_", "features.multi_timeframe"),
+    (r"^sma_\d+_dist$", "features.sma_lengths"),
+    (r"^ema_\d+_dist$", "features.ema_lengths"),
+    (r"^garch_", "features.garch_min_obs"),
+    (r"^hurst_", "features.hurst_window"),
+    (r"^autocorr_", "features.autocorr_window"),
+    (r"_rank_", "features.rank_window"),
+    (r"^amihud_rel_", "features.micro_norm_window"),
+    (r"^(roll_spread|kyle_lambda|volume_imbalance|rel_volume)_", "features.micro_window"),
+    (r"^vwap_", "features.vwap_anchor"),
+    (r"^vol_of_vol_", "features.vol_of_vol_window"),
+    (r"^rolling_sharpe_", "features.sharpe_window"),
+    (r"^rv_", "features.rv_windows"),
+    (r"^parkinson_", "features.parkinson_window"),
+    (r"^(ret|close)_(mean|std|skew|kurt|z)_", "features.stat_windows"),
+    (r"_lag_", "features.lags"),
+)
+_VOLUME_FEATURES = re.compile(r"^(amihud|kyle|volume_|rel_volume|obv|vwap|rsi_x_imbalance)")
+
+
+def parameter_of(column: str) -> str:
+    """The parameter behind a feature column (for error messages)."""
+    for pattern, parameter in _PARAMETER_OF:
+        if re.search(pattern, column):
+            return parameter
+    return "features (a fixed indicator length)"
+
+
+def check_features(
+    frame: pd.DataFrame,
+    ohlcv: pd.DataFrame,
+    *,
+    timeframe: str,
+    required_rows: int,
+    label_horizon: int = 0,
+) -> None:
+    """Stop with a clear error when the features cannot feed ``train``.
+
+    Raises:
+        DataValidationError: If a column is NaN on every row (naming the columns, the
+            parameter behind them and the fix), or if fewer than ``required_rows`` rows are
+            complete (naming the warm-up and the count).
+    """
+    empty = [c for c in frame.columns if frame[c].isna().all()]
+    if empty:
+        by_parameter: dict[str, list[str]] = {}
+        for column in empty:
+            by_parameter.setdefault(parameter_of(column), []).append(column)
+        listed = "; ".join(f"{p}: {cols}" for p, cols in by_parameter.items())
+        if all(_VOLUME_FEATURES.search(c) for c in empty) and (ohlcv["volume"] <= 0).all():
+            fix = "the data has no volume (every bar is 0): ingest candles with volume"
+        else:
+            fix = (
+                f"the {len(ohlcv)} {timeframe} candles are too few for these windows: ingest a "
+                "longer history, or shorten or remove the parameters named (in "
+                "conf/local/parameters_features.yml or with --params); 'auto' higher "
+                "timeframes and VWAP anchor follow the timeframe"
+            )
+        raise DataValidationError(
+            f"features: {len(empty)} column(s) are NaN on every row of {len(frame)} "
+            f"{timeframe} candles ({listed}). Fix: {fix}."
+        )
+    complete = frame.notna().all(axis=1)
+    usable = int(complete.sum()) - label_horizon
+    if usable < required_rows:
+        first = int(np.argmax(complete.to_numpy())) if complete.any() else len(frame)
+        first_valid = pd.Series(frame.notna().to_numpy().argmax(axis=0), index=frame.columns)
+        slowest = first_valid.sort_values(ascending=False).head(3)
+        warmups = ", ".join(f"{c} ({parameter_of(c)}): {k} rows" for c, k in slowest.items())
+        raise DataValidationError(
+            f"features: {int(complete.sum())} of {len(frame)} {timeframe} rows are complete "
+            f"(the warm-up takes the first {first} rows; longest: {warmups}), but train needs "
+            f"at least {required_rows} complete rows with labels "
+            "(train.walk_forward: folds, purge, embargo and test span). Fix: ingest a longer "
+            "history, shorten the windows named, or use fewer folds "
+            "(train.walk_forward.n_folds)."
+        )
 
 
 def labels_for(ohlcv: pd.DataFrame, config: LabelConfig) -> pd.DataFrame:

@@ -33,8 +33,8 @@ def statistical_features(
         price_roll = close.rolling(w)
         out[f"close_z_{w}"] = (close - price_roll.mean()) / price_roll.std()
     out[f"ret_rank_{rank_window}"] = log_ret.rolling(rank_window).rank(pct=True)
-    log_vol = np.log(volume.where(volume > 0))
-    out[f"volume_rank_{rank_window}"] = log_vol.rolling(rank_window).rank(pct=True)
+    # ranks of volume itself: a zero-volume bar is the lowest rank, not a missing value
+    out[f"volume_rank_{rank_window}"] = volume.rolling(rank_window).rank(pct=True)
     for lag in range(1, autocorr_lags + 1):
         out[f"autocorr_{lag}"] = log_ret.rolling(autocorr_window).corr(log_ret.shift(lag))
     out[f"hurst_{hurst_window}"] = pd.Series(

@@ -13,7 +13,13 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             Node(
                 func=compute_features,
-                inputs=["ohlcv_clean", "ohlcv_metadata", "params:features"],
+                inputs=[
+                    "ohlcv_clean",
+                    "ohlcv_metadata",
+                    "params:features",
+                    "params:labels",
+                    "params:train.walk_forward",
+                ],
                 outputs=["features", "feature_manifest"],
                 name="compute_features",
             ),

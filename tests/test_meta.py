@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ai_trade_bot.calibration import log_loss_rows
 from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFittedError
 from ai_trade_bot.meta import ABS_PER_SIGMA, MetaAgent
 
@@ -66,3 +67,52 @@ def test_meta_errors() -> None:
         .fit(pd.concat([_oof()] * 10).reset_index(drop=True), pd.Series([0.0, 2.0] * 10))
         .predict(_oof().reset_index(drop=True))["up"]
     ).all()
+
+
+def _signal_oof(n: int, seed: int, *, signal: bool) -> tuple[pd.DataFrame, pd.Series]:
+    """Two agents' outputs; with ``signal`` agent a's probabilities follow the labels."""
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2020-01-01", periods=n, freq="1D", tz="UTC")
+    y = rng.choice(3, size=n, p=[0.3, 0.3, 0.4])
+    frame = {}
+    for agent in ("a", "b"):
+        probs = rng.dirichlet([2, 2, 2], size=n)
+        if signal and agent == "a":
+            probs = 0.5 * probs + 0.5 * np.eye(3)[y]
+        for k, c in enumerate(("down", "flat", "up")):
+            frame[f"{agent}.{c}"] = probs[:, k]
+        frame[f"{agent}.confidence"] = probs.max(axis=1)
+    return pd.DataFrame(frame, index=idx), pd.Series(y.astype(float), index=idx)
+
+
+def test_prior_method_outputs_the_training_class_shares_and_never_informs() -> None:
+    oof, labels = _signal_oof(200, seed=0, signal=True)
+    out = MetaAgent(method="prior").fit(oof, labels).predict(oof)
+    shares = np.bincount(labels.astype(int), minlength=3) / len(labels)
+    np.testing.assert_allclose(out[["down", "flat", "up"]].to_numpy()[0], shares)
+    assert (out["informative"] == 0.0).all()
+    average = MetaAgent(method="plain_average").fit(oof, labels).predict(oof)
+    np.testing.assert_allclose(average["up"], (oof["a.up"] + oof["b.up"]) / 2)
+    assert (average["informative"] == 1.0).all()
+
+
+@pytest.mark.parametrize("method", ["logistic", "mlp", "gbm", "confidence_vote", "best_agent"])
+def test_stackers_keep_a_real_edge_and_drop_noise(method: str) -> None:
+    oof, labels = _signal_oof(600, seed=1, signal=True)
+    meta = MetaAgent(method=method).fit(oof, labels)
+    assert meta.informative and not meta.calibration_.collapsed
+    if method in ("logistic", "mlp", "gbm"):
+        assert meta.params_  # a regularisation strength chosen on the inner validation tail
+    if method == "best_agent":
+        assert meta.params_ == {"agent": "a"}  # the agent whose outputs follow the labels
+    fresh, fresh_labels = _signal_oof(600, seed=2, signal=True)
+    probs = meta.predict(fresh)[["down", "flat", "up"]].to_numpy()
+    y = fresh_labels.to_numpy().astype(int)
+    prior = np.tile(meta.prior_, (len(y), 1))
+    assert log_loss_rows(y, probs) < log_loss_rows(y, prior)
+
+    noise, noise_labels = _signal_oof(600, seed=3, signal=False)
+    meta = MetaAgent(method=method).fit(noise, noise_labels)
+    out = meta.predict(noise)
+    assert meta.calibration_.collapsed and (out["informative"] == 0.0).all()
+    np.testing.assert_allclose(out["up"], meta.prior_[2])

@@ -7,7 +7,9 @@ From direction probabilities, confidence and disagreement to a signal in {-1, 0,
 - gates: no trade when confidence < ``confidence_gate`` (0.6) or disagreement >
   ``disagreement_gate`` (0.4);
 - kill switch: no trade while rolling accuracy < ``kill_below`` (0.4);
-- RSI fallback: where the models are unavailable (NaN), buy below RSI 30, sell above 70.
+- RSI fallback: where the models are unavailable (NaN), buy below RSI 30, sell above 70;
+- no trade on an output that is the class prior (column ``informative`` = 0): a model
+  with no edge over the trivial baseline does not trade.
 
 Rolling accuracy at bar t uses only predictions whose outcome was known by t's close.
 """
@@ -70,7 +72,8 @@ def decide(
     """Signals for every row of ``frame``.
 
     Args:
-        frame: Columns ``down, flat, up`` and ``confidence``; optional ``disagreement``.
+        frame: Columns ``down, flat, up`` and ``confidence``; optional ``disagreement`` and
+            ``informative``.
         config: Thresholds and gates.
         realized: True direction labels (0/1/2) for the rolling accuracy (NaN where unknown).
         rsi: RSI per row, used where the model output is missing.
@@ -108,13 +111,25 @@ def decide(
     disagreement = (
         frame["disagreement"] if "disagreement" in frame else pd.Series(0.0, index=frame.index)
     )
+    prior_only = (
+        (frame["informative"] == 0.0).to_numpy()
+        if "informative" in frame
+        else np.zeros(len(frame), dtype=bool)
+    )
     gated_conf = frame["confidence"].to_numpy() < config.confidence_gate
     gated_dis = disagreement.to_numpy() > config.disagreement_gate
     killed = (acc < config.kill_below).to_numpy()
-    signal = np.where(gated_conf | gated_dis | killed, 0.0, raw)
+    signal = np.where(prior_only | gated_conf | gated_dis | killed, 0.0, raw)
     reason = np.select(
-        [~available.to_numpy(), killed, gated_conf, gated_dis, raw != 0],
-        ["fallback_rsi", "kill_switch", "confidence_gate", "disagreement_gate", "model"],
+        [~available.to_numpy(), prior_only, killed, gated_conf, gated_dis, raw != 0],
+        [
+            "fallback_rsi",
+            "prior_only",
+            "kill_switch",
+            "confidence_gate",
+            "disagreement_gate",
+            "model",
+        ],
         default="no_edge",
     )
     if rsi is not None:

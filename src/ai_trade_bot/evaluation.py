@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ import pandas as pd
 import pandas_ta as ta
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
+from ai_trade_bot.agents.regime import REGIMES
 from ai_trade_bot.backtest.costs import CostConfig, SizingConfig, size_positions
 from ai_trade_bot.backtest.engine import EngineConfig, run_backtest
 from ai_trade_bot.backtest.metrics import periods_per_year, return_metrics, trade_metrics
@@ -21,8 +23,11 @@ from ai_trade_bot.backtest.statistics import (
     probability_of_backtest_overfitting,
     sharpe_per_period,
 )
+from ai_trade_bot.calibration import log_loss_rows
+from ai_trade_bot.config import parse_config
 from ai_trade_bot.decision import DecisionConfig, decide, rsi_fallback
-from ai_trade_bot.scoring import direction_scores
+from ai_trade_bot.meta import ABS_PER_SIGMA, direction_agents
+from ai_trade_bot.scoring import class_prior, direction_scores
 
 logger = logging.getLogger(__name__)
 
@@ -34,19 +39,40 @@ DISCLAIMER = (
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """``params:evaluate``."""
+    """``params:evaluate``, nested blocks parsed into their dataclasses
+    (see :func:`parse_evaluate_config`)."""
 
-    costs: dict[str, Any] = field(default_factory=dict)
-    sizing: dict[str, Any] = field(default_factory=dict)
-    engine: dict[str, Any] = field(default_factory=dict)
-    decision: dict[str, Any] = field(default_factory=dict)
+    costs: CostConfig = field(default_factory=CostConfig)
+    sizing: SizingConfig = field(default_factory=SizingConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
     atr_length: int = 14
+    rsi_length: int = 14
     sma_fast: int = 20
     sma_slow: int = 50
     confidence_gates: tuple[float, ...] = (0.0, 0.45, 0.5, 0.6)
     pbo_blocks: int = 10
     bootstrap: int = 1000
     seed: int = 0
+
+
+NESTED_BLOCKS = {
+    "costs": CostConfig,
+    "sizing": SizingConfig,
+    "engine": EngineConfig,
+    "decision": DecisionConfig,
+}
+
+
+def parse_evaluate_config(block: dict[str, Any]) -> EvaluateConfig:
+    """``params:evaluate`` with every nested block parsed, so a misspelt key anywhere is a
+    ConfigError naming it before any work starts."""
+    block = dict(block or {})
+    for key, cls in NESTED_BLOCKS.items():
+        value = block.get(key)
+        if not isinstance(value, cls):
+            block[key] = parse_config(cls, value, name=f"evaluate.{key}")
+    return parse_config(EvaluateConfig, block, name="evaluate")
 
 
 @dataclass
@@ -59,28 +85,50 @@ class Strategy:
     returns: pd.Series
     metrics: dict[str, float]
     trades: pd.DataFrame
+    reasons: dict[str, int] = field(default_factory=dict)  # decision reasons over the span
 
 
-def _engine(config: EvaluateConfig) -> EngineConfig:
-    return EngineConfig(**config.engine)
+@dataclass(frozen=True)
+class Span:
+    """Every clean bar of an evaluated span, with what the strategies need per bar."""
+
+    bars: pd.DataFrame  # open, high, low, close
+    atr: np.ndarray
+    rsi: pd.Series
+    periods_per_year: float  # from the whole history: the data's own calendar
+
+
+def make_span(
+    ohlcv: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, config: EvaluateConfig
+) -> Span:
+    """All clean candles from ``start`` to ``end``; indicators from the full history (so the
+    first bars of the span are not warm-up)."""
+    atr = ta.atr(ohlcv["high"], ohlcv["low"], ohlcv["close"], length=config.atr_length)
+    rsi = ta.rsi(ohlcv["close"], length=config.rsi_length)
+    bars = ohlcv.loc[start:end, ["open", "high", "low", "close"]]
+    return Span(
+        bars,
+        atr.reindex(bars.index).bfill().to_numpy(),
+        rsi.reindex(bars.index),
+        periods_per_year(ohlcv.index),
+    )
 
 
 def run_strategy(
     name: str,
     target: pd.Series,
-    bars: pd.DataFrame,
+    span: Span,
     config: EvaluateConfig,
-    atr: np.ndarray,
     *,
     risk_limits: bool = True,
+    reasons: dict[str, int] | None = None,
 ) -> Strategy:
     """Backtest a target series with the configured costs and engine.
 
     ``risk_limits=False`` keeps the costs but drops the drawdown, daily-loss and trade-count
     limits: the market reference (buy-and-hold) must not be reshaped by our risk rules.
     """
-    costs = CostConfig(**config.costs)
-    engine = _engine(config)
+    engine = config.engine
     if not risk_limits:
         engine = EngineConfig(
             initial_cash=engine.initial_cash,
@@ -89,17 +137,21 @@ def run_strategy(
             dd_reduce_start=1.0,
             dd_reduce_end=1.0,
         )
+    bars = span.bars
     result = run_backtest(
         bars,
-        target.to_numpy(),
+        target.reindex(bars.index).to_numpy(),
         engine,
-        fee=costs.fee(),
-        slip=costs.slip(atr / bars["close"].to_numpy()),
-        atr=atr,
+        fee=config.costs.fee(),
+        slip=config.costs.slip(span.atr / bars["close"].to_numpy()),
+        atr=span.atr,
     )
-    ppy = periods_per_year(bars.index)
-    metrics = return_metrics(result.equity, ppy) | trade_metrics(result)
-    return Strategy(name, target, result.equity, result.returns, metrics, result.trades)
+    metrics = return_metrics(result.equity, span.periods_per_year) | trade_metrics(
+        result, span.periods_per_year
+    )
+    return Strategy(
+        name, target, result.equity, result.returns, metrics, result.trades, reasons or {}
+    )
 
 
 def targets_from_signals(
@@ -110,39 +162,68 @@ def targets_from_signals(
     pred_vol: pd.Series | None = None,
 ) -> pd.Series:
     """Signed position fractions from {-1, 0, 1} signals with the configured sizing."""
-    sizing = SizingConfig(**config.sizing)
     size = size_positions(
         signal.to_numpy(),
-        sizing,
+        config.sizing,
         p_win=None if p_win is None else p_win.to_numpy(),
         pred_vol=None if pred_vol is None else pred_vol.to_numpy(),
     )
     return pd.Series(size, index=signal.index)
 
 
-def baseline_targets(bars: pd.DataFrame, config: EvaluateConfig) -> dict[str, pd.Series]:
+def model_strategy(
+    name: str,
+    output: pd.DataFrame,
+    span: Span,
+    labels: pd.Series,
+    config: EvaluateConfig,
+    *,
+    gate: float,
+    pred_vol: pd.Series | None = None,
+) -> Strategy:
+    """A model's output traded through the decision layer on every bar of the span.
+
+    A bar without a complete model output is a bar with no model signal: the decision
+    layer's RSI fallback decides it, exactly as the live runner would; it is never removed
+    from the price path. Half-Kelly sizes by the output's confidence, vol-target by
+    ``pred_vol``.
+    """
+    frame = output.reindex(span.bars.index)
+    decided = signals_for(frame, labels, config, gate=gate, rsi=span.rsi)
+    vol = None if pred_vol is None else pred_vol.reindex(span.bars.index)
+    target = targets_from_signals(
+        decided["signal"], config, p_win=frame["confidence"], pred_vol=vol
+    )
+    counts = decided["reason"].value_counts()
+    return run_strategy(name, target, span, config, reasons={k: int(v) for k, v in counts.items()})
+
+
+def baseline_targets(span: Span, config: EvaluateConfig) -> dict[str, pd.Series]:
     """Buy-and-hold, an SMA crossover (long/flat, fixed windows) and the RSI fallback."""
+    bars, rsi = span.bars, span.rsi
     close = bars["close"].to_numpy(np.float64)
     sma = crossover_positions(
         rolling_mean(close, config.sma_fast), rolling_mean(close, config.sma_slow), 1.0
     )
-    rsi = ta.rsi(bars["close"], length=14)
-    decision = DecisionConfig(**config.decision)
     return {
         "buy_and_hold": pd.Series(1.0, index=bars.index),
         f"sma_{config.sma_fast}_{config.sma_slow}": pd.Series(sma, index=bars.index),
-        "rsi_fallback": rsi_fallback(rsi, decision).fillna(0.0),
+        "rsi_fallback": rsi_fallback(rsi, config.decision).fillna(0.0),
     }
 
 
 def signals_for(
-    output: pd.DataFrame, labels: pd.Series, config: EvaluateConfig, gate: float | None = None
+    output: pd.DataFrame,
+    labels: pd.Series,
+    config: EvaluateConfig,
+    gate: float | None = None,
+    rsi: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Decision-layer signals for one model output (agent or meta)."""
-    decision = DecisionConfig(**config.decision)
+    decision = config.decision
     if gate is not None:
-        decision = DecisionConfig(**{**config.decision, "confidence_gate": gate})
-    return decide(output, decision, realized=labels)
+        decision = dataclasses.replace(decision, confidence_gate=gate)
+    return decide(output, decision, realized=labels, rsi=rsi)
 
 
 def classification_report(
@@ -195,11 +276,15 @@ def classification_report(
 
 
 def honest_statistics(
-    strategy: Strategy, n_trials: int, trial_returns: pd.DataFrame, config: EvaluateConfig
+    strategy: Strategy,
+    n_trials: int,
+    trial_returns: pd.DataFrame,
+    config: EvaluateConfig,
+    ppy: float | None = None,
 ) -> dict[str, Any]:
     """PSR/DSR of the chosen strategy, PBO of the selection, bootstrap Sharpe interval."""
     r = strategy.returns.to_numpy()
-    ppy = periods_per_year(strategy.returns.index)
+    ppy = periods_per_year(strategy.returns.index) if ppy is None else ppy
     trial_sr = np.array(
         [sharpe_per_period(trial_returns[c].to_numpy()) for c in trial_returns.columns]
     )
@@ -225,25 +310,204 @@ def regime_breakdown(
     labels: pd.Series,
     output: pd.DataFrame,
     names: tuple[str, ...],
+    ppy: float | None = None,
 ) -> list[dict[str, Any]]:
     """Return, Sharpe and hit rate of a strategy within each predicted regime."""
     rows = []
-    ppy = periods_per_year(strategy.returns.index)
-    aligned = regime.reindex(strategy.returns.index)
-    pred = output[["down", "flat", "up"]].to_numpy().argmax(axis=1)
-    hit = pd.Series(pred == labels.reindex(output.index).to_numpy(), index=output.index)
+    index = strategy.returns.index
+    ppy = periods_per_year(index) if ppy is None else ppy
+    aligned = regime.reindex(index).to_numpy()
+    probs = output[["down", "flat", "up"]]
+    truth = labels.reindex(output.index)
+    hit = (probs.to_numpy().argmax(axis=1) == truth.to_numpy()).astype(float)
+    hit[truth.isna().to_numpy()] = np.nan
+    hit = pd.Series(hit, index=output.index).reindex(index).to_numpy()
     for k, name in enumerate(names):
         mask = aligned == k
         if not mask.any():
             continue
-        r = strategy.returns[mask].to_numpy()
+        r = strategy.returns.to_numpy()[mask]
         rows.append(
             {
                 "regime": name,
                 "bars": int(mask.sum()),
                 "mean_return": float(r.mean()),
                 "sharpe_annual": sharpe_per_period(r) * np.sqrt(ppy),
-                "accuracy": float(hit[mask.reindex(hit.index, fill_value=False)].mean()),
+                "accuracy": float(np.nanmean(hit[mask])) if np.isfinite(hit[mask]).any() else 0.0,
             }
         )
     return rows
+
+
+def method_columns(frame: pd.DataFrame, method: str) -> pd.DataFrame:
+    """``<method>.<output>`` columns of a wide frame, without the prefix."""
+    out = frame[[c for c in frame.columns if c.startswith(f"{method}.")]]
+    return out.rename(columns=lambda c: c[len(method) + 1 :])
+
+
+def _log_loss(output: pd.DataFrame, labels: pd.Series) -> float:
+    probs = output[["down", "flat", "up"]].to_numpy(dtype=np.float64)
+    return log_loss_rows(labels.reindex(output.index).to_numpy().astype(int), probs)
+
+
+def select_meta(
+    meta_oof: pd.DataFrame, labels: pd.Series, ohlcv: pd.DataFrame, config: EvaluateConfig
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Choose the meta method and confidence gate on the meta out-of-sample rows only.
+
+    The method is the one with the lowest log-loss among those whose log-loss beats the
+    class prior's (``prior``, which never trades, when none does); its gate is the one
+    with the best backtest Sharpe on every clean bar of those rows. Every (method, gate)
+    is backtested: their returns are the configurations tried (for PBO and the deflated
+    Sharpe).
+
+    Returns:
+        The choice (with the log-losses behind it) and the candidates' per-bar returns.
+    """
+    span = make_span(ohlcv, meta_oof.index[0], meta_oof.index[-1], config)
+    methods = sorted({c.split(".")[0] for c in meta_oof.columns})
+    losses = {m: _log_loss(method_columns(meta_oof, m), labels) for m in methods}
+    prior_loss = losses.get("prior")
+    if prior_loss is None:
+        raise ValueError("meta out-of-fold predictions lack the 'prior' method; re-run train")
+    eligible = [m for m in methods if m != "prior" and losses[m] < prior_loss]
+    method = min(eligible, key=losses.__getitem__) if eligible else "prior"
+    returns, sharpes = {}, {}
+    for candidate in methods:
+        output = method_columns(meta_oof, candidate)
+        for gate in config.confidence_gates:
+            strat = model_strategy(
+                f"{candidate}@{gate}",
+                output,
+                span,
+                labels,
+                config,
+                gate=gate,
+                pred_vol=output["magnitude"] / ABS_PER_SIGMA,
+            )
+            returns[strat.name] = strat.returns
+            sharpes[strat.name] = strat.metrics["sharpe"]
+    gate = max(config.confidence_gates, key=lambda g: sharpes[f"{method}@{g}"])
+    why = (
+        f"lowest validation log-loss ({losses[method]:.4f}) of the {len(eligible)} method(s) "
+        f"that beat the class prior's ({prior_loss:.4f})"
+        if eligible
+        else f"no method beat the class prior's validation log-loss ({prior_loss:.4f}): the "
+        "strategy trades the prior, which never trades"
+    )
+    logger.info(
+        "meta selection on %d validation bars: %s with gate %s (%s)",
+        len(span.bars),
+        method,
+        gate,
+        why,
+    )
+    choice = {
+        "method": method,
+        "confidence_gate": float(gate),
+        "reason": why,
+        "validation_log_loss": losses,
+        "prior_log_loss": prior_loss,
+        "eligible": eligible,
+        "validation_sharpe": sharpes[f"{method}@{gate}"],
+        "candidates": sharpes,
+        "validation_start": str(span.bars.index[0]),
+        "validation_end": str(span.bars.index[-1]),
+        "validation_bars": len(span.bars),
+    }
+    return choice, pd.DataFrame(returns)
+
+
+def evaluate_test_span(
+    agent_outputs: pd.DataFrame,
+    meta_agents: dict[str, Any],
+    choice: dict[str, Any],
+    selection_returns: pd.DataFrame,
+    labels: pd.Series,
+    ohlcv: pd.DataFrame,
+    tuning_trials: int,
+    config: EvaluateConfig,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Backtest the chosen meta-agent, every single agent and the baselines on every clean
+    bar of the held-out span with the same costs; classification against the prior, the
+    honest statistics, and why the strategies traded or did not.
+
+    Returns:
+        ``evaluation`` (everything the report shows) and the equity curves.
+    """
+    span = make_span(ohlcv, agent_outputs.index[0], ohlcv.index[-1], config)
+    prior = class_prior(labels.loc[: agent_outputs.index[0]].iloc[:-1])
+    meta_out = meta_agents[choice["method"]].predict(agent_outputs)
+    gate = choice["confidence_gate"]
+    strategies = {
+        "meta_agent": model_strategy(
+            "meta_agent",
+            meta_out,
+            span,
+            labels,
+            config,
+            gate=gate,
+            pred_vol=meta_out["magnitude"] / ABS_PER_SIGMA,
+        )
+    }
+    classification = {"meta_agent": classification_report(meta_out, labels, prior)}
+    for reference in ("plain_average", "prior"):
+        if reference in meta_agents and reference != choice["method"]:
+            output = meta_agents[reference].predict(agent_outputs)
+            classification[f"meta:{reference}"] = classification_report(output, labels, prior)
+    agent_vol = agent_outputs.get(
+        "volatility.pred_vol", pd.Series(np.nan, index=agent_outputs.index)
+    )
+    for agent in direction_agents(agent_outputs.columns):
+        output = method_columns(agent_outputs, agent)
+        strategies[f"agent:{agent}"] = model_strategy(
+            f"agent:{agent}", output, span, labels, config, gate=gate, pred_vol=agent_vol
+        )
+        classification[f"agent:{agent}"] = classification_report(output, labels, prior)
+    for name, target in baseline_targets(span, config).items():
+        strategies[f"baseline:{name}"] = run_strategy(
+            f"baseline:{name}", target, span, config, risk_limits=name != "buy_and_hold"
+        )
+    n_trials = len(selection_returns.columns) + len(strategies) + tuning_trials
+    ppy = span.periods_per_year
+    stats = honest_statistics(strategies["meta_agent"], n_trials, selection_returns, config, ppy)
+    regimes = (
+        regime_breakdown(
+            strategies["meta_agent"], meta_out["regime"], labels, meta_out, REGIMES, ppy
+        )
+        if meta_out["regime"].notna().any()
+        else []
+    )
+    evaluation = {
+        "disclaimer": DISCLAIMER,
+        "test_span": {
+            "start": str(span.bars.index[0]),
+            "end": str(span.bars.index[-1]),
+            "bars": len(span.bars),
+            "bars_with_model_output": int(meta_out.index.isin(span.bars.index).sum()),
+            "bars_per_year": ppy,
+        },
+        "meta_selection": choice,
+        "strategies": {k: s.metrics for k, s in strategies.items()},
+        "decision_reasons": {k: s.reasons for k, s in strategies.items() if s.reasons},
+        "classification": classification,
+        "statistics": stats,
+        "regimes": regimes,
+        "costs": dataclasses.asdict(config.costs),
+        "n_trials": n_trials,
+    }
+    logger.info(
+        "test span %s..%s (%d bars): meta Sharpe %.3f (deflated Sharpe %.3f, PBO %.2f), "
+        "buy-and-hold Sharpe %.3f; meta decisions %s",
+        span.bars.index[0],
+        span.bars.index[-1],
+        len(span.bars),
+        strategies["meta_agent"].metrics["sharpe"],
+        stats["dsr"],
+        stats["pbo"],
+        strategies["baseline:buy_and_hold"].metrics["sharpe"],
+        strategies["meta_agent"].reasons,
+    )
+    curves = pd.DataFrame({k: s.equity for k, s in strategies.items()})
+    curves.index.name = "timestamp"
+    return evaluation, curves

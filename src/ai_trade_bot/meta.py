@@ -1,15 +1,26 @@
 """The stacking meta-agent: learns only from out-of-fold agent outputs.
 
-Methods: ``confidence_vote`` (confidence-weighted average of the agents' probabilities),
-``majority_vote`` (share of agents voting each class), and learned stacking
-(``logistic``, ``mlp``, ``gbm``) on the agents' probabilities, confidences, the volatility
-forecast and the regime probabilities. Disagreement between agents (mean total-variation
-distance from their average) lowers the confidence.
+Methods: ``prior`` (the class shares of its training rows: the trivial baseline),
+``plain_average`` (the unweighted mean of the agents' probabilities), ``best_agent`` (the
+single agent with the lowest log-loss on the inner validation tail, passed through),
+``confidence_vote`` (confidence-weighted average), ``majority_vote`` (share of agents
+voting each class), and learned stacking (``logistic``, ``mlp``, ``gbm``) on the agents'
+probabilities, confidences, the volatility forecast and the regime probabilities.
+
+Learned stackers are regularised: their strength is chosen on an inner validation tail
+(the last ``inner_val_fraction`` of the training rows, after a ``inner_gap`` purge), then
+they are refit on all rows. Every method but ``prior`` and ``plain_average`` is then
+calibrated on that tail (temperature and shrinkage toward the prior, see
+:mod:`ai_trade_bot.calibration`); a method that cannot beat the prior there outputs it.
+The output column ``informative`` is 0 for such outputs, and the decision layer never
+trades them. Disagreement between agents (mean total-variation distance from their
+average) lowers the confidence.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +33,32 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ai_trade_bot.calibration import fit_calibration, log_loss_rows
+from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFittedError
 from ai_trade_bot.model_selection import WalkForwardConfig, walk_forward_folds
+from ai_trade_bot.scoring import class_prior, direction_scores
 
-METHODS = ("confidence_vote", "majority_vote", "logistic", "mlp", "gbm")
+logger = logging.getLogger(__name__)
+
+METHODS = (
+    "prior",
+    "plain_average",
+    "best_agent",
+    "confidence_vote",
+    "majority_vote",
+    "logistic",
+    "mlp",
+    "gbm",
+)
+LEARNED = ("logistic", "mlp", "gbm")
+# Regularisation candidates of the learned stackers, chosen on the inner validation tail.
+GRIDS: dict[str, tuple[dict[str, float], ...]] = {
+    "logistic": tuple({"C": c} for c in (0.001, 0.01, 0.1, 1.0)),
+    "mlp": tuple({"alpha": a} for a in (0.01, 0.1, 1.0)),
+    "gbm": tuple({"learning_rate": lr, "max_iter": it} for lr in (0.02, 0.05) for it in (50, 150)),
+}
+MIN_INNER_ROWS = 50
 OUTPUT_COLUMNS = (
     "down",
     "flat",
@@ -37,6 +70,7 @@ OUTPUT_COLUMNS = (
     "regime",
     "confidence",
     "disagreement",
+    "informative",
 )
 # E|r| = sigma * sqrt(2 / pi) for a zero-mean normal return
 ABS_PER_SIGMA = float(np.sqrt(2.0 / np.pi))
@@ -55,12 +89,17 @@ class MetaAgent:
     agents: tuple[str, ...] | None = None
     disagreement_penalty: float = 1.0
     interval_z: float = 1.96
-    C: float = 1.0
+    inner_val_fraction: float = 0.25
+    inner_gap: int = 5
     seed: int = 42
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"meta method {self.method!r} unknown; valid: {list(METHODS)}")
+        if not 0 <= self.inner_val_fraction < 1:
+            raise ConfigError(
+                f"meta inner_val_fraction must be in [0, 1), got {self.inner_val_fraction}"
+            )
 
     # -- inputs ---------------------------------------------------------------------
     def _agents(self, oof: pd.DataFrame) -> list[str]:
@@ -93,6 +132,34 @@ class MetaAgent:
             X = np.column_stack([X, np.log(oof["volatility.pred_vol"].to_numpy())])
         return X
 
+    def _make_model(self, params: dict[str, float]) -> Any:
+        if self.method == "logistic":
+            return make_pipeline(StandardScaler(), LogisticRegression(C=params["C"], max_iter=2000))
+        if self.method == "mlp":
+            return make_pipeline(
+                StandardScaler(),
+                MLPClassifier(
+                    (16,),
+                    alpha=params["alpha"],
+                    max_iter=500,
+                    early_stopping=True,
+                    random_state=self.seed,
+                ),
+            )
+        return HistGradientBoostingClassifier(
+            max_depth=2,
+            min_samples_leaf=50,
+            l2_regularization=1.0,
+            learning_rate=params["learning_rate"],
+            max_iter=int(params["max_iter"]),
+            random_state=self.seed,
+        )
+
+    def _model_probs(self, model: Any, X: np.ndarray) -> np.ndarray:
+        probs = np.zeros((len(X), 3))
+        probs[:, model.classes_.astype(int)] = model.predict_proba(X)
+        return probs
+
     # -- fit / predict ---------------------------------------------------------------
     def fit(self, oof: pd.DataFrame, labels: pd.Series) -> MetaAgent:
         """Fit on out-of-fold agent outputs and the direction labels of the same rows."""
@@ -100,34 +167,50 @@ class MetaAgent:
         y = labels.reindex(oof.index).to_numpy()
         if np.isnan(y).any():
             raise DataValidationError("meta-agent: labels missing for some out-of-fold rows")
-        if self.method in ("logistic", "mlp", "gbm"):
-            X = self._features(oof, self.agents_)
-            if self.method == "logistic":
-                model = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000))
-            elif self.method == "mlp":
-                model = make_pipeline(
-                    StandardScaler(),
-                    MLPClassifier(
-                        (16,), alpha=1e-3, max_iter=500, early_stopping=True, random_state=self.seed
-                    ),
-                )
+        y = y.astype(int)
+        self.prior_ = np.bincount(y, minlength=3) / len(y)
+        self.model_, self.params_, self.calibration_ = None, {}, None
+        if self.method in ("prior", "plain_average"):
+            return self
+        n = len(y)
+        n_val = round(n * self.inner_val_fraction)
+        n_train = n - n_val - self.inner_gap
+        inner = n_val >= MIN_INNER_ROWS and n_train >= MIN_INNER_ROWS
+        if self.method == "best_agent":
+            rows = slice(n - n_val, n) if inner else slice(0, n)
+            stack = self._stack(oof.iloc[rows], self.agents_)
+            losses = [log_loss_rows(y[rows], stack[:, k]) for k in range(len(self.agents_))]
+            self.params_ = {"agent": self.agents_[int(np.argmin(losses))]}
+        X = self._features(oof, self.agents_) if self.method in LEARNED else None
+        val_probs = None
+        if self.method in LEARNED:
+            grid = GRIDS[self.method]
+            if inner:
+                scored = []
+                for params in grid:
+                    model = self._make_model(params).fit(X[:n_train], y[:n_train])
+                    probs = self._model_probs(model, X[n - n_val :])
+                    scored.append((log_loss_rows(y[n - n_val :], probs), params, probs))
+                _, self.params_, val_probs = min(scored, key=lambda item: item[0])
             else:
-                model = HistGradientBoostingClassifier(
-                    max_depth=3, learning_rate=0.05, max_iter=200, random_state=self.seed
-                )
-            self.model_ = model.fit(X, y.astype(int))
-        else:
-            self.model_ = None
+                self.params_ = grid[len(grid) // 2]
+            self.model_ = self._make_model(self.params_).fit(X, y)
+        elif inner:
+            val_probs = self._raw_probs(oof.iloc[n - n_val :])
+        if val_probs is not None:
+            self.calibration_ = fit_calibration(val_probs, y[n - n_val :], self.prior_)
         return self
 
-    def predict(self, oof: pd.DataFrame) -> pd.DataFrame:
-        """Direction probabilities, magnitude, interval, regime, confidence, disagreement."""
-        if not hasattr(self, "agents_"):
-            raise ModelNotFittedError("meta-agent is not fitted; call fit(oof, labels) first")
+    def _raw_probs(self, oof: pd.DataFrame) -> np.ndarray:
+        """The method's probabilities before calibration."""
         stack = self._stack(oof, self.agents_)
-        mean = stack.mean(axis=1)
-        disagreement = 0.5 * np.abs(stack - mean[:, None, :]).sum(axis=2).mean(axis=1)
-        if self.method == "confidence_vote":
+        if self.method == "prior":
+            return np.repeat(self.prior_[None, :], len(oof), axis=0)
+        if self.method == "plain_average":
+            probs = stack.mean(axis=1)
+        elif self.method == "best_agent":
+            probs = stack[:, self.agents_.index(self.params_["agent"])]
+        elif self.method == "confidence_vote":
             conf = np.stack([oof[f"{a}.confidence"].to_numpy() for a in self.agents_], axis=1)
             weights = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1e-12)
             probs = (stack * weights[:, :, None]).sum(axis=1)
@@ -135,9 +218,27 @@ class MetaAgent:
             votes = np.eye(3)[stack.argmax(axis=2)].sum(axis=1)
             probs = (votes + 0.5) / (votes.sum(axis=1, keepdims=True) + 1.5)
         else:
-            probs = np.zeros((len(oof), 3))
-            classes = self.model_.classes_.astype(int)
-            probs[:, classes] = self.model_.predict_proba(self._features(oof, self.agents_))
+            probs = self._model_probs(self.model_, self._features(oof, self.agents_))
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    @property
+    def informative(self) -> bool:
+        """False when this meta-agent outputs the class prior (no edge to trade on)."""
+        return self.method != "prior" and not (
+            self.calibration_ is not None and self.calibration_.collapsed
+        )
+
+    def predict(self, oof: pd.DataFrame) -> pd.DataFrame:
+        """Direction probabilities, magnitude, interval, regime, confidence, disagreement
+        and ``informative`` (0 when the output is the class prior)."""
+        if not hasattr(self, "agents_"):
+            raise ModelNotFittedError("meta-agent is not fitted; call fit(oof, labels) first")
+        stack = self._stack(oof, self.agents_)
+        mean = stack.mean(axis=1)
+        disagreement = 0.5 * np.abs(stack - mean[:, None, :]).sum(axis=2).mean(axis=1)
+        probs = self._raw_probs(oof)
+        if self.calibration_ is not None:
+            probs = self.calibration_.apply(probs)
         probs = probs / probs.sum(axis=1, keepdims=True)
         sigma = (
             oof["volatility.pred_vol"].to_numpy()
@@ -167,6 +268,7 @@ class MetaAgent:
                 "regime": regime,
                 "confidence": confidence,
                 "disagreement": disagreement,
+                "informative": np.full(len(oof), float(self.informative)),
             },
             index=oof.index,
         )
@@ -182,19 +284,10 @@ class MetaAgent:
 
 def plain_average(oof: pd.DataFrame, agents: list[str]) -> pd.DataFrame:
     """The ablation's simplest ensemble: the unweighted mean of the agents' probabilities."""
-    meta = MetaAgent(method="confidence_vote", agents=tuple(agents), disagreement_penalty=0.0)
-    meta.agents_ = list(agents)
-    stack = meta._stack(oof, meta.agents_)
-    probs = stack.mean(axis=1)
-    return pd.DataFrame(
-        {
-            "down": probs[:, 0],
-            "flat": probs[:, 1],
-            "up": probs[:, 2],
-            "confidence": probs.max(axis=1),
-        },
-        index=oof.index,
+    meta = MetaAgent(method="plain_average", agents=tuple(agents)).fit(
+        oof, pd.Series(0.0, index=oof.index)
     )
+    return meta.predict(oof)
 
 
 def meta_walk_forward(
@@ -211,3 +304,83 @@ def meta_walk_forward(
         meta = MetaAgent(**params).fit(oof.iloc[rows], labels)
         parts.append(meta.predict(oof.iloc[fold.test]).assign(meta_fold=float(fold.number)))
     return pd.concat(parts)
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    """``params:meta``."""
+
+    methods: tuple[str, ...] = (
+        "best_agent",
+        "confidence_vote",
+        "majority_vote",
+        "logistic",
+        "mlp",
+        "gbm",
+    )
+    disagreement_penalty: float = 1.0
+    inner_val_fraction: float = 0.25
+    seed: int = 42
+    walk_forward: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"methods {unknown} unknown; valid: {list(METHODS)}")
+        # the trivial baseline and the plain average are always candidates
+        object.__setattr__(
+            self, "methods", tuple(dict.fromkeys(["prior", "plain_average", *self.methods]))
+        )
+
+
+def parse_meta_config(block: dict[str, Any]) -> MetaConfig:
+    """``params:meta`` with its walk-forward block checked too (it must hold nothing out)."""
+    config = parse_config(MetaConfig, block, name="meta")
+    wf = parse_config(WalkForwardConfig, config.walk_forward, name="meta.walk_forward")
+    if wf.test_fraction:
+        raise ConfigError(
+            "meta.walk_forward.test_fraction must be 0: the held-out span is already outside "
+            "the out-of-fold rows"
+        )
+    return config
+
+
+def stack_agents(
+    oof: pd.DataFrame, labels: pd.Series, config: MetaConfig
+) -> tuple[pd.DataFrame, dict[str, MetaAgent], dict[str, Any]]:
+    """Every meta method on the agents' out-of-fold outputs.
+
+    A second walk-forward over the out-of-fold rows gives each method's own out-of-sample
+    predictions; each is then fit on all out-of-fold rows for the held-out span. The
+    ablation compares, on the same meta out-of-sample rows, every method with each single
+    agent and the plain average.
+
+    Returns:
+        ``meta_oof_predictions`` (columns ``<method>.<output>``), the fitted methods, and
+        the ablation (scores per candidate; ``prior_*`` is the prior before those rows).
+    """
+    wf = parse_config(WalkForwardConfig, config.walk_forward, name="meta.walk_forward")
+    params = {
+        "disagreement_penalty": config.disagreement_penalty,
+        "inner_val_fraction": config.inner_val_fraction,
+        "inner_gap": wf.purge + wf.embargo,
+        "seed": config.seed,
+    }
+    parts, fitted = [], {}
+    for method in config.methods:
+        out = meta_walk_forward(oof, labels, params | {"method": method}, wf)
+        parts.append(out.drop(columns="meta_fold").add_prefix(f"{method}."))
+        fitted[method] = MetaAgent(method=method, **params).fit(oof, labels)
+        logger.info("meta %s: %d out-of-sample rows", method, len(out))
+    meta_oof = pd.concat(parts, axis=1, join="inner")
+    rows = meta_oof.index
+    y = labels.reindex(rows).to_numpy()
+    prior = class_prior(labels.loc[: rows[0]].iloc[:-1])
+    ablation: dict[str, Any] = {}
+    for method in config.methods:
+        probs = meta_oof[[f"{method}.down", f"{method}.flat", f"{method}.up"]].to_numpy()
+        ablation[f"meta:{method}"] = direction_scores(y, probs, prior)
+    for agent in direction_agents(oof.columns):
+        probs = oof.loc[rows, [f"{agent}.down", f"{agent}.flat", f"{agent}.up"]].to_numpy()
+        ablation[f"agent:{agent}"] = direction_scores(y, probs, prior)
+    return meta_oof, fitted, ablation

@@ -106,8 +106,50 @@ def _attribution_figure(evaluation: dict[str, Any], ablation: dict[str, Any]) ->
     return _png(fig)
 
 
+def _agent_baseline_rows(train_summary: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for agent, summary in train_summary.items():
+        base = summary.get("baseline") or {}
+        if not base.get("baseline"):
+            continue
+        oof = summary["oof"]
+        calibration = [c for c in summary.get("calibration", []) if c.get("fold") != "final"]
+        trivial = sum(bool(c.get("outputs_prior") or c.get("plain_garch")) for c in calibration)
+        rows.append(
+            {
+                "agent": agent,
+                "metric": base["metric"],
+                "out-of-fold": base["value"],
+                "baseline": f"{base['baseline_value']:.4f} ({base['baseline']})",
+                "ratio": base["ratio"],
+                "beats baseline": "yes" if base["beats_baseline"] else "NO",
+                "accuracy": oof.get("accuracy", float("nan")),
+                "prior accuracy": oof.get("prior_accuracy", float("nan")),
+                "macro-F1": oof.get("macro_f1", float("nan")),
+                "folds at baseline": f"{trivial} of {len(calibration)}",
+            }
+        )
+    return rows
+
+
+def _reason_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    reasons = evaluation.get("decision_reasons", {})
+    names = sorted({r for counts in reasons.values() for r in counts})
+    return [
+        {
+            "strategy": k,
+            "trades": evaluation["strategies"][k]["n_trades"],
+            **{n: counts.get(n, 0) for n in names},
+        }
+        for k, counts in reasons.items()
+    ]
+
+
 def render_report(
-    evaluation: dict[str, Any], curves: pd.DataFrame, ablation: dict[str, Any]
+    evaluation: dict[str, Any],
+    curves: pd.DataFrame,
+    ablation: dict[str, Any],
+    train_summary: dict[str, Any],
 ) -> str:
     """The whole report as one HTML string."""
     stats = evaluation["statistics"]
@@ -141,16 +183,32 @@ def render_report(
         for k, v in ablation.items()
     ]
     sel = evaluation["meta_selection"]
+    selection_rows = [
+        {
+            "method": m,
+            "validation log_loss": v,
+            "beats prior": "prior" if m == "prior" else ("yes" if m in sel["eligible"] else "no"),
+            "chosen": "<-" if m == sel["method"] else "",
+        }
+        for m, v in sorted(sel["validation_log_loss"].items(), key=lambda kv: kv[1])
+    ]
+    reason_rows = _reason_rows(evaluation)
+    reason_columns = list(reason_rows[0]) if reason_rows else ["strategy"]
+    agent_rows = _agent_baseline_rows(train_summary)
+    span = evaluation["test_span"]
     parts = [
         f"<html><head><meta charset='utf-8'><title>ai_trade_bot evaluation</title>"
         f"<style>{STYLE}</style></head><body>",
         "<h1>ai_trade_bot: walk-forward evaluation</h1>",
         f"<div class='disclaimer'><b>Disclaimer.</b> {html.escape(evaluation['disclaimer'])}</div>",
-        f"<div class='headline'><b>Held-out test span</b> {evaluation['test_span']['start']} to "
-        f"{evaluation['test_span']['end']} ({evaluation['test_span']['bars']} bars), evaluated "
-        f"once. Meta-agent: <b>{sel['method']}</b> with confidence gate "
+        f"<div class='headline'><b>Held-out test span</b> {span['start']} to {span['end']} "
+        f"({span['bars']} bars, every clean candle; {span['bars_with_model_output']} with a "
+        f"complete model output, the rest decided by the RSI fallback; "
+        f"{span['bars_per_year']:.0f} bars a year), evaluated once. "
+        f"Meta-agent: <b>{sel['method']}</b> with confidence gate "
         f"{sel['confidence_gate']}, chosen on the validation rows "
-        f"({sel['validation_start']} to {sel['validation_end']}).<br>"
+        f"({sel['validation_start']} to {sel['validation_end']}): "
+        f"{html.escape(sel['reason'])}.<br>"
         f"Sharpe {meta['sharpe']:.3f} (95% bootstrap {stats['sharpe_ci'][0]:.2f} to "
         f"{stats['sharpe_ci'][1]:.2f}); probabilistic Sharpe {stats['psr']:.3f}; "
         f"<b>deflated Sharpe {stats['dsr']:.3f}</b> over {evaluation['n_trials']} configurations "
@@ -181,6 +239,22 @@ def render_report(
                 "turnover_per_year",
             ],
         ),
+        "<h2>Why the strategies traded, or did not</h2>",
+        "<p>Decision-layer reasons counted over every bar of the test span: <i>model</i> "
+        "(a signal passed every gate), <i>no_edge</i> (probabilities below the buy/sell "
+        "thresholds), <i>confidence_gate</i>, <i>disagreement_gate</i>, <i>kill_switch</i> "
+        "(rolling accuracy too low), <i>prior_only</i> (the model outputs the class prior, "
+        "so it never trades) and <i>fallback_rsi</i> (no complete model output).</p>",
+        _table(reason_rows, reason_columns),
+        "<h2>Agents against their trivial baselines (out of fold, train)</h2>",
+        "<p>Direction agents against the class prior of the rows each fold learned from "
+        "(log-loss), the volatility agent against plain GARCH(1,1) (QLIKE). A fold 'at "
+        "baseline' is one whose calibration chose the prior (or no MLP correction).</p>",
+        _table(agent_rows, list(agent_rows[0]))
+        if agent_rows
+        else "<p>No agent with a baseline.</p>",
+        "<h2>Meta-agent selection (validation rows)</h2>",
+        _table(selection_rows, ["method", "validation log_loss", "beats prior", "chosen"]),
         "<h2>Classification</h2>",
         _table(clf_rows, list(clf_rows[0])),
         _calibration_confusion_figure(clf),

@@ -18,28 +18,39 @@ def brier_multiclass(y_true: np.ndarray, probs: np.ndarray) -> float:
 def direction_scores(
     y_true: np.ndarray, probs: np.ndarray, prior: np.ndarray | None = None
 ) -> dict[str, float]:
-    """Accuracy, macro-F1, log-loss and Brier; with ``prior`` (training class shares) also
-    the same scores of the constant prior forecast, the bar any agent must clear."""
+    """Accuracy, macro-F1, log-loss and Brier; with ``prior`` also the same scores of the
+    constant prior forecast, the bar any agent must clear.
+
+    ``prior`` is one row of class shares, or one row per label (the prior each
+    walk-forward fold's model had: the class shares of the rows it was fit on).
+    """
     y_true = y_true.astype(int)
     probs = np.clip(probs, 1e-12, 1.0)
     probs = probs / probs.sum(axis=1, keepdims=True)
     scores = {
         "accuracy": float(accuracy_score(y_true, probs.argmax(axis=1))),
-        "macro_f1": float(
-            f1_score(
-                y_true, probs.argmax(axis=1), average="macro", labels=list(CLASSES), zero_division=0
-            )
-        ),
+        "macro_f1": macro_f1(y_true, probs.argmax(axis=1)),
         "log_loss": float(log_loss(y_true, probs, labels=list(CLASSES))),
         "brier": brier_multiclass(y_true, probs),
         "n": float(len(y_true)),
     }
     if prior is not None:
-        prior_probs = np.tile(np.clip(prior, 1e-12, 1.0), (len(y_true), 1))
-        scores["prior_accuracy"] = float(np.mean(y_true == int(np.argmax(prior))))
+        prior_probs = np.clip(np.asarray(prior, dtype=np.float64), 1e-12, 1.0)
+        if prior_probs.ndim == 1:
+            prior_probs = np.tile(prior_probs, (len(y_true), 1))
+        prior_probs = prior_probs / prior_probs.sum(axis=1, keepdims=True)
+        scores["prior_accuracy"] = float(np.mean(y_true == prior_probs.argmax(axis=1)))
         scores["prior_log_loss"] = float(log_loss(y_true, prior_probs, labels=list(CLASSES)))
         scores["prior_brier"] = brier_multiclass(y_true, prior_probs)
+        scores["prior_macro_f1"] = macro_f1(y_true, prior_probs.argmax(axis=1))
     return scores
+
+
+def macro_f1(y_true: np.ndarray, predicted: np.ndarray) -> float:
+    """F1 averaged over down/flat/up (0 for a class never predicted)."""
+    return float(
+        f1_score(y_true, predicted, average="macro", labels=list(CLASSES), zero_division=0)
+    )
 
 
 def qlike_loss(pred_var: np.ndarray, realized_var: np.ndarray) -> float:

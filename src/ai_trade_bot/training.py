@@ -27,6 +27,31 @@ class WalkForwardResult:
     fold_scores: list[dict[str, float]] = field(default_factory=list)
     oof_scores: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    calibration: list[dict[str, Any]] = field(default_factory=list)  # per fold, then final
+
+
+def calibration_record(agent: Agent) -> dict[str, Any]:
+    """How a fitted agent was calibrated on its early-stopping rows (for the summary)."""
+    calibration = getattr(agent, "calibration_", None)
+    if calibration is not None:
+        return {
+            "temperature": calibration.temperature,
+            "shrink_to_prior": calibration.shrink,
+            "outputs_prior": calibration.collapsed,
+            "val_log_loss": calibration.val_log_loss,
+            "val_log_loss_prior": calibration.val_log_loss_prior,
+        }
+    if hasattr(agent, "correction_weight_"):
+        return {
+            "correction_weight": agent.correction_weight_,
+            "plain_garch": agent.correction_weight_ == 0.0,
+        }
+    return {}
+
+
+def seen_rows(fold_train: np.ndarray, fold_val: np.ndarray) -> np.ndarray:
+    """The rows a fold's model learns from (fit rows and early-stopping rows)."""
+    return np.concatenate([fold_train, fold_val])
 
 
 def score_output(
@@ -45,6 +70,26 @@ def score_output(
     return {f"share_{int(k)}": float(v) for k, v in counts.items()} | {"n": float(len(out))}
 
 
+def baseline_comparison(kind: str, scores: dict[str, float]) -> dict[str, Any]:
+    """An agent's out-of-fold score beside its trivial baseline, and whether it beats it:
+    the class prior's log-loss for direction agents, plain GARCH(1,1)'s QLIKE for volatility.
+    """
+    if kind == "direction":
+        metric, base, baseline = "log_loss", "prior_log_loss", "class prior"
+    elif kind == "volatility":
+        metric, base, baseline = "qlike", "qlike_garch", "GARCH(1,1)"
+    else:
+        return {"baseline": None}
+    return {
+        "baseline": baseline,
+        "metric": metric,
+        "value": scores[metric],
+        "baseline_value": scores[base],
+        "ratio": scores[metric] / scores[base] if scores[base] else float("nan"),
+        "beats_baseline": scores[metric] <= scores[base],
+    }
+
+
 def fit_on_rows(
     agent: Agent, X: pd.DataFrame, y: pd.DataFrame, train: np.ndarray, val: np.ndarray
 ) -> Agent:
@@ -55,7 +100,9 @@ def fit_on_rows(
     return agent.fit(X.iloc[start:stop], y.iloc[start:stop], val_size=len(val), gap=gap)
 
 
-def predict_rows(agent: Agent, X: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+def predict_rows(
+    agent: Agent, X: pd.DataFrame, rows: np.ndarray, *, calibrated: bool = True
+) -> pd.DataFrame:
     """Predict contiguous ``rows``, giving windowed agents their preceding context."""
     start = int(rows[0]) - (agent.min_history - 1)
     if start < 0:
@@ -63,7 +110,7 @@ def predict_rows(agent: Agent, X: pd.DataFrame, rows: np.ndarray) -> pd.DataFram
             f"agent '{agent.name}' needs {agent.min_history - 1} context rows before row "
             f"{rows[0]}; start the first fold later (train.walk_forward.min_train_fraction)."
         )
-    return agent.predict(X.iloc[start : int(rows[-1]) + 1])
+    return agent.predict(X.iloc[start : int(rows[-1]) + 1], calibrated=calibrated)
 
 
 def run_walk_forward(
@@ -79,12 +126,17 @@ def run_walk_forward(
     on all pre-test rows for deployment. Nothing here touches the held-out test span."""
     started = time.perf_counter()
     folds: list[Fold] = walk_forward_folds(len(X), config)
-    parts, fold_scores = [], []
+    parts, raw_parts, fold_scores, priors, calibration = [], [], [], [], []
     for fold in folds:
         t0 = time.perf_counter()
         agent = fit_on_rows(make_agent(name, **params), X, y, fold.train, fold.val)
         out = predict_rows(agent, X, fold.test)
-        prior = class_prior(y["direction"].iloc[fold.train])
+        if agent.output_kind == "direction":
+            raw_parts.append(predict_rows(agent, X, fold.test, calibrated=False))
+        # the trivial baseline this fold's model must beat: the class shares it learned from
+        prior = class_prior(y["direction"].iloc[seen_rows(fold.train, fold.val)])
+        priors.append(np.tile(prior, (len(out), 1)))
+        calibration.append({"fold": fold.number, **calibration_record(agent)})
         scores = score_output(agent, out, y, prior)
         scores["seconds"] = time.perf_counter() - t0
         fold_scores.append(scores)
@@ -102,10 +154,13 @@ def run_walk_forward(
         parts.append(out.assign(fold=float(fold.number)))
     oof = pd.concat(parts)
     train_rows, val_rows = final_fit_rows(len(X), config)
-    first_test = int(folds[0].test[0])
     final = fit_on_rows(make_agent(name, **params), X, y, train_rows, val_rows)
-    oof_scores = score_output(
-        final, oof.drop(columns="fold"), y, class_prior(y["direction"].iloc[:first_test])
-    )
+    calibration.append({"fold": "final", **calibration_record(final)})
+    oof_scores = score_output(final, oof.drop(columns="fold"), y, np.concatenate(priors))
+    if raw_parts:  # the network before calibration: its own classes, e.g. macro-F1
+        raw = score_output(final, pd.concat(raw_parts), y, None)
+        oof_scores |= {f"raw_{k}": raw[k] for k in ("accuracy", "macro_f1", "log_loss")}
     logger.info("agent %s: out-of-fold %s", name, {k: round(v, 4) for k, v in oof_scores.items()})
-    return WalkForwardResult(oof, final, fold_scores, oof_scores, time.perf_counter() - started)
+    return WalkForwardResult(
+        oof, final, fold_scores, oof_scores, time.perf_counter() - started, calibration
+    )

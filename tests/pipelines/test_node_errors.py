@@ -21,7 +21,7 @@ def test_train_nodes_reject_bad_input() -> None:
         build_model_input(features, labels.sort_index(), ohlcv, {"folds": 3})
     with pytest.raises(ConfigError, match="unknown agent 'lstm'"):
         train_agent(features, labels, {}, {"name": "lstm", "params": {}}, {})
-    with pytest.raises(DataValidationError, match="test_fraction must be 0"):
+    with pytest.raises(ConfigError, match="test_fraction must be 0"):
         fit_meta_agents(
             pd.DataFrame({"fold": [0.0]}),
             labels,

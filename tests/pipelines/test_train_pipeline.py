@@ -87,8 +87,10 @@ def test_train_pipeline_produces_oof_models_and_nested_runs(run, inputs, trackin
         assert isinstance(out[f"{name}.model"], Agent) and out[f"{name}.model"].is_fitted()
     meta_oof = out["meta_oof_predictions"]
     assert meta_oof.index.min() > oof.index.min()  # its own walk-forward: out of sample
-    assert set(out["meta_agents"]) == {"confidence_vote", "logistic"}
-    assert {"meta:logistic", "agent:gbm", "plain_average"} <= set(out["meta_ablation"])
+    assert set(out["meta_agents"]) == {"prior", "plain_average", "confidence_vote", "logistic"}
+    assert {"meta:logistic", "agent:gbm", "meta:plain_average", "meta:prior"} <= set(
+        out["meta_ablation"]
+    )
     summary = out["train_summary"]
     assert set(summary) == set(AGENTS)
     assert 0 <= summary["gbm"]["oof"]["accuracy"] <= 1

@@ -3,6 +3,8 @@
 - ``__init__`` only stores hyperparameters; fitted state ends in ``_``.
 - ``fit(X, y, *, val_size=0, gap=0)`` returns ``self``; the last ``val_size`` rows are the
   early-stopping set and the ``gap`` rows before them are not fitted on (purge + embargo).
+  Direction agents are then calibrated on those rows (temperature and shrinkage toward the
+  class prior; see :mod:`ai_trade_bot.calibration`), and ``predict`` applies it.
 - ``predict(X)`` returns the agent's typed output for rows ``X.index[min_history - 1:]``
   (earlier rows are context for windowed agents). Direction agents also offer
   ``predict_proba`` (columns ``down, flat, up, confidence``).
@@ -23,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ai_trade_bot.calibration import Calibration, fit_calibration, identity
 from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFittedError
 
 BAR_COLUMNS = ("bar_open", "bar_high", "bar_low", "bar_close", "bar_volume")
@@ -62,19 +65,53 @@ class Agent(ABC):
         return 1
 
     # -- contract ----------------------------------------------------------------------
-    @abstractmethod
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int = 0, gap: int = 0) -> Agent:
-        """Fit on ``X``/``y``; see the module docstring for ``val_size`` and ``gap``."""
+        """Fit on ``X``/``y``, then calibrate on the last ``val_size`` rows (see the module
+        docstring); returns ``self``."""
+        self._fit(X, y, val_size=val_size, gap=gap)
+        self._calibrate(X, y, val_size=val_size, gap=gap)
+        return self
+
+    @abstractmethod
+    def _fit(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int) -> None:
+        """Fit the model itself (no calibration)."""
+
+    def _calibrate(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int) -> None:
+        """Direction agents: temperature and shrinkage toward the class prior of the rows
+        they saw, chosen on the early-stopping rows only (see :mod:`ai_trade_bot.calibration`).
+        An agent that cannot beat the prior there outputs the prior."""
+        if self.output_kind != "direction":
+            return
+        labels = self._check_labels(y, "direction")
+        n_fit = len(X) - val_size - gap
+        seen = np.concatenate([labels[:n_fit], labels[len(X) - val_size :]])
+        prior = np.bincount(seen.astype(int), minlength=3) / max(len(seen), 1)
+        if val_size == 0:
+            self.calibration_ = identity(prior, "no early-stopping rows: not calibrated")
+            return
+        context = X.iloc[len(X) - val_size - (self.min_history - 1) :]
+        raw = self._predict(context)[["down", "flat", "up"]].to_numpy(dtype=np.float64)
+        self.calibration_ = fit_calibration(raw, labels[len(X) - val_size :], prior)
 
     @abstractmethod
     def _predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Typed output for ``X.index[min_history - 1:]`` (input already checked)."""
 
-    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        """The agent's output, index-aligned with ``X.index[min_history - 1:]``."""
+    def predict(self, X: pd.DataFrame, *, calibrated: bool = True) -> pd.DataFrame:
+        """The agent's output, index-aligned with ``X.index[min_history - 1:]``
+        (``calibrated=False``: a direction agent's network before calibration)."""
         self._check_fitted()
         self._check_input(X)
         out = self._predict(X)
+        calibration = getattr(self, "calibration_", None) if calibrated else None
+        if calibration is not None:
+            probs = calibration.apply(out[["down", "flat", "up"]].to_numpy(dtype=np.float64))
+            out = out.assign(
+                down=probs[:, 0],
+                flat=probs[:, 1],
+                up=probs[:, 2],
+                confidence=calibration.apply_confidence(out["confidence"].to_numpy()),
+            )
         return out.set_axis(X.index[self.min_history - 1 :], axis=0)
 
     def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -107,6 +144,8 @@ class Agent(ABC):
             "state": meta,
             "columns": self.columns_,
         }
+        if getattr(self, "calibration_", None) is not None:
+            record["calibration"] = self.calibration_.to_dict()
         (path / "agent.json").write_text(json.dumps(record, indent=2, default=str))
 
     @classmethod
@@ -120,6 +159,8 @@ class Agent(ABC):
         agent = agent_cls(**record["params"])
         agent.columns_ = record["columns"]
         agent._load_state(path, record["state"])
+        if "calibration" in record:
+            agent.calibration_ = Calibration.from_dict(record["calibration"])
         return agent
 
     # -- checks ------------------------------------------------------------------------

@@ -66,7 +66,7 @@ class GBMAgent(Agent):
             "verbose": -1,
         }
 
-    def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int = 0, gap: int = 0) -> GBMAgent:
+    def _fit(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int) -> None:
         self.columns_ = feature_columns(X)
         self._check_input(X, needed=max(val_size, 1) + gap + 1)
         target = self._check_labels(y, "direction").astype(int)
@@ -85,7 +85,6 @@ class GBMAgent(Agent):
             callbacks=callbacks,
         )
         self.best_iteration_ = int(self.booster_.best_iteration or self.n_estimators)
-        return self
 
     def _predict(self, X: pd.DataFrame) -> pd.DataFrame:
         values = X[self.columns_].to_numpy(dtype=np.float64)

@@ -71,6 +71,7 @@ class PatternCNNAgent(_DirectionTorchAgent):
         channels: int = 16,
         dropout: float = 0.1,
         confidence_weight: float = 0.5,
+        class_weight: str = "balanced",
         **training: Any,
     ) -> None:
         check_hyperparameter(
@@ -82,6 +83,8 @@ class PatternCNNAgent(_DirectionTorchAgent):
         )
         self.channels, self.dropout = channels, dropout
         self.confidence_weight = confidence_weight
+        self.class_weight = class_weight
+        self._check_class_weight()
         self._init_training(window, training)
 
     def _select_columns(self, X: pd.DataFrame) -> list[str]:

@@ -101,9 +101,7 @@ class SentimentAgent(Agent):
         mean = np.where(count > 0, (cum[hi] - cum[lo]) / np.maximum(count, 1), 0.0)
         return np.column_stack([mean, np.log1p(count)])
 
-    def fit(
-        self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int = 0, gap: int = 0
-    ) -> SentimentAgent:
+    def _fit(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int) -> None:
         self._require_enabled()
         self.columns_ = []
         self._check_input(X, needed=max(val_size, 1) + gap + 1)
@@ -112,7 +110,6 @@ class SentimentAgent(Agent):
         feats = self._bar_features(X.index)
         self.model_ = LogisticRegression(C=self.C, max_iter=1000, random_state=self.seed)
         self.model_.fit(feats[:n_fit], target[:n_fit])
-        return self
 
     def _probs(self, feats: np.ndarray) -> np.ndarray:
         """Class probabilities for all 3 classes, even if one was absent when fitting."""

@@ -134,9 +134,7 @@ class TorchAgent(Agent):
         """Fit any non-neural state (GARCH, HMM, ...) on the first ``fit_rows`` rows."""
 
     # -- fit / predict ------------------------------------------------------------------
-    def fit(
-        self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int = 0, gap: int = 0
-    ) -> TorchAgent:
+    def _fit(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int) -> None:
         """Train with early stopping on the last ``val_size`` rows."""
         self.columns_ = self._select_columns(X)
         self._check_input(X, needed=self.window + max(val_size, 1) + gap)
@@ -200,7 +198,6 @@ class TorchAgent(Agent):
         self.best_val_loss_ = best.best
         self.best_epoch_ = best.epoch
         self.epochs_trained_ = trainer.current_epoch
-        return self
 
     def _forward_windows(self, inputs: np.ndarray, ends: np.ndarray) -> Any:
         """Run the net over every window ending at ``ends`` (no copies of the inputs)."""

@@ -9,7 +9,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ai_trade_bot.agents.base import DIRECTION_COLUMNS, direction_frame, feature_columns
+from ai_trade_bot.agents.base import (
+    DIRECTION_COLUMNS,
+    check_hyperparameter,
+    direction_frame,
+    feature_columns,
+)
 from ai_trade_bot.agents.torch_agent import TorchAgent
 from ai_trade_bot.nn.networks import LSTMNet, TransformerNet
 
@@ -27,8 +32,29 @@ class _DirectionTorchAgent(TorchAgent):
     def _targets(self, X: pd.DataFrame, y: pd.DataFrame) -> np.ndarray:
         return self._check_labels(y, "direction").astype(np.int64)
 
+    def _check_class_weight(self) -> None:
+        check_hyperparameter(
+            self.name,
+            "class_weight",
+            self.class_weight,
+            self.class_weight in ("none", "balanced"),
+            "must be 'none' or 'balanced' (inverse class frequency of the fit rows)",
+        )
+
+    def _prepare(self, X: pd.DataFrame, y: pd.DataFrame, fit_rows: int) -> None:
+        """Class weights from the fit rows when ``class_weight='balanced'`` (a network that
+        sees one class far more often otherwise learns to predict only that class)."""
+        self._loss_weights: list[float] | None = None
+        if self.class_weight == "balanced":
+            labels = self._check_labels(y, "direction")[:fit_rows].astype(int)
+            counts = np.bincount(labels, minlength=3)
+            self._loss_weights = (len(labels) / (3.0 * np.maximum(counts, 1))).tolist()
+
     def _module_kwargs(self) -> dict[str, Any]:
-        return {"confidence_weight": self.confidence_weight}
+        return {
+            "confidence_weight": self.confidence_weight,
+            "class_weights": getattr(self, "_loss_weights", None),
+        }
 
     def _outputs(self, raw: Any, X: pd.DataFrame) -> pd.DataFrame:
         logits, conf = raw
@@ -48,10 +74,13 @@ class TrendLSTMAgent(_DirectionTorchAgent):
         layers: int = 1,
         dropout: float = 0.1,
         confidence_weight: float = 0.5,
+        class_weight: str = "none",
         **training: Any,
     ) -> None:
         self.hidden, self.layers, self.dropout = hidden, layers, dropout
         self.confidence_weight = confidence_weight
+        self.class_weight = class_weight
+        self._check_class_weight()
         self._init_training(window, training)
 
     def _build_net(self, n_inputs: int) -> nn.Module:
@@ -73,10 +102,13 @@ class TrendTransformerAgent(_DirectionTorchAgent):
         layers: int = 2,
         dropout: float = 0.1,
         confidence_weight: float = 0.5,
+        class_weight: str = "none",
         **training: Any,
     ) -> None:
         self.d_model, self.heads, self.layers, self.dropout = d_model, heads, layers, dropout
         self.confidence_weight = confidence_weight
+        self.class_weight = class_weight
+        self._check_class_weight()
         self._init_training(window, training)
 
     def _build_net(self, n_inputs: int) -> nn.Module:

@@ -14,7 +14,10 @@ from ai_trade_bot.agents.base import check_hyperparameter, feature_columns
 from ai_trade_bot.agents.torch_agent import TorchAgent
 from ai_trade_bot.features._numba_kernels import garch_filter
 from ai_trade_bot.nn.networks import MLP
+from ai_trade_bot.scoring import qlike_loss
 
+# Candidate weights of the MLP's log-variance correction (0 = plain GARCH).
+CORRECTION_WEIGHTS = np.linspace(0.0, 1.0, 21)
 # E[ln(high/low)] of a Brownian bar with per-bar std sigma is sqrt(8/pi) * sigma.
 RANGE_PER_SIGMA = float(np.sqrt(8.0 / np.pi))
 
@@ -42,7 +45,7 @@ class VolatilityAgent(TorchAgent):
         burn_in: int = 100,
         hidden: int = 32,
         dropout: float = 0.1,
-        loss: str = "log_mse",
+        loss: str = "qlike",
         **training: Any,
     ) -> None:
         self.horizon, self.burn_in, self.hidden, self.dropout = horizon, burn_in, hidden, dropout
@@ -95,9 +98,32 @@ class VolatilityAgent(TorchAgent):
     def _build_net(self, n_inputs: int) -> nn.Module:
         return MLP(n_inputs, self.hidden, 1, self.dropout)
 
+    def _module_kwargs(self) -> dict[str, Any]:
+        return {"vol_loss": self.loss}
+
+    def _calibrate(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int) -> None:
+        """Shrink the MLP's correction toward none: ``log var = garch + w * correction``
+        with ``w`` in [0, 1] chosen by QLIKE on the early-stopping rows only (ties go to
+        the smaller correction, so an MLP that does not help leaves plain GARCH)."""
+        self.correction_weight_ = 1.0
+        if val_size == 0:
+            return
+        context = X.iloc[len(X) - val_size - (self.window - 1) :]
+        out = self._predict(context)
+        base = np.log(out["garch_vol"].to_numpy() ** 2)
+        correction = np.log(out["pred_vol"].to_numpy() ** 2) - base
+        column = f"fwd_realized_vol_{self.horizon}"
+        realized = self._check_labels(y, column)[len(X) - val_size :] ** 2 / self.horizon
+        losses = [qlike_loss(np.exp(base + w * correction), realized) for w in CORRECTION_WEIGHTS]
+        best = int(np.argmin(losses))
+        self.correction_weight_ = float(CORRECTION_WEIGHTS[best])
+        self.val_qlike_ = float(losses[best])
+        self.val_qlike_garch_ = float(losses[0])
+
     def _outputs(self, raw: Any, X: pd.DataFrame) -> pd.DataFrame:
         base = self._baseline_log_var(X)[self.window - 1 :]
-        vol = np.sqrt(np.exp(base + raw.astype(np.float64)))
+        weight = getattr(self, "correction_weight_", 1.0)
+        vol = np.sqrt(np.exp(base + weight * raw.astype(np.float64)))
         return pd.DataFrame(
             {
                 "pred_vol": vol,
@@ -107,7 +133,8 @@ class VolatilityAgent(TorchAgent):
         )
 
     def _extra_state(self) -> dict[str, np.ndarray]:
-        return {"garch": self.garch_}
+        return {"garch": self.garch_, "correction_weight": np.array([self.correction_weight_])}
 
     def _set_extra_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.garch_ = arrays["garch"]
+        self.correction_weight_ = float(arrays["correction_weight"][0])

@@ -39,13 +39,15 @@ def return_metrics(equity: pd.Series, ppy: float) -> dict[str, float]:
     }
 
 
-def trade_metrics(result: BacktestResult) -> dict[str, float]:
-    """Win rate, profit factor, average trade/win/loss, exposure, turnover, trade count."""
+def trade_metrics(result: BacktestResult, ppy: float | None = None) -> dict[str, float]:
+    """Win rate, profit factor, average trade/win/loss, exposure, turnover, trade count
+    (``ppy``: bars per year of the data's calendar; estimated from the equity if None)."""
     trades = result.trades
     pnl = trades["pnl"].to_numpy() if len(trades) else np.zeros(0)
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     mean_equity = float(result.equity.mean())
-    years = max(len(result.equity) / periods_per_year(result.equity.index), 1e-9)
+    ppy = periods_per_year(result.equity.index) if ppy is None else ppy
+    years = max(len(result.equity) / ppy, 1e-9)
     return {
         "n_trades": float(len(trades)),
         "win_rate": float(len(wins) / len(pnl)) if len(pnl) else 0.0,

@@ -106,9 +106,14 @@ class MLP(nn.Module):
 
 
 class CandleCNN(nn.Module):
-    """A small CNN over (B, 64, 64) candlestick images, with the two heads."""
+    """A small CNN over (B, 64, 64) candlestick images, with the two heads.
 
-    def __init__(self, channels: int = 16, dropout: float = 0.1) -> None:
+    The convolutions end on a 4 x 4 map, not a global average: where a pattern sits
+    matters (the right edge holds the latest candles), and averaging it away left the
+    network nothing to tell the classes apart by, so it predicted one class.
+    """
+
+    def __init__(self, channels: int = 16, dropout: float = 0.1, hidden: int = 32) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(1, channels, 5, stride=2, padding=2),
@@ -117,10 +122,13 @@ class CandleCNN(nn.Module):
             nn.GELU(),
             nn.Conv2d(2 * channels, 2 * channels, 3, stride=2, padding=1),
             nn.GELU(),
-            nn.AdaptiveAvgPool2d(1),
+            nn.AdaptiveAvgPool2d((4, 4)),
             nn.Flatten(),
+            nn.Dropout(max(dropout, 0.3)),
+            nn.Linear(2 * channels * 16, hidden),
+            nn.GELU(),
         )
-        self.heads = TwoHeads(2 * channels, dropout)
+        self.heads = TwoHeads(hidden, dropout)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heads(self.body(x.float().unsqueeze(1)))

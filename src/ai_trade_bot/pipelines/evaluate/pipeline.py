@@ -67,7 +67,7 @@ def create_pipeline(agents: Iterable[str] = DEFAULT_AGENTS, **kwargs: object) ->
             ),
             Node(
                 func=render_report,
-                inputs=["evaluation", "equity_curves", "meta_ablation"],
+                inputs=["evaluation", "equity_curves", "meta_ablation", "train_summary"],
                 outputs="evaluation_report",
                 name="render_report",
             ),

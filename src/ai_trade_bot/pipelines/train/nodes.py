@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ai_trade_bot import tracking
@@ -12,10 +13,15 @@ from ai_trade_bot.agents import Agent
 from ai_trade_bot.agents.base import BAR_COLUMNS
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import DataValidationError
-from ai_trade_bot.meta import MetaAgent, direction_agents, meta_walk_forward, plain_average
-from ai_trade_bot.model_selection import WalkForwardConfig, holdout_start, walk_forward_folds
-from ai_trade_bot.scoring import class_prior, direction_scores
-from ai_trade_bot.training import run_walk_forward
+from ai_trade_bot.meta import MetaAgent, parse_meta_config, stack_agents
+from ai_trade_bot.model_selection import (
+    WalkForwardConfig,
+    folds_problem,
+    holdout_start,
+    minimum_rows,
+    walk_forward_folds,
+)
+from ai_trade_bot.training import baseline_comparison, run_walk_forward
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,16 @@ def build_model_input(
     X = features.join(bars)
     keep = X.notna().all(axis=1) & labels.notna().all(axis=1)
     X, y = X[keep], labels[keep]
+    problem = folds_problem(len(X), config)
+    if problem:
+        complete = features.notna().all(axis=1).to_numpy()
+        warmup = int(np.argmax(complete)) if complete.any() else len(features)
+        raise DataValidationError(
+            f"train: {len(X)} complete rows with labels (of {len(features)} candles; the "
+            f"feature warm-up takes the first {warmup}) are too few for train.walk_forward "
+            f"({problem}); it needs at least {minimum_rows(config)}. Ingest a longer history, "
+            "shorten the feature windows behind the warm-up, or use fewer folds."
+        )
     folds = walk_forward_folds(len(X), config)
     test_start = holdout_start(len(X), config)
     plan = {
@@ -106,6 +122,8 @@ def train_agent(
             "agent": name,
             "params": params,
             "oof": result.oof_scores,
+            "baseline": baseline_comparison(result.final_agent.output_kind, result.oof_scores),
+            "calibration": result.calibration,
             "folds": result.fold_scores,
             "seconds": result.seconds,
         }
@@ -128,8 +146,27 @@ def collect_oof_predictions(*parts: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise_training(*summaries: dict[str, Any]) -> dict[str, Any]:
-    """One report of every agent's out-of-fold scores."""
-    return {s["agent"]: {"oof": s["oof"], "seconds": s["seconds"]} for s in summaries}
+    """One report of every agent's out-of-fold scores beside its trivial baseline, and how
+    each fold's model was calibrated (an agent that outputs the prior says so here)."""
+    out = {}
+    for s in summaries:
+        out[s["agent"]] = {
+            "oof": s["oof"],
+            "baseline": s["baseline"],
+            "calibration": s["calibration"],
+            "seconds": s["seconds"],
+        }
+        if s["baseline"].get("baseline"):
+            logger.info(
+                "agent %s: out-of-fold %s %.4f vs %s %.4f: %s",
+                s["agent"],
+                s["baseline"]["metric"],
+                s["baseline"]["value"],
+                s["baseline"]["baseline"],
+                s["baseline"]["baseline_value"],
+                "beats it" if s["baseline"]["beats_baseline"] else "does NOT beat it",
+            )
+    return out
 
 
 def fit_meta_agents(
@@ -146,35 +183,5 @@ def fit_meta_agents(
         ``meta_oof_predictions`` (columns ``<method>.<output>``), ``meta_agents`` (method ->
         fitted MetaAgent) and ``meta_ablation`` (scores per candidate).
     """
-    wf = parse_config(WalkForwardConfig, meta["walk_forward"], name="meta.walk_forward")
-    if wf.test_fraction:
-        raise DataValidationError(
-            "meta.walk_forward.test_fraction must be 0: the held-out "
-            "span is already outside the out-of-fold rows"
-        )
-    labels = model_labels["direction"]
-    inputs = oof_predictions.drop(columns="fold")
-    params = {
-        "disagreement_penalty": meta.get("disagreement_penalty", 1.0),
-        "seed": meta.get("seed", 42),
-    }
-    parts, fitted = [], {}
-    for method in meta["methods"]:
-        out = meta_walk_forward(inputs, labels, params | {"method": method}, wf)
-        parts.append(out.drop(columns="meta_fold").add_prefix(f"{method}."))
-        fitted[method] = MetaAgent(method=method, **params).fit(inputs, labels)
-        logger.info("meta %s: %d out-of-sample rows", method, len(out))
-    meta_oof = pd.concat(parts, axis=1, join="inner")
-    rows = meta_oof.index
-    y = labels.reindex(rows).to_numpy()
-    prior = class_prior(labels.loc[: rows[0]].iloc[:-1])
-    ablation: dict[str, Any] = {}
-    for method in meta["methods"]:
-        probs = meta_oof[[f"{method}.down", f"{method}.flat", f"{method}.up"]].to_numpy()
-        ablation[f"meta:{method}"] = direction_scores(y, probs, prior)
-    for agent in direction_agents(inputs.columns):
-        probs = inputs.loc[rows, [f"{agent}.down", f"{agent}.flat", f"{agent}.up"]].to_numpy()
-        ablation[f"agent:{agent}"] = direction_scores(y, probs, prior)
-    avg = plain_average(inputs.loc[rows], direction_agents(inputs.columns))
-    ablation["plain_average"] = direction_scores(y, avg[["down", "flat", "up"]].to_numpy(), prior)
-    return meta_oof, fitted, ablation
+    config = parse_meta_config(meta)
+    return stack_agents(oof_predictions.drop(columns="fold"), model_labels["direction"], config)

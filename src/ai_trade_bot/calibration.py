@@ -1,0 +1,144 @@
+"""Calibration of direction probabilities toward the class prior.
+
+A model's down/flat/up probabilities are tempered and mixed with the class prior:
+
+    p = (1 - shrink) * softmax(log(p_raw) / temperature) + shrink * prior
+
+Both numbers are chosen on a validation tail only (the agent's early-stopping rows, the
+meta-agent's inner validation rows), by log-loss over a grid. ``shrink = 1`` is always a
+candidate, so on those rows the calibrated model is never worse than the prior; when it
+wins, the model has shown no edge and its output *is* the prior (``collapsed``).
+
+Written by hand: scikit-learn's CalibratedClassifierCV wraps its own estimator and
+refits it by cross-validation, which would break the walk-forward split; the temperature
+and the mixing weight are two numbers, fit by a grid search that cannot fail to converge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+TEMPERATURES = tuple(float(t) for t in np.geomspace(0.25, 8.0, 31))
+# The calibrated model must beat the prior on the validation rows by this many standard
+# errors of the per-row log-loss difference; a smaller gain is noise and the prior is kept.
+MIN_EDGE_Z = 1.0
+SHRINKS = tuple(float(s) for s in np.linspace(0.0, 1.0, 41))
+EPS = 1e-12
+
+
+def log_loss_rows(y: np.ndarray, probs: np.ndarray) -> float:
+    """Mean negative log-likelihood of integer labels ``y`` under ``probs`` (n, 3)."""
+    picked = probs[np.arange(len(y)), y.astype(int)]
+    return float(-np.mean(np.log(np.clip(picked, EPS, 1.0))))
+
+
+def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log(probs) / temperature)`` row by row."""
+    logits = np.log(np.clip(probs, EPS, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperature and shrinkage toward ``prior``, with the validation scores behind them."""
+
+    prior: tuple[float, float, float]
+    temperature: float = 1.0
+    shrink: float = 0.0
+    n_val: int = 0
+    val_log_loss_raw: float = float("nan")
+    val_log_loss: float = float("nan")
+    val_log_loss_prior: float = float("nan")
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def collapsed(self) -> bool:
+        """True when the validation rows chose the prior: the model showed no edge."""
+        return self.shrink >= 1.0 - 1e-12
+
+    def apply(self, probs: np.ndarray) -> np.ndarray:
+        """Calibrated (n, 3) probabilities."""
+        prior = np.asarray(self.prior, dtype=np.float64)[None, :]
+        if self.collapsed:
+            return np.repeat(prior, len(probs), axis=0)
+        return (1.0 - self.shrink) * temper(probs, self.temperature) + self.shrink * prior
+
+    def apply_confidence(self, confidence: np.ndarray) -> np.ndarray:
+        """A confidence mixed the same way: with the prior, P(its top class) is max(prior)."""
+        return (1.0 - self.shrink) * confidence + self.shrink * max(self.prior)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"collapsed": self.collapsed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        data = {k: v for k, v in data.items() if k != "collapsed"}
+        return cls(**{**data, "prior": tuple(data["prior"])})
+
+
+def identity(prior: np.ndarray, note: str) -> Calibration:
+    """No calibration (no validation rows to fit it on)."""
+    return Calibration(prior=tuple(float(p) for p in prior), notes=[note])
+
+
+def _row_losses(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return -np.log(np.clip(probs[np.arange(len(y)), y], EPS, 1.0))
+
+
+def fit_calibration(
+    probs: np.ndarray, y: np.ndarray, prior: np.ndarray, *, min_edge_z: float = MIN_EDGE_Z
+) -> Calibration:
+    """Choose temperature and shrinkage by log-loss on validation ``probs`` and labels ``y``.
+
+    The best pair is kept only when its gain over the prior exceeds ``min_edge_z`` standard
+    errors of the per-row difference; otherwise the model collapses onto the prior (a
+    two-number fit on a few hundred rows otherwise mistakes noise for an edge).
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(y).astype(int)
+    prior = np.clip(np.asarray(prior, dtype=np.float64), EPS, 1.0)
+    prior = prior / prior.sum()
+    if len(y) == 0:
+        return identity(prior, "no validation rows: not calibrated")
+    prior_loss = log_loss_rows(y, np.repeat(prior[None, :], len(y), axis=0))
+    best = (prior_loss, 1.0, 1.0)  # (loss, temperature, shrink): the prior itself
+    onehot_rows = np.arange(len(y))
+    for temperature in TEMPERATURES:
+        tempered = temper(probs, temperature)[onehot_rows, y]
+        for shrink in SHRINKS[:-1]:
+            picked = (1.0 - shrink) * tempered + shrink * prior[y]
+            loss = float(-np.mean(np.log(np.clip(picked, EPS, 1.0))))
+            if loss < best[0] - 1e-12:
+                best = (loss, temperature, shrink)
+    loss, temperature, shrink = best
+    notes = []
+    if shrink < 1.0:
+        calibrated = (1.0 - shrink) * temper(probs, temperature) + shrink * prior[None, :]
+        gain = -np.log(prior[y]) - _row_losses(calibrated, y)
+        se = float(gain.std(ddof=1) / np.sqrt(len(y))) if len(y) > 1 else float("inf")
+        if gain.mean() <= min_edge_z * se:
+            notes.append(
+                f"gain over the prior {gain.mean():.4f} is within {min_edge_z} standard "
+                f"error(s) ({se:.4f}) on {len(y)} validation rows: not an edge"
+            )
+            loss, temperature, shrink = prior_loss, 1.0, 1.0
+    if shrink >= 1.0:
+        notes.append(
+            f"no edge on {len(y)} validation rows (calibrated log-loss not credibly below "
+            f"the prior's {prior_loss:.4f}): outputs the class prior"
+        )
+    return Calibration(
+        prior=tuple(float(p) for p in prior),
+        temperature=float(temperature),
+        shrink=float(shrink),
+        n_val=len(y),
+        val_log_loss_raw=log_loss_rows(y, probs),
+        val_log_loss=loss,
+        val_log_loss_prior=prior_loss,
+        notes=notes,
+    )

@@ -53,10 +53,15 @@ def macro_f1(y_true: np.ndarray, predicted: np.ndarray) -> float:
     )
 
 
-def qlike_loss(pred_var: np.ndarray, realized_var: np.ndarray) -> float:
-    """QLIKE (Patton 2011): mean of  r/p - log(r/p) - 1; 0 for a perfect forecast."""
+def qlike_rows(pred_var: np.ndarray, realized_var: np.ndarray) -> np.ndarray:
+    """QLIKE (Patton 2011) per row: r/p - log(r/p) - 1; 0 for a perfect forecast."""
     ratio = np.maximum(realized_var, 1e-18) / np.maximum(pred_var, 1e-18)
-    return float(np.mean(ratio - np.log(ratio) - 1.0))
+    return ratio - np.log(ratio) - 1.0
+
+
+def qlike_loss(pred_var: np.ndarray, realized_var: np.ndarray) -> float:
+    """Mean QLIKE (see :func:`qlike_rows`)."""
+    return float(np.mean(qlike_rows(pred_var, realized_var)))
 
 
 def volatility_scores(

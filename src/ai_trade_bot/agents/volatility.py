@@ -12,9 +12,10 @@ from torch import nn
 
 from ai_trade_bot.agents.base import check_hyperparameter, feature_columns
 from ai_trade_bot.agents.torch_agent import TorchAgent
+from ai_trade_bot.calibration import credible_gain
 from ai_trade_bot.features._numba_kernels import garch_filter
 from ai_trade_bot.nn.networks import MLP
-from ai_trade_bot.scoring import qlike_loss
+from ai_trade_bot.scoring import qlike_rows
 
 # Candidate weights of the MLP's log-variance correction (0 = plain GARCH).
 CORRECTION_WEIGHTS = np.linspace(0.0, 1.0, 21)
@@ -103,8 +104,9 @@ class VolatilityAgent(TorchAgent):
 
     def _calibrate(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int) -> None:
         """Shrink the MLP's correction toward none: ``log var = garch + w * correction``
-        with ``w`` in [0, 1] chosen by QLIKE on the early-stopping rows only (ties go to
-        the smaller correction, so an MLP that does not help leaves plain GARCH)."""
+        with ``w`` in [0, 1] chosen by QLIKE on the early-stopping rows only. A weight is
+        kept only when its QLIKE gain over plain GARCH is credible (see
+        :func:`ai_trade_bot.calibration.credible_gain`); otherwise plain GARCH is kept."""
         self.correction_weight_ = 1.0
         if val_size == 0:
             return
@@ -114,11 +116,12 @@ class VolatilityAgent(TorchAgent):
         correction = np.log(out["pred_vol"].to_numpy() ** 2) - base
         column = f"fwd_realized_vol_{self.horizon}"
         realized = self._check_labels(y, column)[len(X) - val_size :] ** 2 / self.horizon
-        losses = [qlike_loss(np.exp(base + w * correction), realized) for w in CORRECTION_WEIGHTS]
-        best = int(np.argmin(losses))
-        self.correction_weight_ = float(CORRECTION_WEIGHTS[best])
-        self.val_qlike_ = float(losses[best])
-        self.val_qlike_garch_ = float(losses[0])
+        rows = [qlike_rows(np.exp(base + w * correction), realized) for w in CORRECTION_WEIGHTS]
+        best = int(np.argmin([r.mean() for r in rows]))
+        credible, _ = credible_gain(rows[0] - rows[best])
+        self.correction_weight_ = float(CORRECTION_WEIGHTS[best]) if credible else 0.0
+        self.val_qlike_ = float(rows[best if credible else 0].mean())
+        self.val_qlike_garch_ = float(rows[0].mean())
 
     def _outputs(self, raw: Any, X: pd.DataFrame) -> pd.DataFrame:
         base = self._baseline_log_var(X)[self.window - 1 :]

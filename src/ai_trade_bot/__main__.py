@@ -1,25 +1,6 @@
-"""ai_trade_bot file for ensuring the package is executable
-as `ai-trade-bot` and `python -m ai_trade_bot`
-"""
+"""``python -m ai_trade_bot`` is the ``ai-trade-bot`` command (see ``ai_trade_bot.cli``)."""
 
-import sys
-from pathlib import Path
-from typing import Any
-
-from kedro.framework.cli.utils import find_run_command
-from kedro.framework.project import configure_project
-
-
-def main(*args, **kwargs) -> Any:
-    package_name = Path(__file__).parent.name
-    configure_project(package_name)
-
-    interactive = hasattr(sys, "ps1")
-    kwargs["standalone_mode"] = not interactive
-
-    run = find_run_command(package_name)
-    return run(*args, **kwargs)
-
+from ai_trade_bot.cli import main
 
 if __name__ == "__main__":
     main()

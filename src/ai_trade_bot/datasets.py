@@ -10,6 +10,7 @@ from typing import Any
 from kedro.io import AbstractDataset
 
 from ai_trade_bot.agents import Agent
+from ai_trade_bot.bundle import Bundle
 
 
 class AgentDataset(AbstractDataset[Agent, Agent]):
@@ -30,6 +31,26 @@ class AgentDataset(AbstractDataset[Agent, Agent]):
 
     def _exists(self) -> bool:
         return (Path(self._filepath) / "agent.json").exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class BundleDataset(AbstractDataset[Bundle, Bundle]):
+    """A deployable bundle saved as a directory with ``Bundle.save`` / ``Bundle.load``."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = PurePosixPath(filepath)
+        self.metadata = metadata
+
+    def load(self) -> Bundle:
+        return Bundle.load(Path(self._filepath))
+
+    def save(self, data: Bundle) -> None:
+        data.save(Path(self._filepath))
+
+    def _exists(self) -> bool:
+        return (Path(self._filepath) / "bundle.json").exists()
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}

@@ -57,6 +57,23 @@ def agent_run(name: str, params: dict[str, Any]) -> Iterator[bool]:
         yield True
 
 
+def active_run_id() -> str | None:
+    """The id of the active MLflow run (kedro-mlflow's), if any."""
+    run = mlflow.active_run()
+    return run.info.run_id if run is not None else None
+
+
+@contextlib.contextmanager
+def ensure_run(name: str) -> Iterator[Any]:
+    """The active MLflow run, or a new one named ``name`` for the block (outside Kedro)."""
+    run = mlflow.active_run()
+    if run is not None:
+        yield run
+        return
+    with mlflow.start_run(run_name=name) as started:
+        yield started
+
+
 def log_fold(fold: int, scores: dict[str, float]) -> None:
     """Fold metrics as steps of the active run (``fold/<metric>``)."""
     mlflow.log_metrics({f"fold/{k}": float(v) for k, v in scores.items()}, step=fold)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -46,6 +48,19 @@ def test_agent_contract(name: str, tiny_xy, tmp_path) -> None:
     loaded = Agent.load(tmp_path / "saved")
     assert type(loaded) is type(agent) and loaded.get_params() == agent.get_params()
     pd.testing.assert_frame_equal(loaded.predict(test), out, check_exact=True)
+
+    # streaming one row at a time (the live runner) gives predict's output on the span,
+    # the state surviving a JSON round trip (the runner's SQLite store)
+    first = agent.min_history - 1
+    state = json.loads(json.dumps(loaded.start_stream(test.iloc[:first])))
+    streamed = []
+    for t in range(first, len(test)):
+        row, state = loaded.predict_next(
+            test.iloc[max(0, t + 1 - agent.min_history) : t + 1], state
+        )
+        state = json.loads(json.dumps(state))
+        streamed.append(row)
+    np.testing.assert_allclose(pd.concat(streamed).to_numpy(), out.to_numpy(), rtol=1e-6, atol=1e-7)
 
     # too short a history and NaN inputs name the agent and the window
     short = test.iloc[: agent.min_history - 1] if agent.min_history > 1 else test.iloc[:0]

@@ -77,7 +77,8 @@ def run_end_to_end(
         evaluate_pipeline(agents=AGENTS),
         {
             "model_input": X,
-            "model_labels": y,
+            "features": features,
+            "labels": labels,
             "ohlcv_clean": ohlcv,
             "tune_summaries": {},
             "params:train.walk_forward": WALK_FORWARD,
@@ -89,7 +90,7 @@ def run_end_to_end(
             "train_summary": trained["train_summary"],
         },
     )
-    return trained | evaluated | {"model_labels": y, "ohlcv_clean": ohlcv}
+    return trained | evaluated | {"model_labels": y, "labels": labels, "ohlcv_clean": ohlcv}
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,7 @@ def test_evaluate_with_half_kelly_sizing_and_atr_trailing_stops(random_walk_run)
     params["engine"] = params["engine"] | {"stop_kind": 2, "stop_value": 2.0, "trailing": True}
     params["confidence_gates"] = [0.0]
     choice, returns = select_meta_config(
-        out["meta_oof_predictions"], out["model_labels"], out["ohlcv_clean"], params
+        out["meta_oof_predictions"], out["labels"], out["ohlcv_clean"], params
     )
     # on a random walk no method beats the prior (which never trades): size a real one
     choice = choice | {"method": "plain_average"}
@@ -167,7 +168,7 @@ def test_evaluate_with_half_kelly_sizing_and_atr_trailing_stops(random_walk_run)
         out["meta_agents"],
         choice,
         returns,
-        out["model_labels"],
+        out["labels"],
         out["ohlcv_clean"],
         {},
         params,

@@ -34,4 +34,4 @@ def test_evaluate_nodes_reject_bad_parameters() -> None:
     with pytest.raises(ConfigError, match=r"'evaluate': unknown key\(s\) \['cost'\]"):
         select_meta_config(pd.DataFrame(index=ohlcv.index), pd.DataFrame(), ohlcv, {"cost": {}})
     with pytest.raises(ConfigError, match="mode must be 'expanding' or 'rolling'"):
-        predict_test_span(pd.DataFrame(index=ohlcv.index), {"mode": "sliding"})
+        predict_test_span(pd.DataFrame(index=ohlcv.index), ohlcv, ohlcv, {"mode": "sliding"})

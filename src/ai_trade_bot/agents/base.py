@@ -28,6 +28,8 @@ import pandas as pd
 from ai_trade_bot.calibration import Calibration, fit_calibration, identity
 from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFittedError
 
+# The share of the held-out tail that calibrates (the rest picks the stopping point).
+CALIBRATION_SHARE = 0.5
 BAR_COLUMNS = ("bar_open", "bar_high", "bar_low", "bar_close", "bar_volume")
 DIRECTION_COLUMNS = ("down", "flat", "up", "confidence")
 
@@ -66,32 +68,42 @@ class Agent(ABC):
 
     # -- contract ----------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int = 0, gap: int = 0) -> Agent:
-        """Fit on ``X``/``y``, then calibrate on the last ``val_size`` rows (see the module
-        docstring); returns ``self``."""
-        self._fit(X, y, val_size=val_size, gap=gap)
-        self._calibrate(X, y, val_size=val_size, gap=gap)
+        """Fit on ``X``/``y`` and calibrate (see the module docstring); returns ``self``.
+
+        The last ``val_size`` rows are held out of fitting. The first part of them picks
+        the stopping point (epochs, boosting rounds) and the last
+        :data:`CALIBRATION_SHARE` of them calibrates: rows that chose the stopping point
+        would flatter the model and pass noise for an edge.
+        """
+        calibration = int(val_size * CALIBRATION_SHARE) if val_size >= 4 else 0
+        stop = len(X) - calibration
+        self._fit(X.iloc[:stop], y.iloc[:stop], val_size=val_size - calibration, gap=gap)
+        self._calibrate(X, y, val_size=val_size, gap=gap, calibration=calibration)
         return self
 
     @abstractmethod
     def _fit(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int) -> None:
         """Fit the model itself (no calibration)."""
 
-    def _calibrate(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int) -> None:
+    def _calibrate(
+        self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int, calibration: int
+    ) -> None:
         """Direction agents: temperature and shrinkage toward the class prior of the rows
-        they saw, chosen on the early-stopping rows only (see :mod:`ai_trade_bot.calibration`).
-        An agent that cannot beat the prior there outputs the prior."""
+        they saw, chosen on the last ``calibration`` held-out rows only (see
+        :mod:`ai_trade_bot.calibration`). An agent that cannot beat the prior there
+        outputs the prior."""
         if self.output_kind != "direction":
             return
         labels = self._check_labels(y, "direction")
         n_fit = len(X) - val_size - gap
         seen = np.concatenate([labels[:n_fit], labels[len(X) - val_size :]])
         prior = np.bincount(seen.astype(int), minlength=3) / max(len(seen), 1)
-        if val_size == 0:
-            self.calibration_ = identity(prior, "no early-stopping rows: not calibrated")
+        if calibration == 0:
+            self.calibration_ = identity(prior, "no held-out rows: not calibrated")
             return
-        context = X.iloc[len(X) - val_size - (self.min_history - 1) :]
+        context = X.iloc[len(X) - calibration - (self.min_history - 1) :]
         raw = self._predict(context)[["down", "flat", "up"]].to_numpy(dtype=np.float64)
-        self.calibration_ = fit_calibration(raw, labels[len(X) - val_size :], prior)
+        self.calibration_ = fit_calibration(raw, labels[len(X) - calibration :], prior)
 
     @abstractmethod
     def _predict(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -122,6 +134,23 @@ class Agent(ABC):
                 "use predict()."
             )
         return self.predict(X)
+
+    # -- streaming (the live runner: one new feature row at a time) ------------------------
+    def start_stream(self, context: pd.DataFrame) -> dict[str, Any]:
+        """The stream state before the first streamed row; ``context`` holds the rows before
+        it (its last ``min_history - 1`` rows are the first window's context).
+
+        Streaming gives exactly ``predict(context[-(min_history - 1):] + streamed rows)``:
+        agents whose output at t depends on more than the last ``min_history`` rows (a
+        filter over all rows) carry that in the state (JSON-able)."""
+        return {}
+
+    def predict_next(
+        self, rows: pd.DataFrame, state: dict[str, Any]
+    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """The output for the last row of ``rows`` (at least its last ``min_history`` rows,
+        newest last) and the state after it."""
+        return self.predict(rows.iloc[-self.min_history :]).iloc[[-1]], state
 
     # -- persistence -------------------------------------------------------------------
     @abstractmethod

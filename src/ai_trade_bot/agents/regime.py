@@ -91,8 +91,12 @@ class RegimeAgent(TorchAgent):
         self.state_regime_ = name_states(self.means_[:, 0], self.means_[:, 1])
         self.path_ = self.state_regime_[hmm.predict(z)]
 
-    def _filtered_posteriors(self, X: pd.DataFrame) -> np.ndarray:
-        """Forward-filtered P(state_t | obs_1..t): causal."""
+    def _filtered(
+        self, X: pd.DataFrame, previous: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Forward-filtered log P(state_t | obs up to t): causal. The filter starts at X's
+        first row (from the start probabilities) or after ``previous``, the log posterior
+        of the row before. Returns every row's log posterior."""
         z = (self._observations(X) - self.obs_mean_) / self.obs_scale_
         log_b = np.column_stack(
             [
@@ -102,19 +106,42 @@ class RegimeAgent(TorchAgent):
         ).reshape(len(z), 4)
         log_a = np.log(self.transmat_ + 1e-300)
         out = np.empty_like(log_b)
-        alpha = np.log(self.startprob_ + 1e-300) + log_b[0]
-        out[0] = alpha - logsumexp(alpha)
-        for t in range(1, len(z)):
-            alpha = logsumexp(out[t - 1][:, None] + log_a, axis=0) + log_b[t]
+        for t in range(len(z)):
+            before = out[t - 1] if t else previous
+            if before is None:
+                alpha = np.log(self.startprob_ + 1e-300) + log_b[0]
+            else:
+                alpha = logsumexp(before[:, None] + log_a, axis=0) + log_b[t]
             out[t] = alpha - logsumexp(alpha)
-        return np.exp(out)
+        return out
+
+    def _filtered_posteriors(self, X: pd.DataFrame) -> np.ndarray:
+        return np.exp(self._filtered(X))
 
     def _inputs(self, X: pd.DataFrame) -> np.ndarray:
-        posteriors = self._filtered_posteriors(X)
+        return self._with_posteriors(X, self._filtered_posteriors(X))
+
+    def _with_posteriors(self, X: pd.DataFrame, posteriors: np.ndarray) -> np.ndarray:
         by_regime = np.zeros_like(posteriors)
         for state, regime in enumerate(self.state_regime_):
             by_regime[:, regime] += posteriors[:, state]
         return np.concatenate([super()._inputs(X), by_regime.astype(np.float32)], axis=1)
+
+    def start_stream(self, context: pd.DataFrame) -> dict[str, Any]:
+        """The forward filter starts at the first streamed row, as in ``predict``."""
+        return {"log_posterior": None}
+
+    def predict_next(
+        self, rows: pd.DataFrame, state: dict[str, Any]
+    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+        row = rows.iloc[[-1]]
+        self._check_fitted()
+        self._check_input(row, needed=1)
+        previous = state["log_posterior"]
+        log_post = self._filtered(row, None if previous is None else np.asarray(previous))
+        raw = self._forward_windows(self._with_posteriors(row, np.exp(log_post)), np.array([0]))
+        out = self._outputs(raw, row).set_axis(row.index, axis=0)
+        return out, {"log_posterior": log_post[-1].tolist()}
 
     def _targets(self, X: pd.DataFrame, y: pd.DataFrame) -> np.ndarray:
         nxt = np.append(self.path_[1:], self.path_[-1])  # the next bar's regime

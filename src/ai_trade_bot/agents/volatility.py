@@ -78,17 +78,26 @@ class VolatilityAgent(TorchAgent):
             ]
         )
 
-    def _baseline_log_var(self, X: pd.DataFrame) -> np.ndarray:
+    def _baseline(self, X: pd.DataFrame, var0: float | None = None) -> tuple[np.ndarray, float]:
+        """GARCH log-variance forecasts for X's rows, filtered from ``var0`` (None: the
+        training variance), and the variance after the last row."""
         eps = X["log_return"].to_numpy(dtype=np.float64)
         n = len(eps)
-        omega, alpha, beta, var0 = self.garch_
-        var = garch_filter(eps, np.full(n, omega), np.full(n, alpha), np.full(n, beta), var0)
-        return np.log(np.maximum(var, 1e-18))
+        omega, alpha, beta, train_var = self.garch_
+        start = train_var if var0 is None else var0
+        var = garch_filter(eps, np.full(n, omega), np.full(n, alpha), np.full(n, beta), start)
+        last = float(var[-1]) if n and np.isfinite(var[-1]) else start
+        return np.log(np.maximum(var, 1e-18)), last
+
+    def _baseline_log_var(self, X: pd.DataFrame) -> np.ndarray:
+        return self._baseline(X)[0]
 
     def _inputs(self, X: pd.DataFrame) -> np.ndarray:
+        return self._with_base(X, self._baseline_log_var(X))
+
+    def _with_base(self, X: pd.DataFrame, base: np.ndarray) -> np.ndarray:
         scaled = super()._inputs(X)
-        base = self._baseline_log_var(X).astype(np.float32)[:, None]
-        return np.concatenate([scaled, base], axis=1)
+        return np.concatenate([scaled, base.astype(np.float32)[:, None]], axis=1)
 
     def _targets(self, X: pd.DataFrame, y: pd.DataFrame) -> np.ndarray:
         column = f"fwd_realized_vol_{self.horizon}"
@@ -102,20 +111,22 @@ class VolatilityAgent(TorchAgent):
     def _module_kwargs(self) -> dict[str, Any]:
         return {"vol_loss": self.loss}
 
-    def _calibrate(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int) -> None:
+    def _calibrate(
+        self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int, calibration: int
+    ) -> None:
         """Shrink the MLP's correction toward none: ``log var = garch + w * correction``
-        with ``w`` in [0, 1] chosen by QLIKE on the early-stopping rows only. A weight is
+        with ``w`` in [0, 1] chosen by QLIKE on the calibration rows only. A weight is
         kept only when its QLIKE gain over plain GARCH is credible (see
         :func:`ai_trade_bot.calibration.credible_gain`); otherwise plain GARCH is kept."""
         self.correction_weight_ = 1.0
-        if val_size == 0:
+        if calibration == 0:
             return
-        context = X.iloc[len(X) - val_size - (self.window - 1) :]
+        context = X.iloc[len(X) - calibration - (self.window - 1) :]
         out = self._predict(context)
         base = np.log(out["garch_vol"].to_numpy() ** 2)
         correction = np.log(out["pred_vol"].to_numpy() ** 2) - base
         column = f"fwd_realized_vol_{self.horizon}"
-        realized = self._check_labels(y, column)[len(X) - val_size :] ** 2 / self.horizon
+        realized = self._check_labels(y, column)[len(X) - calibration :] ** 2 / self.horizon
         rows = [qlike_rows(np.exp(base + w * correction), realized) for w in CORRECTION_WEIGHTS]
         best = int(np.argmin([r.mean() for r in rows]))
         credible, _ = credible_gain(rows[0] - rows[best])
@@ -123,8 +134,27 @@ class VolatilityAgent(TorchAgent):
         self.val_qlike_ = float(rows[best if credible else 0].mean())
         self.val_qlike_garch_ = float(rows[0].mean())
 
+    def start_stream(self, context: pd.DataFrame) -> dict[str, Any]:
+        """The GARCH filter runs over the first window's context, as in ``predict``."""
+        rows = context.iloc[len(context) - (self.window - 1) :] if self.window > 1 else None
+        if rows is None or rows.empty:
+            return {"var": float(self.garch_[3])}
+        return {"var": self._baseline(rows)[1]}
+
+    def predict_next(
+        self, rows: pd.DataFrame, state: dict[str, Any]
+    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+        row = rows.iloc[[-1]]
+        self._check_fitted()
+        self._check_input(row, needed=1)
+        base, var = self._baseline(row, state["var"])
+        raw = self._forward_windows(self._with_base(row, base), np.array([0]))
+        return self._format(raw, base).set_axis(row.index, axis=0), {"var": var}
+
     def _outputs(self, raw: Any, X: pd.DataFrame) -> pd.DataFrame:
-        base = self._baseline_log_var(X)[self.window - 1 :]
+        return self._format(raw, self._baseline_log_var(X)[self.window - 1 :])
+
+    def _format(self, raw: np.ndarray, base: np.ndarray) -> pd.DataFrame:
         weight = getattr(self, "correction_weight_", 1.0)
         vol = np.sqrt(np.exp(base + weight * raw.astype(np.float64)))
         return pd.DataFrame(

@@ -532,6 +532,56 @@ def _pack(cfg: EngineConfig, fast_paths: bool = True) -> tuple[np.ndarray, np.nd
     return cfg_f, cfg_i
 
 
+class ExecutionCore:
+    """The execution rules for one bar at a time: the live paper broker's engine.
+
+    It calls the same :func:`step_bar` the backtest loop and the sweep call, on a state
+    array the caller keeps (and persists): parity with the backtest is a property of the
+    code, not of a second implementation.
+    """
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.cfg_f, self.cfg_i = _pack(config, fast_paths=False)
+        self._trades = np.zeros((MAX_FILLS_PER_BAR, 9))
+        self._fills = np.zeros((MAX_FILLS_PER_BAR, 5))
+
+    def start(self, day: int) -> np.ndarray:
+        """The state of a flat account before its first bar (UTC day number ``day``)."""
+        return new_state(self.config.initial_cash, day)
+
+    def step(
+        self,
+        state: np.ndarray,
+        bar: int,
+        candle: tuple[float, float, float, float],
+        want: float,
+        *,
+        atr_prev: float,
+        atr_now: float,
+        day: int,
+        fee: float,
+        slip: float,
+    ) -> list[dict[str, float | str]]:
+        """Apply bar ``bar`` (open, high, low, close) to ``state`` in place, filling
+        ``want`` (decided at the previous close) at its open; returns its fills."""
+        o, h, lo, c = (float(x) for x in candle)
+        _, n_fills = step_bar(
+            state, bar, o, h, lo, c, float(want), float(atr_prev), float(atr_now), int(day),
+            float(fee), float(slip), self.cfg_f, self.cfg_i, self._trades, 0, False,
+            self._fills, True,
+        )  # fmt: skip
+        return [
+            dict(zip(FILL_FIELDS, row, strict=True)) | {"kind": FILL_KINDS[int(row[4])]}
+            for row in self._fills[:n_fills].tolist()
+        ]
+
+
+def state_dict(state: np.ndarray) -> dict[str, float]:
+    """A state array by field name (for the status API and the logs)."""
+    return dict(zip(STATE_FIELDS, state.tolist(), strict=True))
+
+
 @dataclass
 class BacktestResult:
     """Bar-by-bar equity and position, and the closed trades."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from ai_trade_bot.features.multitimeframe import higher_timeframe_features
 from ai_trade_bot.features.statistics import statistical_features
 from ai_trade_bot.features.technical import technical_features
 from ai_trade_bot.features.volatility import (
+    GarchState,
     garch_volatility,
     parkinson_volatility,
     realized_volatility,
@@ -182,6 +183,27 @@ def feature_config(block: dict[str, Any] | None) -> FeatureConfig:
     return parse_config(FeatureConfig, block, name="features")
 
 
+@dataclass
+class FeatureState:
+    """What the features that depend on all history carry from bar to bar: how many bars
+    were seen, the highest close (for the drawdown) and the GARCH schedule and filter."""
+
+    position: int = 0
+    peak_close: float = float("-inf")
+    garch: GarchState = field(default_factory=GarchState)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureState:
+        return cls(
+            position=int(data["position"]),
+            peak_close=float(data["peak_close"]),
+            garch=GarchState(**data["garch"]),
+        )
+
+
 def build_features(ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig) -> pd.DataFrame:
     """Compute every feature for every bar (NaN where its look-back is not yet full).
 
@@ -193,7 +215,48 @@ def build_features(ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig
     Returns:
         Float64 features indexed like ``ohlcv``; all scale-free.
     """
+    frame, _ = build_features_with_state(ohlcv, timeframe=timeframe, config=config)
+    return frame
+
+
+def build_features_with_state(
+    ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig
+) -> tuple[pd.DataFrame, FeatureState]:
+    """:func:`build_features` and the state after its last bar (for :func:`update_features`)."""
+    _check_candles(ohlcv, config)
+    return _features(ohlcv, timeframe, config.resolve(timeframe), FeatureState(), len(ohlcv))
+
+
+def stream_rows(config: FeatureConfig, timeframe: str) -> int:
+    """Candles :func:`update_features` needs behind the newest one.
+
+    Every window-local feature reaches back at most ``warmup`` rows (higher timeframes:
+    their warm-up bars); recursive indicators (EMA, RSI, ATR, ADX) then converge within
+    500 more rows to a relative 1e-15 (Wilder's 13/14 per row); GARCH refits need
+    ``garch_fit_window`` past returns.
+    """
     config = config.resolve(timeframe)
+    bar = timeframe_to_timedelta(timeframe)
+    higher = max((timeframe_to_timedelta(tf) for tf in config.multi_timeframe), default=bar)
+    htf_rows = int(np.ceil((HIGHER_TF_WARMUP_BARS + 2) * (higher / bar)))
+    return max(config.warmup + 500, config.garch_fit_window + 1, htf_rows)
+
+
+def update_features(
+    window: pd.DataFrame, state: FeatureState, *, timeframe: str, config: FeatureConfig
+) -> tuple[pd.Series, FeatureState]:
+    """The features of the newest candle of ``window`` and the state after it.
+
+    ``window`` holds the last candles (at least :func:`stream_rows`, or every candle since
+    the first), the newest one last; ``state`` is the state after the candle before it.
+    The result equals the row :func:`build_features` gives on the whole history (to
+    rounding), at the cost of recomputing the window: the live runner's path.
+    """
+    frame, after = _features(window, timeframe, config.resolve(timeframe), state, 1)
+    return frame.iloc[-1], after
+
+
+def _check_candles(ohlcv: pd.DataFrame, config: FeatureConfig) -> None:
     needed = max(*config.sma_lengths, *config.ema_lengths, 61) + 1
     if len(ohlcv) < needed:
         raise DataValidationError(
@@ -204,27 +267,64 @@ def build_features(ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig
         raise DataValidationError(
             "features: the candle index must be sorted and unique (use ohlcv_clean)."
         )
+
+
+def _history_features(
+    close: pd.Series, log_ret: pd.Series, config: FeatureConfig, state: FeatureState, new: int
+) -> tuple[dict[str, pd.Series], FeatureState]:
+    """Features that depend on all history, for the last ``new`` rows, carrying ``state``
+    (the rows before them are only past returns for the GARCH fits)."""
+    block = slice(len(close) - new, len(close))
+    closes = close.iloc[block].to_numpy(dtype=np.float64)
+    peaks = np.maximum.accumulate(np.concatenate([[state.peak_close], closes]))[1:]
+    garch, garch_state = garch_volatility(
+        log_ret.iloc[block],
+        fit_window=config.garch_fit_window,
+        refit_every=config.garch_refit_every,
+        min_obs=config.garch_min_obs,
+        state=state.garch,
+        past=log_ret.iloc[: block.start].to_numpy(dtype=np.float64)[-config.garch_fit_window :],
+    )
+    index = close.index
+    columns = {
+        "drawdown": pd.Series(closes / peaks - 1.0, index=index[block]),
+        "garch_vol": garch["garch_vol"],
+        "garch_persistence": garch["garch_persistence"],
+    }
+    after = FeatureState(state.position + new, float(peaks[-1]) if new else state.peak_close)
+    after.garch = garch_state
+    return {k: v.reindex(index) for k, v in columns.items()}, after
+
+
+def _features(
+    ohlcv: pd.DataFrame, timeframe: str, config: FeatureConfig, state: FeatureState, new: int
+) -> tuple[pd.DataFrame, FeatureState]:
+    """Every feature of ``ohlcv``'s rows; the all-history ones for the last ``new`` rows,
+    carried on from ``state``. The one body behind the batch and the incremental paths."""
     close, volume = ohlcv["close"], ohlcv["volume"]
     log_ret = np.log(close).diff()
+    history, after = _history_features(close, log_ret, config, state, new)
+    stats = statistical_features(
+        close,
+        log_ret,
+        volume,
+        windows=config.stat_windows,
+        rank_window=config.rank_window,
+        autocorr_window=config.autocorr_window,
+        autocorr_lags=config.autocorr_lags,
+        hurst_window=config.hurst_window,
+        sharpe_window=config.sharpe_window,
+    ).assign(drawdown=history["drawdown"])
+    technical = technical_features(
+        ohlcv,
+        sma_lengths=config.sma_lengths,
+        ema_lengths=config.ema_lengths,
+        vwap_anchor=config.vwap_anchor,
+    )
     parts: list[pd.DataFrame] = [
         pd.DataFrame({"log_return": log_ret}, index=ohlcv.index),
-        technical_features(
-            ohlcv,
-            sma_lengths=config.sma_lengths,
-            ema_lengths=config.ema_lengths,
-            vwap_anchor=config.vwap_anchor,
-        ),
-        statistical_features(
-            close,
-            log_ret,
-            volume,
-            windows=config.stat_windows,
-            rank_window=config.rank_window,
-            autocorr_window=config.autocorr_window,
-            autocorr_lags=config.autocorr_lags,
-            hurst_window=config.hurst_window,
-            sharpe_window=config.sharpe_window,
-        ),
+        technical,
+        stats,
     ]
     vol = {f"rv_{w}": realized_volatility(log_ret, w) for w in config.rv_windows}
     w_pk = config.parkinson_window
@@ -232,15 +332,9 @@ def build_features(ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig
     rv_mid = realized_volatility(log_ret, 20)
     vv = rv_mid.rolling(config.vol_of_vol_window)
     vol[f"vol_of_vol_{config.vol_of_vol_window}"] = vv.std() / vv.mean()
-    garch = garch_volatility(
-        log_ret,
-        fit_window=config.garch_fit_window,
-        refit_every=config.garch_refit_every,
-        min_obs=config.garch_min_obs,
-    )
-    vol["garch_vol"] = garch["garch_vol"]
-    vol["garch_persistence"] = garch["garch_persistence"]
-    vol["garch_vs_rv20"] = np.log(garch["garch_vol"] * np.sqrt(20) / rv_mid)
+    vol["garch_vol"] = history["garch_vol"]
+    vol["garch_persistence"] = history["garch_persistence"]
+    vol["garch_vs_rv20"] = np.log(history["garch_vol"] * np.sqrt(20) / rv_mid)
     parts.append(pd.DataFrame(vol, index=ohlcv.index))
     micro = microstructure_features(
         close,
@@ -251,7 +345,7 @@ def build_features(ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig
         min_valid=config.min_valid(config.micro_window),
     )
     parts.append(micro)
-    rsi = parts[1]["rsi_14"]
+    rsi = technical["rsi_14"]
     imbalance = micro[f"volume_imbalance_{config.micro_window}"]
     lagged: dict[str, pd.Series] = {"rsi_x_imbalance": (rsi / 100.0) * imbalance}
     for lag in config.lags:
@@ -266,7 +360,7 @@ def build_features(ohlcv: pd.DataFrame, *, timeframe: str, config: FeatureConfig
                 ohlcv, base_timeframe=timeframe, higher=config.multi_timeframe
             )
         )
-    return _assemble(parts, ohlcv.index.rename("timestamp"))
+    return _assemble(parts, ohlcv.index.rename("timestamp")), after
 
 
 def time_features(index: pd.DatetimeIndex) -> pd.DataFrame:

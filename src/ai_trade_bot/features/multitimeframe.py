@@ -11,11 +11,16 @@ from ai_trade_bot.errors import ConfigError
 
 
 def _rsi(close: pd.Series, length: int) -> pd.Series:
-    """pandas-ta RSI, NaN until ``length`` changes exist (pandas-ta returns None on short
-    input and values before the window is full, both of which depend on history length)."""
+    """pandas-ta RSI with simple moving averages of gains and losses (Cutler's), NaN until
+    ``length`` changes exist (pandas-ta returns None on short input and values before the
+    window is full, both of which depend on history length).
+
+    Wilder's smoothing would give every higher bar an infinite memory: a weekly RSI would
+    depend on years of history, which the live runner could not recompute exactly from a
+    trailing window. This one reads the last ``length`` higher bars only."""
     out = pd.Series(np.nan, index=close.index)
     if len(close) > length:
-        rsi = ta.rsi(close, length=length)
+        rsi = ta.rsi(close, length=length, mamode="sma")
         if rsi is not None:
             out = rsi.where(np.arange(len(close)) >= length)
     return out

@@ -20,7 +20,8 @@ def statistical_features(
     hurst_window: int,
     sharpe_window: int,
 ) -> pd.DataFrame:
-    """Trailing-window statistics (every value at t uses data up to t only)."""
+    """Trailing-window statistics (every value at t uses data up to t only; the drawdown
+    from the all-time peak, which needs all history, is built with the GARCH features)."""
     out: dict[str, pd.Series] = {}
     for w in windows:
         roll = log_ret.rolling(w)
@@ -42,5 +43,4 @@ def statistical_features(
     )
     roll = log_ret.rolling(sharpe_window)
     out[f"rolling_sharpe_{sharpe_window}"] = roll.mean() / roll.std()
-    out["drawdown"] = close / close.cummax() - 1.0
     return pd.DataFrame(out, index=close.index)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -25,50 +26,89 @@ def parkinson_volatility(high: pd.Series, low: pd.Series, window: int) -> pd.Ser
     return np.sqrt(hl.rolling(window).mean() / (4.0 * np.log(2.0)))
 
 
+@dataclass
+class GarchState:
+    """The GARCH(1,1) feature after ``position`` bars: parameters in force and the last
+    filtered variance (NaN before the first fit)."""
+
+    position: int = 0
+    omega: float = float("nan")
+    alpha: float = float("nan")
+    beta: float = float("nan")
+    var: float = float("nan")
+
+
+def _fit_garch(window: np.ndarray) -> tuple[float, float, float]:
+    """GARCH(1,1) with zero mean on ``window`` (rescaled to unit variance for the fit)."""
+    scale = 1.0 / window.std() if window.std() > 0 else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = arch_model(window * scale, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(
+            disp="off", show_warning=False
+        )
+    w, a, b = (float(res.params[k]) for k in ("omega", "alpha[1]", "beta[1]"))
+    return w / scale**2, a, b
+
+
 def garch_volatility(
     log_ret: pd.Series,
     *,
     fit_window: int,
     refit_every: int,
     min_obs: int,
-) -> pd.DataFrame:
+    state: GarchState | None = None,
+    past: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, GarchState]:
     """One-step-ahead GARCH(1,1) volatility, refit on a fixed schedule, filtered between.
 
     Fits happen at positions ``min_obs, min_obs + refit_every, ...`` (counted from the
-    first bar, so truncating the history never moves them). The fit at position p uses
-    only returns before p, at most ``fit_window`` of them; its parameters filter bars
-    p .. p + refit_every - 1. So the value at t depends only on returns up to t.
+    first bar ever seen, so truncating the history never moves them). The fit at position
+    p uses only returns before p, at most ``fit_window`` of them; its parameters filter
+    bars p .. p + refit_every - 1. So the value at t depends only on returns up to t.
+
+    The rows of ``log_ret`` are bars ``state.position ...``; ``state`` carries the filter
+    and the schedule across calls (None: the first bar ever), and ``past`` holds the
+    returns before them (at least ``fit_window``, or all of them) for the fits. One call
+    on a whole history and many calls on consecutive blocks give the same values.
 
     Returns:
         Columns ``garch_vol`` (forecast std of the next return) and ``garch_persistence``
-        (alpha + beta of the parameters in force).
+        (alpha + beta of the parameters in force), and the state after the last row.
     """
+    state = GarchState() if state is None else state
     eps = log_ret.to_numpy(dtype=np.float64)
+    past = np.zeros(0) if past is None else np.asarray(past, dtype=np.float64)
+    full = np.concatenate([past, eps])
     n = eps.size
-    omega = np.full(n, np.nan)
-    alpha = np.full(n, np.nan)
-    beta = np.full(n, np.nan)
-    var0 = np.nan
-    for p in range(min_obs, n, refit_every):
-        window = eps[max(0, p - fit_window) : p]
+    start = state.position
+    omega = np.full(n, state.omega)
+    alpha = np.full(n, state.alpha)
+    beta = np.full(n, state.beta)
+    var0 = state.var
+    first = max(min_obs, start)
+    first += (min_obs - first) % refit_every  # the first fit point at or after ``start``
+    for p in range(first, start + n, refit_every):
+        k = p - start  # block row of the fit
+        stop = min(n, k + refit_every)
+        window = full[max(0, past.size + k - fit_window) : past.size + k]
         window = window[np.isfinite(window)]
         if window.size < min_obs // 2:
+            omega[k:stop] = alpha[k:stop] = beta[k:stop] = np.nan
             continue
-        scale = 1.0 / window.std() if window.std() > 0 else 1.0
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = arch_model(window * scale, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(
-                disp="off", show_warning=False
-            )
-        w, a, b = (float(res.params[k]) for k in ("omega", "alpha[1]", "beta[1]"))
-        stop = min(n, p + refit_every)
-        omega[p:stop] = w / scale**2
-        alpha[p:stop] = a
-        beta[p:stop] = b
+        omega[k:stop], alpha[k:stop], beta[k:stop] = _fit_garch(window)
         if np.isnan(var0):
             var0 = float(window.var())
     variance = garch_filter(eps, omega, alpha, beta, var0 if np.isfinite(var0) else 0.0)
-    return pd.DataFrame(
+    done = np.flatnonzero(np.isfinite(variance))
+    after = GarchState(
+        position=start + n,
+        omega=float(omega[-1]) if n else state.omega,
+        alpha=float(alpha[-1]) if n else state.alpha,
+        beta=float(beta[-1]) if n else state.beta,
+        var=float(variance[done[-1]]) if done.size else var0,
+    )
+    frame = pd.DataFrame(
         {"garch_vol": np.sqrt(variance), "garch_persistence": alpha + beta},
         index=log_ret.index,
     )
+    return frame, after

@@ -8,30 +8,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ai_trade_bot import tracking
 from ai_trade_bot.agents import Agent
+from ai_trade_bot.bundle import model_frame, predict_agents
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.evaluation import evaluate_test_span as evaluate_span
 from ai_trade_bot.evaluation import parse_evaluate_config, select_meta
 from ai_trade_bot.meta import MetaAgent
 from ai_trade_bot.model_selection import WalkForwardConfig, holdout_start
-from ai_trade_bot.training import predict_rows
 
 logger = logging.getLogger(__name__)
 
 
 def predict_test_span(
-    model_input: pd.DataFrame, walk_forward: dict[str, Any], *models: Agent
+    model_input: pd.DataFrame,
+    features: pd.DataFrame,
+    ohlcv_clean: pd.DataFrame,
+    walk_forward: dict[str, Any],
+    *models: Agent,
 ) -> pd.DataFrame:
-    """The deployment models' outputs on the held-out test span (evaluated once)."""
+    """The deployment models' outputs on the held-out test span (evaluated once): every
+    candle from the span's start with complete features, the last ones whose labels are
+    not known yet included, exactly as the bundle and the live runner predict them."""
     config = parse_config(WalkForwardConfig, walk_forward, name="train.walk_forward")
-    rows = np.arange(holdout_start(len(model_input), config), len(model_input))
-    parts = [predict_rows(m, model_input, rows).add_prefix(f"{m.name}.") for m in models]
-    return pd.concat(parts, axis=1)
+    start = model_input.index[holdout_start(len(model_input), config)]
+    X = model_frame(features, ohlcv_clean)
+    return predict_agents(list(models), X, int(X.index.get_loc(start)))
 
 
 def select_meta_config(
     meta_oof_predictions: pd.DataFrame,
-    model_labels: pd.DataFrame,
+    labels: pd.DataFrame,
     ohlcv_clean: pd.DataFrame,
     evaluate: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -42,7 +49,7 @@ def select_meta_config(
         ``meta_selection`` and ``selection_returns`` (every candidate's per-bar returns).
     """
     config = parse_evaluate_config(evaluate)
-    return select_meta(meta_oof_predictions, model_labels["direction"], ohlcv_clean, config)
+    return select_meta(meta_oof_predictions, labels["direction"], ohlcv_clean, config)
 
 
 def evaluate_test_span(
@@ -50,7 +57,7 @@ def evaluate_test_span(
     meta_agents: dict[str, MetaAgent],
     meta_selection: dict[str, Any],
     selection_returns: pd.DataFrame,
-    model_labels: pd.DataFrame,
+    labels: pd.DataFrame,
     ohlcv_clean: pd.DataFrame,
     tune_summaries: dict[str, Any],
     evaluate: dict[str, Any],
@@ -63,16 +70,17 @@ def evaluate_test_span(
     """
     config = parse_evaluate_config(evaluate)
     tuning_trials = int(sum(s.get("n_trials", 0) for s in tune_summaries.values()))
-    return evaluate_span(
+    evaluation, curves = evaluate_span(
         test_agent_outputs,
         meta_agents,
         meta_selection,
         selection_returns,
-        model_labels["direction"],
+        labels["direction"],
         ohlcv_clean,
         tuning_trials,
         config,
     )
+    return evaluation | {"mlflow_run_id": tracking.active_run_id()}, curves
 
 
 def backtest_metrics(evaluation: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,8 @@ def create_pipeline(agents: Iterable[str] = DEFAULT_AGENTS, **kwargs: object) ->
                 func=predict_test_span,
                 inputs=[
                     "model_input",
+                    "features",
+                    "ohlcv_clean",
                     "params:train.walk_forward",
                     *[f"{name}.model" for name in agents],
                 ],
@@ -34,7 +36,7 @@ def create_pipeline(agents: Iterable[str] = DEFAULT_AGENTS, **kwargs: object) ->
             ),
             Node(
                 func=select_meta_config,
-                inputs=["meta_oof_predictions", "model_labels", "ohlcv_clean", "params:evaluate"],
+                inputs=["meta_oof_predictions", "labels", "ohlcv_clean", "params:evaluate"],
                 outputs=["meta_selection", "selection_returns"],
                 name="select_meta_config",
             ),
@@ -45,7 +47,7 @@ def create_pipeline(agents: Iterable[str] = DEFAULT_AGENTS, **kwargs: object) ->
                     "meta_agents",
                     "meta_selection",
                     "selection_returns",
-                    "model_labels",
+                    "labels",
                     "ohlcv_clean",
                     "tune_summaries",
                     "params:evaluate",

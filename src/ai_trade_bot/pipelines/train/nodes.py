@@ -10,7 +10,7 @@ import pandas as pd
 
 from ai_trade_bot import tracking
 from ai_trade_bot.agents import Agent
-from ai_trade_bot.agents.base import BAR_COLUMNS
+from ai_trade_bot.bundle import model_frame
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import DataValidationError
 from ai_trade_bot.meta import MetaAgent, parse_meta_config, stack_agents
@@ -41,10 +41,9 @@ def build_model_input(
     config = parse_config(WalkForwardConfig, walk_forward, name="train.walk_forward")
     if not features.index.equals(labels.index):
         raise DataValidationError("features and labels must share one index (same candles)")
-    bars = ohlcv_clean.reindex(features.index).set_axis(list(BAR_COLUMNS), axis=1)
-    X = features.join(bars)
-    keep = X.notna().all(axis=1) & labels.notna().all(axis=1)
-    X, y = X[keep], labels[keep]
+    X = model_frame(features, ohlcv_clean)
+    keep = labels.reindex(X.index).notna().all(axis=1)
+    X, y = X[keep], labels.reindex(X.index)[keep]
     problem = folds_problem(len(X), config)
     if problem:
         complete = features.notna().all(axis=1).to_numpy()
@@ -59,7 +58,7 @@ def build_model_input(
     test_start = holdout_start(len(X), config)
     plan = {
         "rows": len(X),
-        "dropped_rows": int((~keep).sum()),
+        "dropped_rows": len(features) - len(X),
         "test_span": {
             "start": str(X.index[test_start]),
             "end": str(X.index[-1]),
@@ -109,6 +108,7 @@ def train_agent(
         logger.info("agent %s: applying tuned parameters %s", name, tuned["best_params"])
         params.update(tuned["best_params"])
     config = parse_config(WalkForwardConfig, walk_forward, name="train.walk_forward")
+    parent_run = tracking.active_run_id()
     with tracking.agent_run(name, params | {"walk_forward": walk_forward}) as tracked:
         result = run_walk_forward(
             name,
@@ -126,6 +126,7 @@ def train_agent(
             "calibration": result.calibration,
             "folds": result.fold_scores,
             "seconds": result.seconds,
+            "mlflow_run_id": parent_run,
         }
         if tracked:
             import mlflow
@@ -155,6 +156,7 @@ def summarise_training(*summaries: dict[str, Any]) -> dict[str, Any]:
             "baseline": s["baseline"],
             "calibration": s["calibration"],
             "seconds": s["seconds"],
+            "mlflow_run_id": s.get("mlflow_run_id"),
         }
         if s["baseline"].get("baseline"):
             logger.info(

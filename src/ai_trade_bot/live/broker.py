@@ -1,0 +1,129 @@
+"""Real orders through ccxt, only with ``--live``: idempotent by client order id.
+
+Orders are written to the state store (under a UNIQUE client order id) before they are
+sent. A submission that times out may still have reached the exchange, so before any
+retry the broker looks the order up by its client id; the exchange refuses a second
+order with the same id anyway. At start the runner reconciles the stored orders and the
+exchange's open orders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ai_trade_bot.errors import ConfigError, DataSourceError
+
+logger = logging.getLogger(__name__)
+
+ENV_KEY, ENV_SECRET = "AI_TRADE_BOT_API_KEY", "AI_TRADE_BOT_API_SECRET"
+
+
+def client_order_id(model_version: str, symbol: str, ts: int, side: str) -> str:
+    """Deterministic: the same decision always gets the same id (a restart cannot send a
+    second order for it). Binance accepts up to 36 characters."""
+    digest = hashlib.sha256(f"{model_version}|{symbol}|{ts}|{side}".encode()).hexdigest()
+    return f"atb{digest[:32]}"
+
+
+def load_credentials(conf_local: str | Path = "conf/local") -> dict[str, str]:
+    """API key and secret from the environment or ``conf/local/credentials.yml``
+    (``exchange: {apiKey: ..., secret: ...}``); never from conf/base, never logged."""
+    key, secret = os.environ.get(ENV_KEY), os.environ.get(ENV_SECRET)
+    if key and secret:
+        return {"apiKey": key, "secret": secret}
+    path = Path(conf_local) / "credentials.yml"
+    if path.exists():
+        block = (yaml.safe_load(path.read_text()) or {}).get("exchange") or {}
+        if block.get("apiKey") and block.get("secret"):
+            return {"apiKey": str(block["apiKey"]), "secret": str(block["secret"])}
+    raise ConfigError(
+        f"--live needs exchange credentials: set {ENV_KEY} and {ENV_SECRET}, or put "
+        "exchange: {apiKey: ..., secret: ...} in conf/local/credentials.yml (never in "
+        "conf/base, which is committed)."
+    )
+
+
+class RedactSecrets(logging.Filter):
+    """Replace every secret string in log records with ``***``."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, ()
+        return True
+
+
+def redact_logs(secrets: list[str]) -> RedactSecrets:
+    """Install a :class:`RedactSecrets` filter on every handler of the root logger."""
+    redactor = RedactSecrets(secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redactor)
+    return redactor
+
+
+class CcxtBroker:
+    """Market orders with client order ids on a ccxt exchange."""
+
+    def __init__(
+        self,
+        exchange: Any,
+        symbol: str,
+        *,
+        max_retries: int = 3,
+        backoff_seconds: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.exchange, self.symbol = exchange, symbol
+        self.max_retries, self.backoff = max_retries, backoff_seconds
+        self._sleep = sleep
+
+    def lookup(self, cid: str) -> dict[str, Any] | None:
+        """The exchange's record of the order with client id ``cid``, or None."""
+        import ccxt
+
+        try:
+            return self.exchange.fetch_order(None, self.symbol, {"origClientOrderId": cid})
+        except ccxt.OrderNotFound:
+            return None
+
+    def submit(self, cid: str, side: str, amount: float) -> dict[str, Any]:
+        """Send a market order once: after a timeout or a refused duplicate, the order is
+        looked up by its client id before anything is sent again."""
+        import ccxt
+
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self.exchange.create_order(
+                    self.symbol, "market", side, amount, None, {"newClientOrderId": cid}
+                )
+            except ccxt.NetworkError as exc:  # timeouts included: it may have arrived
+                found = self.lookup(cid)
+                if found is not None:
+                    logger.warning("order %s: %s, but the exchange has it", cid, type(exc).__name__)
+                    return found
+                if attempt == self.max_retries:
+                    raise DataSourceError(f"order {cid}: gave up after {attempt} retries") from exc
+                self._sleep(self.backoff * 2**attempt)
+            except ccxt.InvalidOrder:
+                found = self.lookup(cid)
+                if found is not None:  # a duplicate of an order that did arrive
+                    return found
+                raise
+        raise AssertionError("unreachable")
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        return self.exchange.fetch_open_orders(self.symbol)

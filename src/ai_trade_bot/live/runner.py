@@ -1,0 +1,566 @@
+"""The live runner: one closed candle at a time, from a feed to durable state.
+
+Per closed candle, in one SQLite transaction:
+
+1. the execution core (:class:`ai_trade_bot.backtest.engine.ExecutionCore`, the rules
+   the backtest runs) fills the target decided at the previous close at this candle's
+   open, with the backtest's costs, stops and limits;
+2. features, agents and the meta-agent (:class:`ai_trade_bot.live.stream.ModelStream`,
+   the features code with carried state) give this candle's outputs;
+3. the decision layer (:func:`ai_trade_bot.evaluation.signals_for`, the one ``evaluate``
+   backtests) and the sizing turn them into the next target;
+4. orders for the change (deterministic client ids, UNIQUE), fills, position, cash and
+   equity, the decision with every agent's vote, and the state to resume from.
+
+Without a model (no registry, no champion, a load failure) the decision layer's RSI
+fallback trades, with an alert; a NaN output never trades. Between candles the runner
+obeys pause, resume and flatten commands and reloads the model when its alias moves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandas_ta as ta
+
+from ai_trade_bot.backtest.engine import (
+    S_CASH,
+    S_ENTRY_PX,
+    S_EQUITY,
+    S_PEAK,
+    S_UNITS,
+    ExecutionCore,
+)
+from ai_trade_bot.bundle import Bundle
+from ai_trade_bot.errors import AiTradeBotError
+from ai_trade_bot.evaluation import EvaluateConfig, signals_for, targets_from_signals
+from ai_trade_bot.features.build import LabelConfig, labels_for
+from ai_trade_bot.live.alerts import Alerts
+from ai_trade_bot.live.broker import CcxtBroker, client_order_id
+from ai_trade_bot.live.feeds import FeedEvent
+from ai_trade_bot.live.store import StateStore, ts_int, ts_of
+from ai_trade_bot.live.stream import ModelStream, StreamState
+from ai_trade_bot.meta import ABS_PER_SIGMA
+
+logger = logging.getLogger(__name__)
+
+DIRECTION = ("down", "flat", "up", "confidence", "disagreement", "informative", "magnitude")
+_DAY_NS = 86_400_000_000_000
+FALLBACK_HISTORY = 200  # candles the RSI fallback keeps without a model
+
+
+class ModelUnavailableError(AiTradeBotError):
+    """The model could not be resolved or loaded; the runner falls back to RSI."""
+
+
+class ModelSource:
+    """A bundle from a local directory or an MLflow model URI (``models:/name@alias``);
+    the alias is resolved at start and re-checked between candles."""
+
+    def __init__(self, uri: str, tracking_uri: str | None = None) -> None:
+        self.uri, self.tracking_uri = uri, tracking_uri
+
+    def _client(self) -> Any:
+        import mlflow
+
+        if self.tracking_uri:
+            mlflow.set_tracking_uri(self.tracking_uri)
+            mlflow.set_registry_uri(self.tracking_uri)
+        return mlflow.MlflowClient()
+
+    def version(self) -> str:
+        """The version the URI points at now (raises ModelUnavailableError)."""
+        if not self.uri.startswith("models:/"):
+            return f"local:{self.uri}"
+        from mlflow.exceptions import MlflowException
+
+        name, _, ref = self.uri[len("models:/") :].partition("@")
+        try:
+            if ref:
+                return str(self._client().get_model_version_by_alias(name, ref).version)
+            name, _, number = name.partition("/")
+            return str(self._client().get_model_version(name, number).version)
+        except (MlflowException, OSError) as exc:
+            raise ModelUnavailableError(f"{self.uri}: {exc}") from exc
+
+    def load(self) -> tuple[Bundle, str]:
+        from ai_trade_bot.deploy import load_bundle
+
+        version = self.version()
+        uri = self.uri
+        if uri.startswith("models:/") and "@" in uri:
+            uri = f"models:/{uri[len('models:/') :].partition('@')[0]}/{version}"
+        try:
+            return load_bundle(uri), version
+        except Exception as exc:  # a corrupt or unreadable model must not stop trading
+            raise ModelUnavailableError(f"{uri}: cannot load: {type(exc).__name__}: {exc}") from exc
+
+
+@dataclass
+class RunnerConfig:
+    """How the runner runs (from the command line)."""
+
+    symbol: str
+    timeframe: str
+    mode: str = "paper"  # paper | live
+    reload_check_seconds: float = 30.0
+    fallback: EvaluateConfig | None = None  # settings when no model can be loaded
+
+
+class Runner:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        feed: Any,
+        store: StateStore,
+        source: ModelSource,
+        config: RunnerConfig,
+        *,
+        alerts: Alerts | None = None,
+        broker: CcxtBroker | None = None,
+    ) -> None:
+        self.feed, self.store, self.source, self.config = feed, store, source, config
+        self.symbol = config.symbol
+        self.alerts = alerts or Alerts(store, self.symbol)
+        self.broker = broker
+        if config.mode == "live" and broker is None:
+            raise AiTradeBotError("live mode needs a broker (ccxt, with credentials)")
+        self.bundle: Bundle | None = None
+        self.version = "fallback"
+        self.stream: ModelStream | None = None
+        self.stream_state: StreamState | None = None
+        self.latencies: list[float] = []
+        self._last_check = 0.0
+        self.processed = 0
+        self.window: pd.DataFrame | None = None
+
+    # -- model ---------------------------------------------------------------------------
+    def _load_model(self) -> None:
+        try:
+            bundle, version = self.source.load()
+        except ModelUnavailableError as exc:
+            self.bundle, self.version, self.stream = None, "fallback", None
+            self.alerts.send("fallback", f"no model ({exc}); trading the RSI fallback")
+            return
+        if bundle.symbol != self.symbol or bundle.timeframe != self.config.timeframe:
+            logger.warning(
+                "model trained on %s %s, fed %s %s",
+                bundle.symbol,
+                bundle.timeframe,
+                self.symbol,
+                self.config.timeframe,
+            )
+        self.bundle, self.version = bundle, version
+        self.stream = ModelStream(bundle)
+        logger.info("model %s loaded: %s, gate %s", version, bundle.method, bundle.gate)
+
+    @property
+    def settings(self) -> EvaluateConfig:
+        if self.bundle is not None:
+            return self.bundle.evaluate
+        return self.config.fallback or EvaluateConfig()
+
+    @property
+    def history_rows(self) -> int:
+        return self.bundle.warmup_rows if self.bundle is not None else FALLBACK_HISTORY
+
+    def _check_model(self) -> None:
+        """Between candles: hot-reload when the alias moved (or the registry came back)."""
+        now = time.monotonic()
+        if now - self._last_check < self.config.reload_check_seconds:
+            return
+        self._last_check = now
+        try:
+            version = self.source.version()
+        except ModelUnavailableError:
+            return
+        if version != self.version:
+            previous = self.version
+            self._load_model()
+            self.window = None
+            if self.bundle is not None:
+                self.stream_state = self.stream.start(self.store.candles(self.symbol))
+                self.alerts.send("model_change", f"model {previous} -> {self.version}")
+                with self.store.transaction() as db:
+                    self.store.save_runner(
+                        db,
+                        self.symbol,
+                        timeframe=self.config.timeframe,
+                        mode=self.config.mode,
+                        model_version=self.version,
+                        carry=self.stream_state.to_dict(),
+                    )
+
+    # -- start / resume ------------------------------------------------------------------
+    def start(self) -> None:
+        """Load the model; resume from the store, or start from the feed's history."""
+        self._load_model()
+        self._last_check = time.monotonic()
+        saved = self.store.runner(self.symbol)
+        if saved is None or saved["last_ts"] is None:
+            history = self.feed.history(self.history_rows)
+            with self.store.transaction() as db:
+                self.store.add_candles(db, self.symbol, history)
+                self.stream_state = self.stream.start(history) if self.stream else None
+                self.store.save_runner(
+                    db,
+                    self.symbol,
+                    timeframe=self.config.timeframe,
+                    mode=self.config.mode,
+                    model_version=self.version,
+                    last_ts=ts_int(history.index[-1]),
+                    bar=-1,
+                    carry=self.stream_state.to_dict() if self.stream_state else None,
+                )
+            self.state = self.store.runner(self.symbol)
+            logger.info("started %s with %d candles of history", self.symbol, len(history))
+            return
+        self.state = saved
+        if saved["model_version"] != self.version and self.bundle is not None:
+            # the model changed while the runner was down: start its stream afresh
+            self.stream_state = self.stream.start(self.store.candles(self.symbol))
+        elif self.bundle is not None and saved["carry"]:
+            keep = max(a.min_history for a in self.bundle.agents.values())
+            rows = self.store.feature_rows(self.symbol, self.bundle.feature_columns, keep + 8)
+            self.stream_state = self.stream.restore(
+                json.loads(saved["carry"]), rows, self.store.candles(self.symbol, keep + 8)
+            )
+        if self.config.mode == "live":
+            self._reconcile()
+        logger.info(
+            "resumed %s after %s (bar %d)", self.symbol, ts_of(saved["last_ts"]), saved["bar"]
+        )
+
+    def _reconcile(self) -> None:
+        """Stored orders against the exchange: send what never arrived, record the rest."""
+        assert self.broker is not None
+        known = {o["client_order_id"]: o for o in self.store.orders(self.symbol)}
+        for order in self.broker.open_orders():
+            cid = order.get("clientOrderId")
+            if cid not in known:
+                self.alerts.send("order", f"open order {cid} on the exchange is not ours")
+        for cid, order in known.items():
+            if order["status"] not in ("new", "submitted") or order["mode"] != "live":
+                continue
+            found = self.broker.lookup(cid)
+            if found is None and order["status"] == "new":
+                self._send(order)
+            elif found is not None:
+                with self.store.transaction() as db:
+                    self.store.update_order(
+                        db,
+                        cid,
+                        status=str(found.get("status", "open")),
+                        exchange_id=found.get("id"),
+                    )
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self, max_candles: int | None = None) -> None:
+        """Process the feed's events until it ends (a replay) or ``max_candles``."""
+        after = ts_of(self.state["last_ts"])
+        for event in self.feed.events(after=after):
+            self._check_model()
+            if event.kind == "stale":
+                self._set_feed_state("stale", event.message)
+                continue
+            if event.kind == "recovered":
+                self._set_feed_state("ok", event.message)
+                continue
+            self.process(event)
+            self.processed += 1
+            if max_candles is not None and self.processed >= max_candles:
+                break
+
+    def _set_feed_state(self, state: str, message: str) -> None:
+        if state == "stale":
+            self.alerts.send("stale_feed", f"{message}; new entries halted")
+        with self.store.transaction() as db:
+            self.store.save_runner(db, self.symbol, feed_state=state)
+        self.state = self.store.runner(self.symbol)
+
+    def process(self, event: FeedEvent) -> None:
+        """One closed candle (see the module docstring)."""
+        started = time.perf_counter()
+        candle = event.candle
+        ts = candle.name
+        settings = self.settings
+        window = pd.concat([self._window(), candle.to_frame().T.astype("float64")])
+        self.window = window.iloc[-self._window_rows() :]
+        bar = int(self.state["bar"]) + 1
+        day = int(ts.value // _DAY_NS)
+        atr = ta.atr(window["high"], window["low"], window["close"], length=settings.atr_length)
+        atr_now = float(atr.iloc[-1]) if atr is not None else float("nan")
+        atr_prev = float(atr.iloc[-2]) if atr is not None and len(atr) > 1 else atr_now
+        rsi = ta.rsi(window["close"], length=settings.rsi_length)
+        rsi_now = float(rsi.iloc[-1]) if rsi is not None else float("nan")
+        core = ExecutionCore(settings.engine)
+        commands = self.store.pending_commands(self.symbol)
+        paused = bool(self.state["paused"])
+        flatten = False
+        for command in commands:
+            paused = {"pause": True, "resume": False}.get(command["command"], paused)
+            flatten = flatten or command["command"] == "flatten"
+
+        # 1. the execution core: the previous close's target fills at this open
+        if bar == 0:
+            engine = core.start(day)
+            fills = []
+        else:
+            engine = np.asarray(json.loads(self.state["engine_state"]), dtype=np.float64)
+            want = self.state["pending_target"]
+            fee = settings.costs.fee()
+            per_bar = settings.costs.slip(np.array([atr_now / float(candle["close"])]))
+            slip = float(np.asarray(per_bar).reshape(-1)[0])
+            fills = core.step(
+                engine,
+                bar,
+                (candle["open"], candle["high"], candle["low"], candle["close"]),
+                np.nan if want is None else want,
+                atr_prev=atr_prev,
+                atr_now=atr_now,
+                day=day,
+                fee=fee,
+                slip=slip,
+            )
+
+        # 2. the model's outputs for this candle
+        outputs, feature_row = None, None
+        if self.stream is not None and self.stream_state is not None:
+            feature_row, outputs, self.stream_state = self.stream.step(window, self.stream_state)
+        meta = self._meta_row(outputs, ts)
+        if outputs is not None and not np.isfinite(meta[["down", "flat", "up"]].to_numpy()).all():
+            self.alerts.send("fallback", f"NaN model output at {ts}: RSI fallback this candle")
+            meta.loc[:, list(DIRECTION)] = np.nan
+
+        # 3. the decision layer and the sizing, on the recent decisions
+        history = self._recent_meta(settings.decision.accuracy_window + 2)
+        frame = pd.concat([history, meta])
+        frame = frame[~frame.index.duplicated(keep="last")]
+        labels = labels_for(window, self.bundle.labels if self.bundle else LabelConfig())
+        decided = signals_for(
+            frame,
+            labels["direction"],
+            settings,
+            gate=self.bundle.gate if self.bundle else None,
+            rsi=pd.Series(rsi_now, index=frame.index),
+        ).iloc[[-1]]
+        if self.bundle is None:  # no model at all: every candle is the RSI fallback
+            decided = decided.assign(reason="fallback_rsi")
+        target = float(
+            targets_from_signals(
+                decided["signal"],
+                settings,
+                p_win=frame["confidence"].iloc[[-1]],
+                pred_vol=frame["magnitude"].iloc[[-1]] / ABS_PER_SIGMA,
+            ).iloc[0]
+        )
+        reason = str(decided["reason"].iloc[0])
+        if reason == "kill_switch":
+            self.alerts.send("kill_switch", f"rolling accuracy below the kill level at {ts}")
+        halted = self._entries_halted(event, paused)
+        if flatten:
+            target, reason = 0.0, "flatten"
+        elif halted:
+            target = self._no_new_entries(target, engine, float(candle["close"]))
+            reason = f"{reason}; entries halted: {halted}"
+
+        # 4. orders, fills, position and state, in one transaction
+        orders = self._orders(bar, ts, target, engine, float(candle["close"]))
+        pending = [o["client_order_id"] for o in self.store.orders(self.symbol, "submitted")]
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        with self.store.transaction() as db:
+            self.store.add_candles(db, self.symbol, candle.to_frame().T)
+            if feature_row is not None:
+                self.store.add_feature_row(db, self.symbol, ts, feature_row.to_numpy())
+            self.store.add_decision(
+                db,
+                self.symbol,
+                ts=ts_int(ts),
+                model_version=self.version,
+                signal=float(decided["signal"].iloc[0]),
+                target=target,
+                reason=reason,
+                **{k: _num(meta[k].iloc[0]) for k in DIRECTION},
+                votes=self._votes(outputs),
+                rsi=_num(rsi_now),
+                latency_ms=latency_ms,
+            )
+            for seq, fill in enumerate(fills):
+                cid = self._fill_order_id(fill, ts, pending)
+                self.store.add_fill(
+                    db,
+                    self.symbol,
+                    ts=ts_int(ts),
+                    bar=bar,
+                    seq=seq,
+                    client_order_id=cid,
+                    units=fill["units"],
+                    price=fill["price"],
+                    fee=fill["fee"],
+                    kind=fill["kind"],
+                )
+            self._close_paper_orders(db, pending, fills)
+            for order in orders:
+                self.store.add_order(db, **order)
+            equity = float(engine[S_EQUITY])
+            self.store.add_equity(
+                db,
+                self.symbol,
+                ts,
+                equity=equity,
+                cash=float(engine[S_CASH]),
+                units=float(engine[S_UNITS]),
+                price=float(candle["close"]),
+                drawdown=1.0 - equity / float(engine[S_PEAK]) if engine[S_PEAK] > 0 else 0.0,
+                entry_price=float(engine[S_ENTRY_PX]),
+            )
+            for command in commands:
+                self.store.apply_command(db, command["id"], ts)
+            self.store.save_runner(
+                db,
+                self.symbol,
+                timeframe=self.config.timeframe,
+                mode=self.config.mode,
+                model_version=self.version,
+                first_ts=self.state["first_ts"] if bar else ts_int(ts),
+                last_ts=ts_int(ts),
+                bar=bar,
+                engine_state=engine.tolist(),
+                carry=self.stream_state.to_dict() if self.stream_state else None,
+                pending_target=target,
+                paused=int(paused),
+                halted_reason=halted or None,
+            )
+        for fill in fills:
+            if fill["kind"] in ("stop", "target", "risk"):
+                self.alerts.send(
+                    "limit_breach", f"{fill['kind']} exit at {ts}: {fill['units']:+.6g}"
+                )
+        if self.config.mode == "live":
+            for order in orders:
+                self._send(order)
+        self.state = self.store.runner(self.symbol)
+        self.latencies.append(latency_ms)
+
+    # -- helpers ------------------------------------------------------------------------
+    def _window(self) -> pd.DataFrame:
+        if getattr(self, "window", None) is None:
+            self.window = self.store.candles(self.symbol, self._window_rows())
+        return self.window
+
+    def _window_rows(self) -> int:
+        return (self.bundle.feature_rows if self.bundle else FALLBACK_HISTORY) + 2
+
+    def _meta_row(self, outputs: pd.DataFrame | None, ts: pd.Timestamp) -> pd.DataFrame:
+        if outputs is None:
+            return pd.DataFrame({k: [np.nan] for k in DIRECTION}, index=pd.DatetimeIndex([ts]))
+        meta = outputs.filter(like="meta.").rename(columns=lambda c: c[len("meta.") :])
+        return meta[list(DIRECTION)].astype("float64")
+
+    def _recent_meta(self, rows: int) -> pd.DataFrame:
+        recent = self.store.decisions(self.symbol, rows)
+        if recent.empty:
+            return pd.DataFrame(columns=list(DIRECTION), dtype="float64")
+        return recent[list(DIRECTION)].astype("float64")
+
+    def _votes(self, outputs: pd.DataFrame | None) -> dict[str, dict[str, float]]:
+        if outputs is None:
+            return {}
+        votes: dict[str, dict[str, float]] = {}
+        for column, value in outputs.iloc[0].items():
+            agent, _, field = str(column).partition(".")
+            if agent != "meta":
+                votes.setdefault(agent, {})[field] = _num(value)
+        return votes
+
+    def _entries_halted(self, event: FeedEvent, paused: bool) -> str:
+        if paused:
+            return "paused"
+        if not event.live:
+            return "catching up (backfilled candle)"
+        if self.state.get("feed_state") == "stale":
+            return "stale feed"
+        return ""
+
+    @staticmethod
+    def _no_new_entries(target: float, engine: np.ndarray, close: float) -> float:
+        """Keep or reduce the open position; never open, add or flip."""
+        units, equity = float(engine[S_UNITS]), float(engine[S_EQUITY])
+        if units == 0.0 or np.sign(target) != np.sign(units) or equity <= 0:
+            return 0.0
+        held = abs(units) * close / equity
+        return float(np.sign(units) * min(abs(target), held))
+
+    def _orders(
+        self, bar: int, ts: pd.Timestamp, target: float, engine: np.ndarray, close: float
+    ) -> list[dict[str, Any]]:
+        """An order when a new target changes the position; it fills at the next open
+        (the execution core decides how much, under the limits)."""
+        units, equity = float(engine[S_UNITS]), float(engine[S_EQUITY])
+        wanted = target * equity / close if close > 0 else 0.0
+        delta = wanted - units
+        previous = self.state["pending_target"] if bar else 0.0
+        if previous is not None and abs(target - previous) < 1e-12:
+            return []
+        if abs(delta) * close < 1e-9 * max(equity, 1.0):
+            return []
+        side = "buy" if delta > 0 else "sell"
+        cid = client_order_id(self.version, self.symbol, ts_int(ts), side)
+        return [
+            {
+                "client_order_id": cid,
+                "symbol": self.symbol,
+                "ts": ts_int(ts),
+                "side": side,
+                "target": target,
+                "amount": abs(delta),
+                "status": "new" if self.config.mode == "live" else "submitted",
+                "mode": self.config.mode,
+            }
+        ]
+
+    def _fill_order_id(self, fill: dict[str, Any], ts: pd.Timestamp, pending: list[str]) -> str:
+        """The order a fill belongs to: the pending one for a fill at the open, an id of its
+        own (deterministic) for a stop, target or risk exit."""
+        if fill["kind"] in ("stop", "target") or not pending:
+            return client_order_id(self.version, self.symbol, ts_int(ts), fill["kind"])
+        return pending[-1]
+
+    def _close_paper_orders(self, db: Any, pending: list[str], fills: list[dict[str, Any]]) -> None:
+        """Paper orders from the previous close are filled at this open, or cancelled when
+        the rules (limits, the blocked side) filled nothing."""
+        if self.config.mode != "paper":
+            return
+        filled = any(f["kind"] in ("close", "open", "resize", "risk") for f in fills)
+        for cid in pending:
+            self.store.update_order(db, cid, status="filled" if filled else "cancelled")
+
+    def _send(self, order: dict[str, Any]) -> None:
+        assert self.broker is not None
+        try:
+            result = self.broker.submit(order["client_order_id"], order["side"], order["amount"])
+        except Exception as exc:  # recorded and alerted; the next start reconciles it
+            self.alerts.send("order", f"order {order['client_order_id']} failed: {exc}")
+            return
+        with self.store.transaction() as db:
+            self.store.update_order(
+                db,
+                order["client_order_id"],
+                status=str(result.get("status", "submitted")),
+                exchange_id=str(result.get("id")),
+            )
+
+
+def _num(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None

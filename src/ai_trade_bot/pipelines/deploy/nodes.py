@@ -1,0 +1,98 @@
+"""Nodes of the deploy pipeline (glue over ``ai_trade_bot.bundle`` and ``ai_trade_bot.deploy``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ai_trade_bot import tracking
+from ai_trade_bot.agents import Agent
+from ai_trade_bot.bundle import Bundle
+from ai_trade_bot.config import parse_config
+from ai_trade_bot.deploy import (
+    DeployConfig,
+    dvc_hash,
+    git_commit,
+    register_and_gate,
+    sha256_text,
+)
+from ai_trade_bot.evaluation import parse_evaluate_config
+from ai_trade_bot.features.build import LabelConfig, feature_config
+
+
+def package_bundle(
+    ohlcv_metadata: dict[str, str],
+    feature_manifest: dict[str, Any],
+    walk_forward_plan: dict[str, Any],
+    meta_agents: dict[str, Any],
+    meta_selection: dict[str, Any],
+    features: dict[str, Any],
+    labels: dict[str, Any],
+    evaluate: dict[str, Any],
+    *models: Agent,
+) -> Bundle:
+    """One bundle: the deployment-fit agents, the meta method and gate chosen by
+    ``evaluate``, every config (parsed, so a misspelt key fails here by name), the feature
+    columns, the warm-up and the training window.
+
+    Returns:
+        ``deploy_bundle``.
+    """
+    timeframe = ohlcv_metadata["timeframe"]
+    resolved = feature_manifest["resolved"]
+    config = feature_config(
+        {**features, "multi_timeframe": resolved["multi_timeframe"]}
+        | {"vwap_anchor": resolved["vwap_anchor"]}
+    )
+    first_fold = walk_forward_plan["folds"][0]
+    return Bundle(
+        symbol=ohlcv_metadata["symbol"],
+        timeframe=timeframe,
+        features=config,
+        labels=parse_config(LabelConfig, labels, name="labels"),
+        evaluate=parse_evaluate_config(evaluate),
+        agents={m.name: m for m in models},
+        meta=meta_agents[meta_selection["method"]],
+        selection=meta_selection,
+        feature_columns=list(feature_manifest["columns"]),
+        training={
+            "start": first_fold["train_start"],
+            "end": walk_forward_plan["test_span"]["start"],
+            "rows_before_test": walk_forward_plan["rows"] - walk_forward_plan["test_span"]["rows"],
+        },
+    )
+
+
+def deploy_bundle(
+    deploy_bundle: Bundle,
+    ohlcv_clean: pd.DataFrame,
+    labels: pd.DataFrame,
+    evaluation: dict[str, Any],
+    evaluation_report: str,
+    train_summary: dict[str, Any],
+    deploy: dict[str, Any],
+    project_root: str,
+) -> dict[str, Any]:
+    """Register the bundle as the ``challenger`` and move ``champion`` only through the
+    gate (see :mod:`ai_trade_bot.deploy`); lineage tags name the git commit, the DVC hash
+    of ``ohlcv_clean``, the training and evaluation runs and the evaluation report.
+
+    Returns:
+        ``deploy_report`` (every decision and why).
+    """
+    config = parse_config(DeployConfig, deploy, name="deploy")
+    root = Path(project_root)
+    training_runs = {s.get("mlflow_run_id") for s in train_summary.values()} - {None}
+    lineage = {
+        "git_commit": git_commit(root),
+        "dvc_ohlcv_clean_md5": dvc_hash(root),
+        "training_run_id": ",".join(sorted(training_runs)) or "untracked",
+        "evaluation_run_id": str(evaluation.get("mlflow_run_id") or "untracked"),
+        "evaluation_report_sha256": sha256_text(evaluation_report),
+    }
+    with tracking.ensure_run("deploy"):
+        return register_and_gate(
+            deploy_bundle, ohlcv_clean, labels["direction"], evaluation, config, lineage
+        )

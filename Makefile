@@ -7,14 +7,13 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.lock-sha256
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
-export PYTHONPATH := $(CURDIR)/src
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: venv run test lint format bench bench-agents bench-backtest repro mlflow-ui lock clean-venv
 
 venv: $(STAMP)
 
-$(STAMP): requirements.lock
+$(STAMP): requirements.lock pyproject.toml
 	@set -euo pipefail; \
 	py=$$(scripts/find_python312.sh); \
 	if [ ! -x $(BIN)/python ] || ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then \
@@ -22,7 +21,8 @@ $(STAMP): requirements.lock
 	fi; \
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; \
 	$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock; \
-	sha256sum requirements.lock | cut -d' ' -f1 > $(STAMP)
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .; \
+	sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1 > $(STAMP)
 
 run: venv  ## run the default pipeline on the bundled data
 	$(BIN)/kedro run $(ARGS)

@@ -68,7 +68,7 @@ def main() -> None:
 @click.option("--max-candles", type=int, default=None)
 @click.option("--reload-check-seconds", type=float, default=30.0, show_default=True)
 @click.option("--live", "live_orders", is_flag=True,
-              help="Send real orders (credentials from conf/local or the environment).")  # fmt: skip
+              help="Send real orders (credentials: conf/local or the environment).")  # fmt: skip
 def live(
     feed: str,
     replay_source: str,

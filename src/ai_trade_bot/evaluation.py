@@ -230,7 +230,10 @@ def classification_report(
     output: pd.DataFrame, labels: pd.Series, prior: np.ndarray
 ) -> dict[str, Any]:
     """Accuracy (with a block-bootstrap interval and the chance level), per-class
-    precision/recall/F1, log-loss, Brier, one-vs-rest AUC, confusion matrix, calibration."""
+    precision/recall/F1, log-loss, Brier, one-vs-rest AUC, confusion matrix, calibration,
+    over the rows whose label is known."""
+    known = labels.reindex(output.index).notna().to_numpy()
+    output = output[known]
     y = labels.reindex(output.index).to_numpy().astype(int)
     probs = output[["down", "flat", "up"]].to_numpy()
     pred = probs.argmax(axis=1)

@@ -80,6 +80,6 @@ def volatility_scores(
 
 
 def class_prior(labels: pd.Series) -> np.ndarray:
-    """Class shares of down/flat/up in ``labels``."""
-    counts = labels.astype(int).value_counts().reindex(CLASSES, fill_value=0).to_numpy()
+    """Class shares of down/flat/up in ``labels`` (unknown labels skipped)."""
+    counts = labels.dropna().astype(int).value_counts().reindex(CLASSES, fill_value=0).to_numpy()
     return counts / max(counts.sum(), 1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import warnings
 from abc import abstractmethod
@@ -11,33 +10,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
 from ai_trade_bot.agents.base import Agent, check_hyperparameter
-from ai_trade_bot.nn.data import WindowDataModule
-from ai_trade_bot.nn.module import AgentModule
 
 logger = logging.getLogger(__name__)
-
-
-class BestWeights(pl.Callback):
-    """Keep the weights of the epoch with the lowest ``val/loss`` (in memory)."""
-
-    def __init__(self) -> None:
-        self.best = float("inf")
-        self.state: dict[str, torch.Tensor] | None = None
-        self.epoch = -1
-
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
-        if trainer.sanity_checking:
-            return
-        loss = trainer.callback_metrics.get("val/loss")
-        if loss is not None and float(loss) < self.best:
-            self.best = float(loss)
-            self.epoch = trainer.current_epoch
-            self.state = copy.deepcopy(pl_module.net.state_dict())
 
 
 def resolve_precision(precision: str) -> str:
@@ -135,7 +113,17 @@ class TorchAgent(Agent):
 
     # -- fit / predict ------------------------------------------------------------------
     def _fit(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int) -> None:
-        """Train with early stopping on the last ``val_size`` rows."""
+        """Train with early stopping on the last ``val_size`` rows.
+
+        Lightning is imported here, not at module level: it takes about 11 s to import
+        (torch._dynamo, torchmetrics), and predicting (the live runner) never needs it.
+        """
+        import pytorch_lightning as pl
+
+        from ai_trade_bot.nn.callbacks import BestWeights
+        from ai_trade_bot.nn.data import WindowDataModule
+        from ai_trade_bot.nn.module import AgentModule
+
         self.columns_ = self._select_columns(X)
         self._check_input(X, needed=self.window + max(val_size, 1) + gap)
         n_fit = len(X) - val_size - gap

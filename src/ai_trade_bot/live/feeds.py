@@ -139,8 +139,9 @@ class CcxtFeed:
     def _closed(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame.loc[frame.index + self.bar <= self._now()]
 
-    def history(self, rows: int) -> pd.DataFrame:
-        """The last ``rows`` closed candles, through the REST API."""
+    def history(self, rows: int | None) -> pd.DataFrame:
+        """The last ``rows`` closed candles (default 5,000), through the REST API."""
+        rows = 5000 if rows is None else rows
         since = self._now() - self.bar * (rows + 2)
         frame = fetch_ccxt_ohlcv(
             self.exchange,

@@ -111,6 +111,9 @@ class RunnerConfig:
     mode: str = "paper"  # paper | live
     reload_check_seconds: float = 30.0
     fallback: EvaluateConfig | None = None  # settings when no model can be loaded
+    # candles of history to start from (None: all the feed has). Features that depend on
+    # all history (GARCH, drawdown) are those of the candles the runner has seen.
+    history_rows: int | None = None
 
 
 class Runner:
@@ -140,6 +143,7 @@ class Runner:
         self._last_check = 0.0
         self.processed = 0
         self.window: pd.DataFrame | None = None
+        self._last_reason = ""
 
     # -- model ---------------------------------------------------------------------------
     def _load_model(self) -> None:
@@ -205,7 +209,8 @@ class Runner:
         self._last_check = time.monotonic()
         saved = self.store.runner(self.symbol)
         if saved is None or saved["last_ts"] is None:
-            history = self.feed.history(self.history_rows)
+            rows = self.config.history_rows
+            history = self.feed.history(None if rows is None else max(rows, self.history_rows))
             with self.store.transaction() as db:
                 self.store.add_candles(db, self.symbol, history)
                 self.stream_state = self.stream.start(history) if self.stream else None
@@ -341,8 +346,7 @@ class Runner:
 
         # 3. the decision layer and the sizing, on the recent decisions
         history = self._recent_meta(settings.decision.accuracy_window + 2)
-        frame = pd.concat([history, meta])
-        frame = frame[~frame.index.duplicated(keep="last")]
+        frame = meta if history.empty else pd.concat([history[history.index < ts], meta])
         labels = labels_for(window, self.bundle.labels if self.bundle else LabelConfig())
         decided = signals_for(
             frame,
@@ -362,8 +366,9 @@ class Runner:
             ).iloc[0]
         )
         reason = str(decided["reason"].iloc[0])
-        if reason == "kill_switch":
+        if reason == "kill_switch" and self._last_reason != "kill_switch":
             self.alerts.send("kill_switch", f"rolling accuracy below the kill level at {ts}")
+        self._last_reason = reason
         halted = self._entries_halted(event, paused)
         if flatten:
             target, reason = 0.0, "flatten"

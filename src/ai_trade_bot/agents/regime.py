@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from hmmlearn.hmm import GaussianHMM
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from torch import nn
@@ -75,6 +74,8 @@ class RegimeAgent(TorchAgent):
         return np.column_stack([r, rv])
 
     def _prepare(self, X: pd.DataFrame, y: pd.DataFrame, fit_rows: int) -> None:
+        from hmmlearn.hmm import GaussianHMM  # imported to fit only (start-up time)
+
         obs = self._observations(X)
         self.obs_mean_ = obs[:fit_rows].mean(axis=0)
         self.obs_scale_ = obs[:fit_rows].std(axis=0) + 1e-12

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from arch import arch_model
 from torch import nn
 
 from ai_trade_bot.agents.base import check_hyperparameter, feature_columns
@@ -62,6 +61,8 @@ class VolatilityAgent(TorchAgent):
         return feature_columns(X)
 
     def _prepare(self, X: pd.DataFrame, y: pd.DataFrame, fit_rows: int) -> None:
+        from arch import arch_model  # imported to fit only (start-up time)
+
         returns = X["log_return"].to_numpy(dtype=np.float64)[:fit_rows]
         scale = 1.0 / returns.std() if returns.std() > 0 else 1.0
         with warnings.catch_warnings():

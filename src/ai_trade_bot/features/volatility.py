@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from arch import arch_model
 
 from ai_trade_bot.features._numba_kernels import garch_filter
 
@@ -40,6 +39,8 @@ class GarchState:
 
 def _fit_garch(window: np.ndarray) -> tuple[float, float, float]:
     """GARCH(1,1) with zero mean on ``window`` (rescaled to unit variance for the fit)."""
+    from arch import arch_model  # imported to fit only: it costs a second at start-up
+
     scale = 1.0 / window.std() if window.std() > 0 else 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -57,7 +57,8 @@ class ReplayFeed:
         elif isinstance(start, int):
             self.start = self.candles.index[start]
         else:
-            self.start = pd.Timestamp(start)
+            stamp = pd.Timestamp(start)
+            self.start = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
         self.speed = speed
         self._sleep = sleep
 

@@ -214,6 +214,10 @@ class Runner:
             with self.store.transaction() as db:
                 self.store.add_candles(db, self.symbol, history)
                 self.stream_state = self.stream.start(history) if self.stream else None
+                if self.stream_state is not None:  # the agents' first windows, for a resume
+                    n = len(self.bundle.feature_columns)
+                    for ts, row in self.stream_state.context.iterrows():
+                        self.store.add_feature_row(db, self.symbol, ts, row.to_numpy()[:n])
                 self.store.save_runner(
                     db,
                     self.symbol,

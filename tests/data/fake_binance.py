@@ -1,9 +1,12 @@
-"""A small local HTTP server that answers like Binance's public REST API (klines)."""
+"""A small local HTTP server that answers like Binance's REST API: klines, and the
+order endpoints the live runner's real-order path uses (market orders with client ids,
+order lookup, open orders)."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -85,15 +88,33 @@ class FakeBinance:
 
     ``plan`` maps the n-th klines request (0-based) to a behaviour: ``"429"`` answers
     Too Many Requests once; ``"overlap"`` starts the page ``overlap_bars`` before the
-    requested start; ``"duplicate"`` repeats the page's last candle.
+    requested start; ``"duplicate"`` repeats the page's last candle; ``"drop"`` closes the
+    connection without an answer (a disconnect); ``"old"`` appends a candle from before
+    the requested start (out of order); ``"skip:N"`` leaves out the page's first N candles
+    (a gap that a later request fills).
+
+    Orders (``POST /api/v3/order``) are kept by client order id; a second order with the
+    same id is refused like Binance does. ``order_plan`` maps the n-th order request to
+    ``"slow"`` (the order is taken, the answer comes after ``slow_seconds``: a client
+    timeout) or ``"open"`` (the order stays open instead of filling at once).
     """
 
     def __init__(
-        self, klines: list[list], plan: dict[int, str] | None = None, overlap_bars: int = 3
+        self,
+        klines: list[list],
+        plan: dict[int, str] | None = None,
+        overlap_bars: int = 3,
+        *,
+        order_plan: dict[int, str] | None = None,
+        slow_seconds: float = 1.5,
     ) -> None:
         self.klines = klines
         self.plan = plan or {}
         self.overlap_bars = overlap_bars
+        self.order_plan = order_plan or {}
+        self.slow_seconds = slow_seconds
+        self.orders: dict[str, dict] = {}
+        self.order_requests = 0
         self.requests: list[dict] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -125,7 +146,51 @@ class FakeBinance:
         page = rows[:limit]
         if behaviour == "duplicate" and page:
             page = [*page, page[-1]]
+        if behaviour == "old":
+            page = [*page, *[r for r in self.klines if r[0] < start][-1:]]
+        if behaviour and behaviour.startswith("skip:"):
+            page = page[int(behaviour.split(":")[1]) :]
         return 200, page
+
+    def _order(self, query: dict) -> tuple[int, object]:
+        n = self.order_requests
+        self.order_requests += 1
+        cid = query["newClientOrderId"][0]
+        if cid in self.orders:
+            return 400, {"code": -2010, "msg": "Duplicate order sent."}
+        price = float(self.klines[-1][4])
+        qty = query["quantity"][0]
+        status = "NEW" if self.order_plan.get(n) == "open" else "FILLED"
+        order = {
+            "symbol": query["symbol"][0],
+            "orderId": len(self.orders) + 1,
+            "orderListId": -1,
+            "clientOrderId": cid,
+            "transactTime": int(time.time() * 1000),
+            "price": "0.00000000",
+            "origQty": qty,
+            "executedQty": qty if status == "FILLED" else "0.00000000",
+            "cummulativeQuoteQty": f"{float(qty) * price:.8f}" if status == "FILLED" else "0",
+            "status": status,
+            "timeInForce": "GTC",
+            "type": query["type"][0],
+            "side": query["side"][0],
+            "fills": [
+                {"price": f"{price:.2f}", "qty": qty, "commission": "0", "commissionAsset": "USDT"}
+            ]
+            if status == "FILLED"
+            else [],
+        }
+        self.orders[cid] = order
+        if self.order_plan.get(n) == "slow":
+            time.sleep(self.slow_seconds)
+        return 200, order
+
+    def _lookup(self, query: dict) -> tuple[int, object]:
+        cid = (query.get("origClientOrderId") or [None])[0]
+        if cid not in self.orders:
+            return 400, {"code": -2013, "msg": "Order does not exist."}
+        return 200, self.orders[cid]
 
     def _handler(self) -> Callable[..., BaseHTTPRequestHandler]:
         fake = self
@@ -134,14 +199,27 @@ class FakeBinance:
             def log_message(self, *args: object) -> None:
                 return
 
-            def do_GET(self) -> None:
+            def _answer(self, method: str) -> None:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
-                fake.requests.append({"path": parts.path, "query": query})
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    query |= parse_qs(self.rfile.read(length).decode())
+                fake.requests.append({"path": parts.path, "query": query, "method": method})
                 if parts.path.endswith("/exchangeInfo"):
                     status, body = 200, EXCHANGE_INFO
                 elif parts.path.endswith("/klines"):
+                    if fake._next_is("drop"):
+                        self.close_connection = True
+                        return
                     status, body = fake._klines_page(query)
+                elif parts.path.endswith("/openOrders"):
+                    status = 200
+                    body = [o for o in fake.orders.values() if o["status"] == "NEW"]
+                elif parts.path.endswith("/order") and method == "POST":
+                    status, body = fake._order(query)
+                elif parts.path.endswith("/order"):
+                    status, body = fake._lookup(query)
                 else:
                     status, body = 404, {"code": -1, "msg": f"unknown path {parts.path}"}
                 payload = json.dumps(body).encode()
@@ -151,4 +229,16 @@ class FakeBinance:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def do_GET(self) -> None:
+                self._answer("GET")
+
+            def do_POST(self) -> None:
+                self._answer("POST")
+
         return Handler
+
+    def _next_is(self, behaviour: str) -> bool:
+        """Whether the klines request being answered now has ``behaviour`` planned (it
+        then still counts as a request)."""
+        n = len([r for r in self.requests if r["path"].endswith("/klines")]) - 1
+        return self.plan.get(n) == behaviour

@@ -112,7 +112,9 @@ def make_exchange(
     config: dict[str, Any] = {
         "enableRateLimit": True,
         "timeout": int(timeout_ms),
-        "options": {"fetchCurrencies": False, **(options or {})},
+        # spot candles and orders only: no currency list, no margin pairs (an
+        # authenticated binance client fetches those at every start otherwise)
+        "options": {"fetchCurrencies": False, "fetchMargins": False, **(options or {})},
     }
     config.update(credentials or {})
     exchange = getattr(ccxt, exchange_id)(config)

@@ -291,7 +291,13 @@ class Runner:
         if state == "stale":
             self.alerts.send("stale_feed", f"{message}; new entries halted")
         with self.store.transaction() as db:
-            self.store.save_runner(db, self.symbol, feed_state=state)
+            self.store.save_runner(
+                db,
+                self.symbol,
+                timeframe=self.config.timeframe,
+                mode=self.config.mode,
+                feed_state=state,
+            )
         self.state = self.store.runner(self.symbol)
 
     def process(self, event: FeedEvent) -> None:

@@ -9,7 +9,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run test lint format bench bench-agents bench-backtest repro mlflow-ui lock clean-venv
+.PHONY: venv run test lint format bench bench-agents bench-backtest bench-live repro mlflow-ui lock clean-venv
 
 venv: $(STAMP)
 
@@ -47,6 +47,9 @@ bench-agents: venv
 
 bench-backtest: venv
 	$(BIN)/python benchmarks/backtest_vs_backtesting_py.py
+
+bench-live: venv
+	$(BIN)/python benchmarks/live_latency.py
 
 repro: venv
 	$(BIN)/dvc repro

@@ -43,3 +43,12 @@ def sp500() -> pd.DataFrame:
 
     frame, _, _ = load_bundled("sp500")
     return frame
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A tiny bundle built by the real pipelines (bundled EURUSD, tiny agents); shared by
+    the live runner and deploy tests (about 15 s, once per session)."""
+    from tests.tiny_run import build_tiny_run
+
+    return build_tiny_run(tmp_path_factory.mktemp("tiny_run"))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+PLANTED_KEY, PLANTED_SECRET = "PLANTED-DVC-KEY-3c9d", "PLANTED-DVC-SECRET-77ab"
 OUTS = [
     "data/02_intermediate/ohlcv_clean.parquet",
     "data/04_feature/features.parquet",
@@ -46,6 +47,12 @@ def project(tmp_path_factory) -> Path:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dest / rel)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    # a user's exchange keys, where the README says to put them: they must never reach
+    # MLflow (parameters, tags, artifacts) or any output
+    (dest / "conf" / "local").mkdir(parents=True, exist_ok=True)
+    (dest / "conf" / "local" / "credentials.yml").write_text(
+        f"exchange:\n  apiKey: {PLANTED_KEY}\n  secret: {PLANTED_SECRET}\n"
+    )
     return dest
 
 
@@ -78,6 +85,13 @@ def _assert_mlflow_runs(project: Path) -> None:
     assert ingestion.info.artifact_uri.startswith(f"file://{project}/mlruns/artifacts")
     artifacts = [a.path for a in client.list_artifacts(ingestion.info.run_id, "data_quality")]
     assert artifacts == ["data_quality/data_quality.json"]
+    for run in runs:
+        logged = " ".join([*run.data.params.values(), *run.data.tags.values()])
+        assert PLANTED_KEY not in logged and PLANTED_SECRET not in logged
+    for path in [*(project / "mlruns").rglob("*"), *(project / "data").rglob("*")]:
+        if path.is_file():
+            content = path.read_bytes()
+            assert PLANTED_KEY.encode() not in content and PLANTED_SECRET.encode() not in content
 
 
 @pytest.mark.slow

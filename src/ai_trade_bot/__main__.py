@@ -1,6 +1,6 @@
-"""``python -m ai_trade_bot`` is the ``ai-trade-bot`` command (see ``ai_trade_bot.cli``)."""
+"""``python -m ai_trade_bot`` is the ``ai-trade-bot`` command (see ``ai_trade_bot.commands``)."""
 
-from ai_trade_bot.cli import main
+from ai_trade_bot.commands import main
 
 if __name__ == "__main__":
     main()

@@ -38,7 +38,7 @@ def _command(csv: Path, start: str, bundle: Path, state: Path) -> list[str]:
 def _run_cli(args: list[str]) -> None:
     """The runner's command in a child forked by a fork server that has imported torch and
     the rest already: a restart costs the runner's own start-up, not seconds of imports."""
-    from ai_trade_bot.cli import main
+    from ai_trade_bot.commands import main
 
     main(args, standalone_mode=False)
 
@@ -99,7 +99,7 @@ def test_crash_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(
     args = _command(csv, when, bundle, crashed)[3:]
     # a fork server that has only imported the runner (no threads yet) forks each runner
     fork = multiprocessing.get_context("forkserver")
-    fork.set_forkserver_preload(["ai_trade_bot.cli", "ai_trade_bot.live.runner"])
+    fork.set_forkserver_preload(["ai_trade_bot.commands", "ai_trade_bot.live.runner"])
     rng = np.random.default_rng(7)
     kills = 0
     while True:

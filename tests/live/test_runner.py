@@ -89,7 +89,9 @@ def test_missing_registry_falls_back_to_rsi_with_an_alert(tiny_run, tmp_path) ->
     assert (decisions["model_version"] == "fallback").all()
     rsi = decisions["rsi"]
     # the fallback trades only at RSI extremes
-    assert (decisions.loc[decisions["signal"] != 0, "rsi"].pipe(lambda r: (r < 30) | (r > 70))).all()
+    assert (
+        decisions.loc[decisions["signal"] != 0, "rsi"].pipe(lambda r: (r < 30) | (r > 70))
+    ).all()
     assert rsi.notna().all()
     assert any(a["kind"] == "fallback" for a in store.alerts())
 

@@ -140,6 +140,7 @@ class Runner:
         self.stream: ModelStream | None = None
         self.stream_state: StreamState | None = None
         self.latencies: list[float] = []
+        self.stage_ms: dict[str, list[float]] = {}  # features, agents (and meta), rest
         self._last_check = 0.0
         self.processed = 0
         self.window: pd.DataFrame | None = None
@@ -462,7 +463,12 @@ class Runner:
             for order in orders:
                 self._send(order)
         self.state = self.store.runner(self.symbol)
-        self.latencies.append(latency_ms)
+        # arrival to persisted decision (the stored latency_ms stops before the commit)
+        self.latencies.append((time.perf_counter() - started) * 1000.0)
+        stages = self.stream.seconds if self.stream is not None else {}
+        model = sum(stages.values())
+        for stage, seconds in {**stages, "rest": self.latencies[-1] / 1000.0 - model}.items():
+            self.stage_ms.setdefault(stage, []).append(seconds * 1000.0)
 
     # -- helpers ------------------------------------------------------------------------
     def _window(self) -> pd.DataFrame:
@@ -564,12 +570,19 @@ class Runner:
         except Exception as exc:  # recorded and alerted; the next start reconciles it
             self.alerts.send("order", f"order {order['client_order_id']} failed: {exc}")
             return
+        status = str(result.get("status", "submitted"))
+        logger.info(
+            "order %s: %s %.8g %s -> %s (exchange id %s)",
+            order["client_order_id"],
+            order["side"],
+            order["amount"],
+            self.symbol,
+            status,
+            result.get("id"),
+        )
         with self.store.transaction() as db:
             self.store.update_order(
-                db,
-                order["client_order_id"],
-                status=str(result.get("status", "submitted")),
-                exchange_id=str(result.get("id")),
+                db, order["client_order_id"], status=status, exchange_id=str(result.get("id"))
             )
 
 

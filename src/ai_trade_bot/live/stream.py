@@ -10,6 +10,7 @@ features are incomplete are skipped by the agents, as the batch path drops them.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ class ModelStream:
         self.columns = list(bundle.feature_columns)
         self.model_columns = [*self.columns, *BAR_COLUMNS]
         self.keep = max(a.min_history for a in bundle.agents.values())
+        self.seconds: dict[str, float] = {"features": 0.0, "agents": 0.0}  # the last step
 
     # -- start, restore ---------------------------------------------------------------
     def start(self, history: pd.DataFrame) -> StreamState:
@@ -85,9 +87,11 @@ class ModelStream:
         """The newest candle of ``window``: its feature row, the agents' and meta-agent's
         outputs (None when its features are incomplete) and the state after it."""
         bundle = self.bundle
+        started = time.perf_counter()
         row, features = update_features(
             window, state.features, timeframe=bundle.timeframe, config=bundle.features
         )
+        self.seconds["features"] = time.perf_counter() - started
         row = row[self.columns]
         candle = window.iloc[-1]
         values = np.concatenate([row.to_numpy(), candle[list(_OHLCV)].to_numpy()])
@@ -102,6 +106,7 @@ class ModelStream:
             parts.append(out.add_prefix(f"{name}."))
         outputs = pd.concat(parts, axis=1)
         outputs = outputs.join(bundle.meta.predict(outputs).add_prefix("meta."))
+        self.seconds["agents"] = time.perf_counter() - started - self.seconds["features"]
         return row, outputs, StreamState(features, agents, context)
 
 

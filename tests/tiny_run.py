@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from ai_trade_bot.pipelines import evaluate, features, ingestion, train
 from ai_trade_bot.pipelines.deploy import create_pipeline as deploy_pipeline
 from tests.pipelines.test_default_config import default_parameters, run_default, tiny
@@ -26,8 +24,3 @@ def build_tiny_run(directory: Path) -> dict[str, Any]:
     out["deploy_bundle"].save(out["bundle_path"])
     out["params"] = params
     return out
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> dict[str, Any]:
-    return build_tiny_run(tmp_path_factory.mktemp("tiny_run"))

@@ -121,7 +121,7 @@ def live(
         from ai_trade_bot.data.sources import make_exchange
 
         broker = CcxtBroker(
-            make_exchange(exchange, api_host=api_host, credentials=credentials), source.symbol
+            make_exchange(exchange, api_host=api_host, credentials=credentials), symbol
         )
     store = StateStore(state_path)
     runner = Runner(
@@ -149,9 +149,13 @@ def live(
         import numpy as np
 
         lat = np.array(runner.latencies)
+        stages = ", ".join(
+            f"{name} {np.median(ms):.1f}" for name, ms in runner.stage_ms.items() if ms
+        )
         click.echo(
             f"{runner.processed} candles; decision latency p50 {np.percentile(lat, 50):.1f} ms, "
-            f"p99 {np.percentile(lat, 99):.1f} ms; state in {state_path}"
+            f"p99 {np.percentile(lat, 99):.1f} ms (median ms by stage: {stages}); "
+            f"state in {state_path}"
         )
 
 

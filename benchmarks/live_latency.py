@@ -1,0 +1,121 @@
+"""The live runner's decision latency, replaying >= 2,000 candles with every default agent.
+
+A bundle with every default agent is trained once on the bundled EURUSD hours (the
+default configuration; one epoch per torch agent, since latency does not depend on how
+long they trained) and kept in ``data/benchmarks/live_bundle``. Then the runner's command
+(``python -m ai_trade_bot live``) replays the last 2,000+ candles as fast as possible,
+paper trading into a fresh state file:
+
+- cold start: process start to the first decision committed to SQLite;
+- per candle: from the candle's arrival to its persisted decision (after the commit),
+  p50 and p99 over the warm candles, and the median time of each stage.
+
+Last line: ``live decision p99 ms: N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "data" / "benchmarks"
+
+
+def build_bundle(path: Path) -> None:
+    """Train every default agent (one epoch) through the real pipelines; save the bundle."""
+    sys.path.insert(0, str(ROOT))
+    from ai_trade_bot.pipelines import evaluate, features, ingestion, train
+    from ai_trade_bot.pipelines.deploy import create_pipeline as deploy_pipeline
+    from tests.pipelines.test_default_config import default_parameters, run_default
+
+    one_epoch = {"max_epochs": 1, "progress_bar": False}
+    params = default_parameters(
+        {
+            "ingestion": {"bundled": "eurusd"},
+            "agents": {
+                name: {"params": one_epoch}
+                for name in ("trend_lstm", "trend_transformer", "volatility", "pattern", "regime")
+            },
+        }
+    )
+    agents = params["train"]["agents"]
+    pipeline = ingestion.create_pipeline() + features.create_pipeline()
+    pipeline += train.create_pipeline(agents=agents) + evaluate.create_pipeline(agents=agents)
+    pipeline += deploy_pipeline(agents=agents).only_nodes("package_bundle")
+    out = run_default(pipeline, params)
+    out["deploy_bundle"].save(path)
+    out["ohlcv_clean"].to_csv(path.parent / "eurusd.csv")
+
+
+def first_decision(state: Path) -> bool:
+    if not state.exists():
+        return False
+    try:
+        db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=1)
+        found = db.execute("SELECT 1 FROM decisions LIMIT 1").fetchone() is not None
+        db.close()
+    except sqlite3.Error:
+        return False
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candles", type=int, default=2000)
+    parser.add_argument("--rebuild", action="store_true", help="retrain the bundle")
+    args = parser.parse_args()
+    bundle = CACHE / "live_bundle"
+    if args.rebuild or not (bundle / "bundle.json").exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        build_bundle(bundle)
+        print(f"trained the benchmark bundle in {time.perf_counter() - started:.0f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state.db"
+        command = [
+            sys.executable,
+            "-m",
+            "ai_trade_bot",
+            "live",
+            "--replay",
+            str(CACHE / "eurusd.csv"),
+            "--start",
+            str(-args.candles),
+            "--model",
+            str(bundle),
+            "--state",
+            str(state),
+        ]
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        while not first_decision(state) and process.poll() is None:
+            time.sleep(0.005)
+        cold = time.perf_counter() - started
+        output, _ = process.communicate()
+        if process.returncode != 0:
+            sys.exit(output[-3000:])
+    summary = output.strip().splitlines()[-1]
+    found = re.search(r"(\d+) candles; decision latency p50 ([\d.]+) ms, p99 ([\d.]+) ms", summary)
+    if not found:
+        sys.exit(f"unexpected runner output: {summary}")
+    n, p50, p99 = int(found[1]), float(found[2]), float(found[3])
+    stages = re.search(r"\(median ms by stage: ([^)]*)\)", summary)
+    print(f"replayed {n} candles with every default agent (paper, SQLite WAL)")
+    print(f"cold start (process start to first decision): {cold:.1f} s")
+    print(f"per candle, arrival to persisted decision: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    if stages:
+        print(f"median by stage (ms): {stages[1]}")
+    print(f"live decision p99 ms: {p99:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Deploy: registry versions, the champion/challenger gate, lineage, rollback, serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from ai_trade_bot.bundle import Bundle
+from ai_trade_bot.deploy import DeployConfig, DeployError, gate, rollback
+from ai_trade_bot.errors import ConfigError
+from ai_trade_bot.live.feeds import ReplayFeed
+from ai_trade_bot.live.runner import ModelSource, Runner, RunnerConfig
+from ai_trade_bot.live.store import StateStore
+from ai_trade_bot.pipelines.deploy.nodes import deploy_bundle, package_bundle
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "ai_trade_bot"
+LENIENT = {"max_pbo": 1.0}  # the tiny run's PBO is noise; the PBO check has its own case
+
+
+@pytest.fixture
+def registry(tmp_path):
+    previous = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.set_experiment("deploy-test")
+    yield uri
+    mlflow.set_tracking_uri(previous)
+    mlflow.set_registry_uri(previous)
+
+
+def _deploy(tiny_run, deploy: dict) -> dict:
+    return deploy_bundle(
+        Bundle.load(tiny_run["bundle_path"]),
+        tiny_run["ohlcv_clean"],
+        tiny_run["labels"],
+        tiny_run["evaluation"],
+        tiny_run["evaluation_report"],
+        tiny_run["train_summary"],
+        deploy,
+        str(ROOT),
+    )
+
+
+def test_first_champion_then_not_better_then_promoted_then_rollback(tiny_run, registry) -> None:
+    client = mlflow.MlflowClient()
+    first = _deploy(tiny_run, LENIENT)
+    assert first["decision"] == "first_champion" and first["version"] == "1"
+    assert any("no placebo edge" in r for r in first["reasons"])
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+    tags = client.get_model_version(NAME, "1").tags
+    for key in (
+        "lineage.git_commit",
+        "lineage.dvc_ohlcv_clean_md5",
+        "lineage.training_run_id",
+        "lineage.evaluation_run_id",
+        "lineage.evaluation_report_sha256",
+        "gate.decision",
+        "gate.reasons",
+    ):
+        assert tags.get(key), key
+    assert tags["gate.decision"] == "first_champion"
+
+    # the same bundle again: equal on the same rows is not better -> stays challenger
+    second = _deploy(tiny_run, LENIENT)
+    assert second["decision"] == "kept_champion" and not second["promoted"]
+    assert second["challenger"]["sharpe"] == pytest.approx(second["champion"]["sharpe"])
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "2"
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+    assert any("does not beat the champion" in r for r in second["reasons"])
+
+    # margins that any challenger clears: promoted, the previous champion recorded
+    third = _deploy(tiny_run, LENIENT | {"min_sharpe_gain": -1.0, "min_log_loss_gain": -1.0})
+    assert third["decision"] == "promoted"
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "3"
+    assert client.get_model_version(NAME, "3").tags["previous_champion"] == "1"
+
+    back = rollback(NAME, registry)
+    assert (back["from"], back["to"]) == ("3", "1")
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+    with pytest.raises(DeployError, match="first champion: there is no previous one"):
+        rollback(NAME, registry)
+
+    # the champion serves through mlflow.pyfunc with no Kedro session, like the bundle
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    assert model.metadata.signature is not None
+    candles = tiny_run["ohlcv_clean"].iloc[-2000:]
+    bundle = Bundle.load(tiny_run["bundle_path"])
+    expected = bundle.predict(candles)
+    frame = candles.reset_index().rename(columns={"timestamp": "timestamp"})
+    frame["timestamp"] = frame["timestamp"].dt.tz_localize(None)
+    served = model.predict(frame)
+    np.testing.assert_allclose(served["meta.up"], expected["meta.up"], rtol=1e-9)
+
+
+def test_the_honesty_checks_can_refuse_even_a_first_champion(tiny_run, registry) -> None:
+    report = _deploy(tiny_run, {"max_pbo": -1.0})
+    assert report["decision"] == "no_champion" and not report["promoted"]
+    assert any("PBO" in r and "is not at most -1.0" in r for r in report["reasons"])
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "1"
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        client.get_model_version_by_alias(NAME, "champion")  # "no champion yet" is normal
+
+
+def test_gate_by_hand() -> None:
+    config = DeployConfig(min_sharpe_gain=0.1, min_log_loss_gain=0.001)
+    evaluation = {"statistics": {"dsr": 0.2, "pbo": 0.3}}
+    clean = {"psr": 0.4, "accuracy_ci_low": 0.30, "chance_accuracy": 0.35}
+    champion = {"sharpe": 0.5, "log_loss": 1.07}
+    worse = {"sharpe": 0.55, "log_loss": 1.069}  # Sharpe gain under the margin
+    ok, reasons = gate(worse, champion, evaluation, clean, config)
+    assert not ok and "does not beat the champion" in reasons[-1]
+    better = {"sharpe": 0.7, "log_loss": 1.06}
+    assert gate(better, champion, evaluation, clean, config)[0]
+    leaky = clean | {"psr": 0.99}
+    ok, reasons = gate(better, champion, evaluation, leaky, config)
+    assert not ok and any("the placebo shows an edge" in r for r in reasons)
+    ok, reasons = gate(better, None, {"statistics": {"pbo": 0.3}}, clean, config)
+    assert not ok and "the deflated Sharpe was not reported" in reasons
+
+
+def test_package_bundle_fails_by_name_on_a_misspelt_key(tiny_run) -> None:
+    params = tiny_run["params"]
+    with pytest.raises(ConfigError, match=r"'evaluate.engine': unknown key\(s\) \['stop_knd'\]"):
+        package_bundle(
+            tiny_run["ohlcv_metadata"],
+            tiny_run["feature_manifest"],
+            tiny_run["walk_forward_plan"],
+            tiny_run["meta_agents"],
+            tiny_run["meta_selection"],
+            params["features"],
+            params["labels"],
+            params["evaluate"] | {"engine": {"stop_knd": 1}},
+        )
+
+
+def test_the_runner_hot_reloads_when_the_champion_alias_moves(tiny_run, registry, tmp_path):
+    _deploy(tiny_run, LENIENT)
+    _deploy(tiny_run, LENIENT)  # v2, challenger
+    ohlcv = tiny_run["ohlcv_clean"]
+    start = pd.Timestamp(tiny_run["evaluation"]["test_span"]["start"])
+    store = StateStore(tmp_path / "state.db")
+    runner = Runner(
+        ReplayFeed(ohlcv, symbol="EURUSD", timeframe="1h", start=start),
+        store,
+        ModelSource(f"models:/{NAME}@champion", registry),
+        RunnerConfig(symbol="EURUSD", timeframe="1h", reload_check_seconds=0.0),
+    )
+    runner.start()
+    runner.run(max_candles=3)
+    assert runner.version == "1"
+    mlflow.MlflowClient().set_registered_model_alias(NAME, "champion", "2")
+    runner.run(max_candles=3)
+    assert runner.version == "2"
+    assert any(a["kind"] == "model_change" for a in store.alerts())
+    versions = store.decisions("EURUSD", 100)["model_version"].tolist()
+    assert versions[:3] == ["1"] * 3 and versions[-1] == "2"

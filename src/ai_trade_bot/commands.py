@@ -1,6 +1,7 @@
 """The ``ai-trade-bot`` command (also ``python -m ai_trade_bot``).
 
 - ``ai-trade-bot live``: the live runner (paper trading unless ``--live``).
+- ``ai-trade-bot serve``: the status API and dashboard over a runner's state file.
 - ``ai-trade-bot rollback``: move the ``champion`` alias back to the previous champion.
 - ``ai-trade-bot run ...``: ``kedro run`` for this project.
 """
@@ -61,12 +62,15 @@ def main() -> None:
 @click.option("--exchange", default="binance", show_default=True)
 @click.option("--symbol", default="BTC/USDT", show_default=True)
 @click.option("--timeframe", default="1h", show_default=True)
-@click.option("--api-host", default=None, help="Point the exchange's API at another host.")
+@click.option("--exchange-url", default=None, help="Point the exchange's API at another host.")
 @click.option("--poll-seconds", type=float, default=5.0, show_default=True)
 @click.option("--stale-after", type=float, default=120.0, show_default=True)
 @click.option("--webhook", default=None, help="POST alerts to this URL.")
 @click.option("--max-candles", type=int, default=None)
 @click.option("--reload-check-seconds", type=float, default=30.0, show_default=True)
+@click.option("--api", "with_api", is_flag=True, help="Serve the status API and dashboard too.")
+@click.option("--api-bind", default="127.0.0.1", show_default=True)
+@click.option("--api-port", type=int, default=8765, show_default=True)
 @click.option("--live", "live_orders", is_flag=True,
               help="Send real orders (credentials: conf/local or the environment).")  # fmt: skip
 def live(
@@ -80,12 +84,15 @@ def live(
     exchange: str,
     symbol: str,
     timeframe: str,
-    api_host: str | None,
+    exchange_url: str | None,
     poll_seconds: float,
     stale_after: float,
     webhook: str | None,
     max_candles: int | None,
     reload_check_seconds: float,
+    with_api: bool,
+    api_bind: str,
+    api_port: int,
     live_orders: bool,
 ) -> None:
     """Trade closed candles with the champion model; paper trading by default."""
@@ -108,7 +115,7 @@ def live(
     else:
         from ai_trade_bot.data.sources import make_exchange
 
-        client = make_exchange(exchange, api_host=api_host, credentials=credentials)
+        client = make_exchange(exchange, api_host=exchange_url, credentials=credentials)
         source = CcxtFeed(
             client,
             symbol=symbol,
@@ -121,7 +128,7 @@ def live(
         from ai_trade_bot.data.sources import make_exchange
 
         broker = CcxtBroker(
-            make_exchange(exchange, api_host=api_host, credentials=credentials), symbol
+            make_exchange(exchange, api_host=exchange_url, credentials=credentials), symbol
         )
     store = StateStore(state_path)
     runner = Runner(
@@ -139,12 +146,15 @@ def live(
         broker=broker,
     )
     runner.start()
+    api = _start_api(state_path, api_bind, api_port) if with_api else None
     try:
         runner.run(max_candles=max_candles)
     except KeyboardInterrupt:
         click.echo(f"stopped; resume with the same command (state in {state_path})")
     finally:
         store.close()
+        if api is not None:
+            api.terminate()
     if runner.latencies:
         import numpy as np
 
@@ -157,6 +167,59 @@ def live(
             f"p99 {np.percentile(lat, 99):.1f} ms (median ms by stage: {stages}); "
             f"state in {state_path}"
         )
+
+
+def _serve_api(state_path: str, host: str, port: int, parent: int) -> None:
+    """The API in its own process (its requests never wait on the runner's GIL); it ends
+    when the runner's process does."""
+    import threading
+    import time
+
+    from ai_trade_bot.live.api import load_token, serve
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+    token = load_token(PROJECT_ROOT / "conf" / "local")
+    serve(
+        state_path,
+        host=host,
+        port=port,
+        token=token,
+        drift_dir=PROJECT_ROOT / "data" / "08_reporting",
+    )
+
+
+def _start_api(state_path: str, host: str, port: int):
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(
+        target=_serve_api, args=(state_path, host, port, os.getpid()), daemon=True
+    )
+    process.start()
+    click.echo(f"status API and dashboard on http://{host}:{port}/")
+    return process
+
+
+@main.command()
+@click.option("--state", "state_path", default=DEFAULT_STATE, show_default=True)
+@click.option("--bind", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8765, show_default=True)
+def serve(state_path: str, bind: str, port: int) -> None:
+    """Serve the status API and dashboard over a runner's state file."""
+    from ai_trade_bot.live.api import load_token
+    from ai_trade_bot.live.api import serve as run_server
+
+    token = load_token(PROJECT_ROOT / "conf" / "local")
+    click.echo(
+        f"status API and dashboard on http://{bind}:{port}/ "
+        f"(commands {'on' if token else 'off: no token configured'})"
+    )
+    run_server(state_path, host=bind, port=port, token=token,
+               drift_dir=PROJECT_ROOT / "data" / "08_reporting")  # fmt: skip
 
 
 @main.command()

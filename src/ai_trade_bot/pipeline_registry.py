@@ -5,7 +5,7 @@ from __future__ import annotations
 from kedro.config import OmegaConfigLoader
 from kedro.pipeline import Pipeline
 
-from ai_trade_bot.pipelines import deploy, evaluate, features, ingestion, train, tune
+from ai_trade_bot.pipelines import deploy, drift, evaluate, features, ingestion, train, tune
 from ai_trade_bot.settings import CONFIG_LOADER_ARGS, PROJECT_ROOT
 
 
@@ -27,6 +27,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "train": train.create_pipeline(agents=enabled_agents()),
         "evaluate": evaluate.create_pipeline(agents=enabled_agents()),
         "deploy": deploy.create_pipeline(agents=enabled_agents()),
+        "drift": drift.create_pipeline(),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     pipelines["tune"] = tune.create_pipeline()  # not in __default__

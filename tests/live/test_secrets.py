@@ -38,7 +38,7 @@ def test_secrets_never_reach_logs_or_state_with_real_orders(tiny_run, tmp_path) 
                 "--state",
                 str(state),
                 "--live",
-                "--api-host",
+                "--exchange-url",
                 server.url,
                 "--symbol",
                 "BTC/USDT",

@@ -1,0 +1,307 @@
+"""The status API and dashboard over the runner's SQLite state (FastAPI, served by uvicorn).
+
+Read endpoints open the state file read-only (WAL lets them read while the runner writes):
+``/health``, ``/status``, ``/positions``, ``/orders``, ``/decisions``, ``/equity``,
+``/alerts``, ``/drift`` and ``/metrics`` (Prometheus text). ``POST /pause``, ``/resume``
+and ``/flatten`` need ``Authorization: Bearer <token>`` (compared in constant time); they
+queue a command the runner obeys between candles, recording who asked and when. With no
+token configured they are off. ``/`` is the dashboard; its chart library is plotly.js from
+the installed ``plotly`` package (no CDN).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import sqlite3
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_TOKEN = "AI_TRADE_BOT_API_TOKEN"
+COMMANDS = ("pause", "resume", "flatten")
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
+
+
+def load_token(conf_local: str | Path = "conf/local") -> str | None:
+    """The API token from the environment or ``conf/local/credentials.yml`` (``api:
+    {token: ...}``); None switches the mutating endpoints off."""
+    token = os.environ.get(ENV_TOKEN)
+    if token:
+        return token
+    path = Path(conf_local) / "credentials.yml"
+    if path.exists():
+        block = (yaml.safe_load(path.read_text()) or {}).get("api") or {}
+        if block.get("token"):
+            return str(block["token"])
+    return None
+
+
+def _rows(db: sqlite3.Connection, query: str, args: tuple = ()) -> list[dict[str, Any]]:
+    return [dict(r) for r in db.execute(query, args).fetchall()]
+
+
+def _iso(ns: int | None) -> str | None:
+    return None if ns is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / 1e9))
+
+
+def create_app(
+    state_path: str | Path,
+    *,
+    token: str | None = None,
+    drift_dir: str | Path = "data/08_reporting",
+) -> Any:
+    """The FastAPI application (see the module docstring)."""
+    from fastapi import FastAPI, HTTPException, Request, Response
+    from fastapi.responses import HTMLResponse, JSONResponse
+
+    state_path, drift_dir = Path(state_path), Path(drift_dir)
+    app = FastAPI(title="ai_trade_bot status", docs_url=None, redoc_url=None)
+    page = resources.files("ai_trade_bot.live").joinpath("static/dashboard.html").read_text()
+    plotly_js = (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
+
+    def connect() -> sqlite3.Connection:
+        if not state_path.exists():
+            raise HTTPException(503, f"no runner state at {state_path} yet")
+        db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True, timeout=5)
+        db.row_factory = sqlite3.Row
+        return db
+
+    def runner(db: sqlite3.Connection) -> dict[str, Any]:
+        rows = _rows(db, "SELECT * FROM runner ORDER BY updated_at DESC LIMIT 1")
+        if not rows:
+            raise HTTPException(503, "the runner has not started yet")
+        return rows[0]
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "state_file": str(state_path), "state_exists": state_path.exists()}
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        db = connect()
+        try:
+            state = runner(db)
+            position = _rows(db, "SELECT * FROM positions WHERE symbol = ?", (state["symbol"],))
+            alerts = _rows(db, "SELECT kind, message, at FROM alerts ORDER BY id DESC LIMIT 1")
+        finally:
+            db.close()
+        halted = state["halted_reason"] or ("paused" if state["paused"] else None)
+        return {
+            "symbol": state["symbol"],
+            "timeframe": state["timeframe"],
+            "mode": state["mode"],
+            "model_version": state["model_version"],
+            "last_candle": _iso(state["last_ts"]),
+            "bar": state["bar"],
+            "feed_state": state["feed_state"] or "ok",
+            "paused": bool(state["paused"]),
+            "halted": halted is not None,
+            "halted_reason": halted,
+            "equity": position[0]["equity"] if position else None,
+            "units": position[0]["units"] if position else None,
+            "updated_at": state["updated_at"],
+            "last_alert": alerts[0] if alerts else None,
+        }
+
+    @app.get("/positions")
+    def positions() -> list[dict[str, Any]]:
+        db = connect()
+        try:
+            rows = _rows(db, "SELECT * FROM positions")
+        finally:
+            db.close()
+        return [r | {"time": _iso(r.pop("ts"))} for r in rows]
+
+    @app.get("/orders")
+    def orders(limit: int = 50) -> dict[str, Any]:
+        db = connect()
+        try:
+            recent = _rows(db, "SELECT * FROM orders ORDER BY rowid DESC LIMIT ?", (limit,))
+            fills = _rows(db, "SELECT * FROM fills ORDER BY bar DESC, seq DESC LIMIT ?", (limit,))
+        finally:
+            db.close()
+        return {
+            "orders": [r | {"time": _iso(r["ts"])} for r in recent],
+            "fills": [r | {"time": _iso(r["ts"])} for r in fills],
+        }
+
+    @app.get("/decisions")
+    def decisions(limit: int = 20) -> list[dict[str, Any]]:
+        db = connect()
+        try:
+            rows = _rows(db, "SELECT * FROM decisions ORDER BY ts DESC LIMIT ?", (limit,))
+        finally:
+            db.close()
+        out = []
+        for row in rows:
+            votes = json.loads(row.pop("votes") or "{}")
+            meta = {k: row.pop(k) for k in ("down", "flat", "up", "confidence", "disagreement")}
+            out.append(row | {"time": _iso(row["ts"]), "votes": votes, "meta": meta})
+        return out
+
+    @app.get("/equity")
+    def equity(limit: int = 5000) -> dict[str, list]:
+        db = connect()
+        try:
+            rows = _rows(
+                db, "SELECT ts, equity, drawdown FROM equity ORDER BY ts DESC LIMIT ?", (limit,)
+            )[::-1]
+        finally:
+            db.close()
+        return {
+            "time": [_iso(r["ts"]) for r in rows],
+            "equity": [r["equity"] for r in rows],
+            "drawdown": [-r["drawdown"] for r in rows],
+        }
+
+    @app.get("/alerts")
+    def alerts(limit: int = 20) -> list[dict[str, Any]]:
+        db = connect()
+        try:
+            return _rows(db, "SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
+        finally:
+            db.close()
+
+    @app.get("/drift")
+    def drift() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in ("drift_summary", "retrain_required"):
+            path = drift_dir / f"{name}.json"
+            out[name] = json.loads(path.read_text()) if path.exists() else None
+        summary = out["drift_summary"] or {}
+        out["status"] = (
+            "no drift report yet"
+            if not summary
+            else ("drift" if summary.get("dataset_drift") else "no drift")
+        )
+        return out
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        db = connect()
+        try:
+            registry = _metrics_registry(db)
+        finally:
+            db.close()
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    def command(name: str, request: Request) -> dict[str, Any]:
+        if token is None:
+            raise HTTPException(403, f"{name} is off: no API token configured ({ENV_TOKEN})")
+        header = request.headers.get("authorization", "")
+        given = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "a valid bearer token is required")
+        who = request.headers.get("x-requested-by") or (
+            request.client.host if request.client else "unknown"
+        )
+        db = sqlite3.connect(state_path, timeout=30)
+        try:
+            row = db.execute(
+                "SELECT symbol FROM runner ORDER BY updated_at DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                raise HTTPException(503, "the runner has not started yet")
+            db.execute(
+                "INSERT INTO commands (symbol, command, requested_by, requested_at) "
+                "VALUES (?, ?, ?, ?)",
+                (row[0], name, who, time.time()),
+            )
+            db.commit()
+        finally:
+            db.close()
+        return {"queued": name, "requested_by": who, "applied": "at the next candle"}
+
+    for name in COMMANDS:
+
+        def endpoint(request: Request, _name: str = name) -> dict[str, Any]:
+            return command(_name, request)
+
+        app.post(f"/{name}")(endpoint)
+
+    @app.get("/", response_class=HTMLResponse)
+    def dashboard() -> str:
+        return page
+
+    @app.get("/static/plotly.min.js")
+    def plotly() -> Response:
+        return Response(plotly_js, media_type="application/javascript")
+
+    @app.exception_handler(sqlite3.Error)
+    def database_busy(request: Request, exc: sqlite3.Error) -> JSONResponse:
+        return JSONResponse({"detail": f"state file unavailable: {exc}"}, status_code=503)
+
+    return app
+
+
+def _metrics_registry(db: sqlite3.Connection) -> Any:
+    """Prometheus metrics from the state: equity, position, decisions by reason, decision
+    latency (histogram), feed lag and alerts."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
+
+    class StateCollector:
+        def collect(self):
+            state = db.execute("SELECT * FROM runner ORDER BY updated_at DESC LIMIT 1").fetchone()
+            symbol = state["symbol"] if state else ""
+            equity = GaugeMetricFamily(
+                "ai_trade_bot_equity", "Equity at the last close", labels=["symbol"]
+            )
+            units = GaugeMetricFamily(
+                "ai_trade_bot_position_units", "Open position (units)", labels=["symbol"]
+            )
+            for row in db.execute("SELECT symbol, equity, units FROM positions"):
+                equity.add_metric([row["symbol"]], row["equity"])
+                units.add_metric([row["symbol"]], row["units"])
+            yield equity
+            yield units
+            reasons = CounterMetricFamily(
+                "ai_trade_bot_decisions", "Decisions by reason", labels=["symbol", "reason"]
+            )
+            for row in db.execute("SELECT reason, COUNT(*) AS n FROM decisions GROUP BY reason"):
+                reasons.add_metric([symbol, row["reason"] or ""], row["n"])
+            yield reasons
+            latencies = [r[0] for r in db.execute("SELECT latency_ms FROM decisions")]
+            buckets, total = [], 0.0
+            for bound in LATENCY_BUCKETS_MS:
+                buckets.append((str(float(bound)), sum(1 for v in latencies if v <= bound)))
+            buckets.append(("+Inf", len(latencies)))
+            total = float(sum(latencies))
+            yield HistogramMetricFamily(
+                "ai_trade_bot_decision_latency_ms",
+                "Candle processing time until the decision is written",
+                buckets=buckets,
+                sum_value=total,
+            )
+            lag = GaugeMetricFamily(
+                "ai_trade_bot_feed_lag_seconds", "Seconds since the last candle's open time"
+            )
+            if state and state["last_ts"]:
+                lag.add_metric([], time.time() - state["last_ts"] / 1e9)
+            yield lag
+            alerts = CounterMetricFamily("ai_trade_bot_alerts", "Alerts by kind", labels=["kind"])
+            for row in db.execute("SELECT kind, COUNT(*) AS n FROM alerts GROUP BY kind"):
+                alerts.add_metric([row["kind"]], row["n"])
+            yield alerts
+
+    registry = CollectorRegistry()
+    registry.register(StateCollector())
+    return registry
+
+
+def serve(state_path: str | Path, *, host: str = "127.0.0.1", port: int = 8765, **kwargs) -> None:
+    """Run the API with uvicorn (blocking)."""
+    import uvicorn
+
+    uvicorn.run(create_app(state_path, **kwargs), host=host, port=port, log_level="warning")

@@ -306,11 +306,23 @@ def register_and_gate(
     challenger_scores = validation_scores(bundle, candles, labels, start, end)
     placebo = placebo_scores(bundle, candles, start, end, config.placebo_seed)
     champion_version = current_champion(client, config.model_name)
-    champion_scores = None
+    champion_scores, incomparable = None, None
     if champion_version is not None:
         champion = load_bundle(f"models:/{config.model_name}/{champion_version.version}")
-        champion_scores = validation_scores(champion, candles, labels, start, end)
+        if (champion.symbol, champion.timeframe) != (bundle.symbol, bundle.timeframe):
+            incomparable = (
+                f"the champion (v{champion_version.version}) trades {champion.symbol} "
+                f"{champion.timeframe}, the challenger {bundle.symbol} {bundle.timeframe}: not "
+                "comparable on the same rows; use another deploy.model_name per market"
+            )
+        else:
+            try:
+                champion_scores = validation_scores(champion, candles, labels, start, end)
+            except AiTradeBotError as exc:
+                incomparable = f"the champion cannot be scored on these rows: {exc}"
     promote, reasons = gate(challenger_scores, champion_scores, evaluation, placebo, config)
+    if incomparable:
+        promote, reasons = False, [*reasons[:-1], incomparable]
     info = log_bundle(bundle, candles, config.model_name)
     version = str(info.registered_model_version)
     client.set_registered_model_alias(config.model_name, CHALLENGER, version)

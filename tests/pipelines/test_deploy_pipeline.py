@@ -161,3 +161,22 @@ def test_the_runner_hot_reloads_when_the_champion_alias_moves(tiny_run, registry
     assert any(a["kind"] == "model_change" for a in store.alerts())
     versions = store.decisions("EURUSD", 100)["model_version"].tolist()
     assert versions[:3] == ["1"] * 3 and versions[-1] == "2"
+
+
+def test_a_champion_of_another_market_is_not_compared_or_replaced(tiny_run, registry) -> None:
+    assert _deploy(tiny_run, LENIENT)["decision"] == "first_champion"
+    other = Bundle.load(tiny_run["bundle_path"])
+    other.symbol = "BTCUSDT"
+    report = deploy_bundle(
+        other,
+        tiny_run["ohlcv_clean"],
+        tiny_run["labels"],
+        tiny_run["evaluation"],
+        tiny_run["evaluation_report"],
+        tiny_run["train_summary"],
+        LENIENT | {"min_sharpe_gain": -1.0, "min_log_loss_gain": -1.0},
+        str(ROOT),
+    )
+    assert report["decision"] == "kept_champion"
+    assert "not comparable on the same rows" in report["reasons"][-1]
+    assert str(mlflow.MlflowClient().get_model_version_by_alias(NAME, "champion").version) == "1"

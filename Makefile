@@ -9,7 +9,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run test lint format bench bench-agents bench-backtest bench-live repro mlflow-ui lock clean-venv
+.PHONY: venv run test lint format bench bench-agents bench-backtest bench-live bench-api repro mlflow-ui lock clean-venv
 
 venv: $(STAMP)
 
@@ -50,6 +50,9 @@ bench-backtest: venv
 
 bench-live: venv
 	$(BIN)/python benchmarks/live_latency.py
+
+bench-api: venv
+	$(BIN)/python benchmarks/api_load.py
 
 repro: venv
 	$(BIN)/dvc repro

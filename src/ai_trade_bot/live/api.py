@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 
 ENV_TOKEN = "AI_TRADE_BOT_API_TOKEN"
 COMMANDS = ("pause", "resume", "flatten")
@@ -56,9 +58,6 @@ def create_app(
     drift_dir: str | Path = "data/08_reporting",
 ) -> Any:
     """The FastAPI application (see the module docstring)."""
-    from fastapi import FastAPI, HTTPException, Request, Response
-    from fastapi.responses import HTMLResponse, JSONResponse
-
     state_path, drift_dir = Path(state_path), Path(drift_dir)
     app = FastAPI(title="ai_trade_bot status", docs_url=None, redoc_url=None)
     page = resources.files("ai_trade_bot.live").joinpath("static/dashboard.html").read_text()
@@ -186,11 +185,11 @@ def create_app(
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         db = connect()
-        try:
-            registry = _metrics_registry(db)
+        try:  # the collector reads the database while the text is generated
+            text = generate_latest(_metrics_registry(db))
         finally:
             db.close()
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     def command(name: str, request: Request) -> dict[str, Any]:
         if token is None:

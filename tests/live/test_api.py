@@ -1,0 +1,126 @@
+"""The status API over a real runner's state: fields, commands behind a token, metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from ai_trade_bot.live.api import create_app
+from ai_trade_bot.live.feeds import ReplayFeed
+from ai_trade_bot.live.runner import ModelSource, Runner, RunnerConfig
+from ai_trade_bot.live.store import StateStore
+
+TOKEN = "api-token-7b1f9e2c"
+
+
+@pytest.fixture(scope="module")
+def state(tiny_run, tmp_path_factory):
+    """A runner that traded 30 candles of the test span, and its state file."""
+    ohlcv = tiny_run["ohlcv_clean"]
+    start = pd.Timestamp(tiny_run["evaluation"]["test_span"]["start"])
+    path = tmp_path_factory.mktemp("api") / "state.db"
+    store = StateStore(path)
+    runner = Runner(
+        ReplayFeed(ohlcv, symbol="EURUSD", timeframe="1h", start=start),
+        store,
+        ModelSource(str(tiny_run["bundle_path"])),
+        RunnerConfig(symbol="EURUSD", timeframe="1h"),
+    )
+    runner.start()
+    runner.run(max_candles=30)
+    return {"path": path, "runner": runner, "store": store}
+
+
+def test_every_read_endpoint_answers_with_the_documented_fields(state, tiny_run, tmp_path) -> None:
+    drift_dir = tmp_path / "reports"
+    drift_dir.mkdir()
+    (drift_dir / "drift_summary.json").write_text(json.dumps({"dataset_drift": True}))
+    client = TestClient(create_app(state["path"], token=TOKEN, drift_dir=drift_dir))
+    assert client.get("/health").json()["status"] == "ok"
+    status = client.get("/status").json()
+    assert {
+        "mode",
+        "model_version",
+        "last_candle",
+        "feed_state",
+        "halted",
+        "halted_reason",
+        "paused",
+        "equity",
+    } <= set(status)
+    assert status["mode"] == "paper" and status["feed_state"] == "ok"
+    assert status["model_version"].startswith("local:")
+    positions = client.get("/positions").json()
+    assert positions[0]["symbol"] == "EURUSD" and {"units", "cash", "equity"} <= set(positions[0])
+    orders = client.get("/orders").json()
+    assert set(orders) == {"orders", "fills"}
+    decisions = client.get("/decisions?limit=5").json()
+    assert len(decisions) == 5
+    latest = decisions[0]
+    assert set(latest["votes"]) == set(tiny_run["deploy_bundle"].agents)
+    assert {"down", "flat", "up", "confidence"} <= set(latest["votes"]["gbm"])
+    assert {"confidence", "up"} <= set(latest["meta"]) and latest["reason"]
+    equity = client.get("/equity").json()
+    assert len(equity["time"]) == len(equity["equity"]) == 30
+    assert client.get("/drift").json()["status"] == "drift"
+    assert client.get("/").text.count("equity-chart") >= 1
+    assert client.get("/static/plotly.min.js").text.startswith("/**")
+
+
+def test_metrics_parse_as_prometheus_text(state) -> None:
+    client = TestClient(create_app(state["path"], token=TOKEN))
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    assert {
+        "ai_trade_bot_equity",
+        "ai_trade_bot_position_units",
+        "ai_trade_bot_decisions",
+        "ai_trade_bot_decision_latency_ms",
+        "ai_trade_bot_feed_lag_seconds",
+        "ai_trade_bot_alerts",
+    } <= set(families)
+    decided = sum(s.value for s in families["ai_trade_bot_decisions"].samples)
+    assert decided == 30
+    count = next(
+        s.value
+        for s in families["ai_trade_bot_decision_latency_ms"].samples
+        if s.name.endswith("_count")
+    )
+    assert count == 30
+
+
+def test_commands_need_the_token_and_the_runner_obeys_them(state, caplog) -> None:
+    client = TestClient(create_app(state["path"], token=TOKEN))
+    assert client.post("/pause").status_code == 401
+    assert client.post("/pause", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    off = TestClient(create_app(state["path"], token=None))
+    assert off.post("/pause", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 403
+    with caplog.at_level(logging.DEBUG):
+        ok = client.post(
+            "/pause",
+            headers={"Authorization": f"Bearer {TOKEN}", "X-Requested-By": "alice"},
+        )
+    assert ok.status_code == 200 and ok.json()["requested_by"] == "alice"
+    runner, store = state["runner"], state["store"]
+    runner.run(max_candles=1)
+    assert client.get("/status").json()["paused"] is True
+    assert client.get("/status").json()["halted_reason"] == "paused"
+    command = store.db.execute("SELECT * FROM commands WHERE command = 'pause'").fetchone()
+    assert command["requested_by"] == "alice" and command["applied_at"] is not None
+    client.post("/flatten", headers={"Authorization": f"Bearer {TOKEN}"})
+    client.post("/resume", headers={"Authorization": f"Bearer {TOKEN}"})
+    runner.run(max_candles=1)
+    status = client.get("/status").json()
+    assert status["paused"] is False
+    decision = client.get("/decisions?limit=1").json()[0]
+    assert decision["reason"] == "flatten" and decision["target"] == 0.0
+    # the token appears in no response, no page, no log record
+    for path in ("/status", "/decisions", "/orders", "/", "/metrics", "/alerts"):
+        assert TOKEN not in client.get(path).text
+    assert TOKEN not in caplog.text

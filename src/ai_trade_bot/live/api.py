@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -51,6 +52,60 @@ def _iso(ns: int | None) -> str | None:
     return None if ns is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / 1e9))
 
 
+class _CachedReader:
+    """One read-only connection to the state file and the JSON of each read endpoint,
+    rebuilt only after the runner commits (SQLite's ``PRAGMA data_version`` changes when
+    another connection has written). Under a busy dashboard most requests are served from
+    memory, which keeps the API's CPU away from the runner on small machines. Used from the
+    event loop's thread only (the endpoints are ``async``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db: sqlite3.Connection | None = None
+        self.version: int | None = None
+        self.bodies: dict[tuple, bytes] = {}
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.db is None:
+            if not self.path.exists():
+                raise HTTPException(503, f"no runner state at {self.path} yet")
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+            db.row_factory = sqlite3.Row
+            self.db = db
+        return self.db
+
+    def run(self, fn):
+        try:
+            return fn(self._connect())
+        except sqlite3.Error:
+            self.close()  # a replaced or damaged file: reopen on the next request
+            raise
+
+    def get(self, key: tuple, build) -> bytes:
+        def fetch(db: sqlite3.Connection) -> bytes:
+            version = db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self.version:
+                self.bodies.clear()
+                self.version = version
+            body = self.bodies.get(key)
+            if body is None:
+                db.execute("BEGIN")  # one snapshot for every query behind this body
+                try:
+                    body = orjson.dumps(build(db))
+                finally:
+                    db.rollback()
+                self.bodies[key] = body
+            return body
+
+        return self.run(fetch)
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+        self.db, self.version = None, None
+        self.bodies.clear()
+
+
 def create_app(
     state_path: str | Path,
     *,
@@ -63,12 +118,11 @@ def create_app(
     page = resources.files("ai_trade_bot.live").joinpath("static/dashboard.html").read_text()
     plotly_js = (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
 
-    def connect() -> sqlite3.Connection:
-        if not state_path.exists():
-            raise HTTPException(503, f"no runner state at {state_path} yet")
-        db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True, timeout=5)
-        db.row_factory = sqlite3.Row
-        return db
+    reader = _CachedReader(state_path)
+
+    def cached(key: tuple, build) -> Response:
+        """``build(db)``'s JSON, rebuilt only when the runner has committed since."""
+        return Response(reader.get(key, build), media_type="application/json")
 
     def runner(db: sqlite3.Connection) -> dict[str, Any]:
         rows = _rows(db, "SELECT * FROM runner ORDER BY updated_at DESC LIMIT 1")
@@ -81,90 +135,81 @@ def create_app(
         return {"status": "ok", "state_file": str(state_path), "state_exists": state_path.exists()}
 
     @app.get("/status")
-    def status() -> dict[str, Any]:
-        db = connect()
-        try:
+    async def status() -> Response:
+        def build(db: sqlite3.Connection) -> dict[str, Any]:
             state = runner(db)
             position = _rows(db, "SELECT * FROM positions WHERE symbol = ?", (state["symbol"],))
             alerts = _rows(db, "SELECT kind, message, at FROM alerts ORDER BY id DESC LIMIT 1")
-        finally:
-            db.close()
-        halted = state["halted_reason"] or ("paused" if state["paused"] else None)
-        return {
-            "symbol": state["symbol"],
-            "timeframe": state["timeframe"],
-            "mode": state["mode"],
-            "model_version": state["model_version"],
-            "last_candle": _iso(state["last_ts"]),
-            "bar": state["bar"],
-            "feed_state": state["feed_state"] or "ok",
-            "paused": bool(state["paused"]),
-            "halted": halted is not None,
-            "halted_reason": halted,
-            "equity": position[0]["equity"] if position else None,
-            "units": position[0]["units"] if position else None,
-            "updated_at": state["updated_at"],
-            "last_alert": alerts[0] if alerts else None,
-        }
+            halted = state["halted_reason"] or ("paused" if state["paused"] else None)
+            return {
+                "symbol": state["symbol"],
+                "timeframe": state["timeframe"],
+                "mode": state["mode"],
+                "model_version": state["model_version"],
+                "last_candle": _iso(state["last_ts"]),
+                "bar": state["bar"],
+                "feed_state": state["feed_state"] or "ok",
+                "paused": bool(state["paused"]),
+                "halted": halted is not None,
+                "halted_reason": halted,
+                "equity": position[0]["equity"] if position else None,
+                "units": position[0]["units"] if position else None,
+                "updated_at": state["updated_at"],
+                "last_alert": alerts[0] if alerts else None,
+            }
+
+        return cached(("status",), build)
 
     @app.get("/positions")
-    def positions() -> list[dict[str, Any]]:
-        db = connect()
-        try:
-            rows = _rows(db, "SELECT * FROM positions")
-        finally:
-            db.close()
-        return [r | {"time": _iso(r.pop("ts"))} for r in rows]
+    async def positions() -> Response:
+        def build(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            return [r | {"time": _iso(r.pop("ts"))} for r in _rows(db, "SELECT * FROM positions")]
+
+        return cached(("positions",), build)
 
     @app.get("/orders")
-    def orders(limit: int = 50) -> dict[str, Any]:
-        db = connect()
-        try:
+    async def orders(limit: int = 50) -> Response:
+        def build(db: sqlite3.Connection) -> dict[str, Any]:
             recent = _rows(db, "SELECT * FROM orders ORDER BY rowid DESC LIMIT ?", (limit,))
             fills = _rows(db, "SELECT * FROM fills ORDER BY bar DESC, seq DESC LIMIT ?", (limit,))
-        finally:
-            db.close()
-        return {
-            "orders": [r | {"time": _iso(r["ts"])} for r in recent],
-            "fills": [r | {"time": _iso(r["ts"])} for r in fills],
-        }
+            return {
+                "orders": [r | {"time": _iso(r["ts"])} for r in recent],
+                "fills": [r | {"time": _iso(r["ts"])} for r in fills],
+            }
+
+        return cached(("orders", limit), build)
 
     @app.get("/decisions")
-    def decisions(limit: int = 20) -> list[dict[str, Any]]:
-        db = connect()
-        try:
-            rows = _rows(db, "SELECT * FROM decisions ORDER BY ts DESC LIMIT ?", (limit,))
-        finally:
-            db.close()
-        out = []
-        for row in rows:
-            votes = json.loads(row.pop("votes") or "{}")
-            meta = {k: row.pop(k) for k in ("down", "flat", "up", "confidence", "disagreement")}
-            out.append(row | {"time": _iso(row["ts"]), "votes": votes, "meta": meta})
-        return out
+    async def decisions(limit: int = 20) -> Response:
+        def build(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            out = []
+            for row in _rows(db, "SELECT * FROM decisions ORDER BY ts DESC LIMIT ?", (limit,)):
+                votes = json.loads(row.pop("votes") or "{}")
+                meta = {k: row.pop(k) for k in ("down", "flat", "up", "confidence", "disagreement")}
+                out.append(row | {"time": _iso(row["ts"]), "votes": votes, "meta": meta})
+            return out
+
+        return cached(("decisions", limit), build)
 
     @app.get("/equity")
-    def equity(limit: int = 5000) -> dict[str, list]:
-        db = connect()
-        try:
-            rows = _rows(
-                db, "SELECT ts, equity, drawdown FROM equity ORDER BY ts DESC LIMIT ?", (limit,)
-            )[::-1]
-        finally:
-            db.close()
-        return {
-            "time": [_iso(r["ts"]) for r in rows],
-            "equity": [r["equity"] for r in rows],
-            "drawdown": [-r["drawdown"] for r in rows],
-        }
+    async def equity(limit: int = 5000) -> Response:
+        def build(db: sqlite3.Connection) -> dict[str, list]:
+            query = "SELECT ts, equity, drawdown FROM equity ORDER BY ts DESC LIMIT ?"
+            rows = _rows(db, query, (limit,))[::-1]
+            return {
+                "time": [_iso(r["ts"]) for r in rows],
+                "equity": [r["equity"] for r in rows],
+                "drawdown": [-r["drawdown"] for r in rows],
+            }
+
+        return cached(("equity", limit), build)
 
     @app.get("/alerts")
-    def alerts(limit: int = 20) -> list[dict[str, Any]]:
-        db = connect()
-        try:
+    async def alerts(limit: int = 20) -> Response:
+        def build(db: sqlite3.Connection) -> list[dict[str, Any]]:
             return _rows(db, "SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
-        finally:
-            db.close()
+
+        return cached(("alerts", limit), build)
 
     @app.get("/drift")
     def drift() -> dict[str, Any]:
@@ -181,14 +226,11 @@ def create_app(
         return out
 
     @app.get("/metrics")
-    def metrics() -> Response:
+    async def metrics() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        db = connect()
-        try:  # the collector reads the database while the text is generated
-            text = generate_latest(_metrics_registry(db))
-        finally:
-            db.close()
+        # the feed lag moves with the clock, so the text is generated on every scrape
+        text = reader.run(lambda db: generate_latest(_metrics_registry(db)))
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     def command(name: str, request: Request) -> dict[str, Any]:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kedro.io import AbstractDataset
 
-from ai_trade_bot.agents import Agent
-from ai_trade_bot.bundle import Bundle
+if TYPE_CHECKING:  # imported where used: the catalog must not import torch for ingestion
+    from ai_trade_bot.agents import Agent
+    from ai_trade_bot.bundle import Bundle
 
 
-class AgentDataset(AbstractDataset[Agent, Agent]):
+class AgentDataset(AbstractDataset["Agent", "Agent"]):
     """A fitted agent saved as a directory with ``Agent.save`` / ``Agent.load``."""
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
@@ -21,6 +22,8 @@ class AgentDataset(AbstractDataset[Agent, Agent]):
         self.metadata = metadata
 
     def load(self) -> Agent:
+        from ai_trade_bot.agents import Agent
+
         return Agent.load(Path(self._filepath))
 
     def save(self, data: Agent) -> None:
@@ -36,7 +39,7 @@ class AgentDataset(AbstractDataset[Agent, Agent]):
         return {"filepath": str(self._filepath)}
 
 
-class BundleDataset(AbstractDataset[Bundle, Bundle]):
+class BundleDataset(AbstractDataset["Bundle", "Bundle"]):
     """A deployable bundle saved as a directory with ``Bundle.save`` / ``Bundle.load``."""
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
@@ -44,6 +47,8 @@ class BundleDataset(AbstractDataset[Bundle, Bundle]):
         self.metadata = metadata
 
     def load(self) -> Bundle:
+        from ai_trade_bot.bundle import Bundle
+
         return Bundle.load(Path(self._filepath))
 
     def save(self, data: Bundle) -> None:

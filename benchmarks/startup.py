@@ -30,7 +30,7 @@ def project_copy(dest: Path) -> Path:
         text=True,
     ).stdout.splitlines()
     for rel in listed:
-        if (ROOT / rel).is_file() and not rel.startswith("data/0"):
+        if (ROOT / rel).is_file() and (not rel.startswith("data/0") or rel.endswith(".gitkeep")):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
     return dest

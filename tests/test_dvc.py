@@ -1,17 +1,19 @@
-"""`dvc repro` reproduces the data stages in a fresh copy; push/pull round-trip."""
+"""`dvc repro` reproduces the data stages in a fresh copy and a second one does nothing; a
+changed feature parameter re-runs `features` only (what follows becomes stale); DVC
+experiments with `-S`; push/pull round-trip. (The whole chain through deploy and drift is
+reproduced by the retrain loop's test, tests/test_retrain.py.)"""
 
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.project_copy import clone, dvc
+
 PLANTED_KEY, PLANTED_SECRET = "PLANTED-DVC-KEY-3c9d", "PLANTED-DVC-SECRET-77ab"
 OUTS = [
     "data/02_intermediate/ohlcv_clean.parquet",
@@ -20,33 +22,10 @@ OUTS = [
 ]
 
 
-def _project_files() -> list[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split("\n")
-    return [
-        f
-        for f in listed
-        if f and (ROOT / f).is_file() and not f.startswith("data/0") and f != "dvc.lock"
-    ]
-
-
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A copy of the project as a fresh clone would have it (no data, no dvc.lock)."""
-    dest = tmp_path_factory.mktemp("clone") / "ai_trade_bot"
-    for rel in _project_files():
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dest / rel)
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    dest = clone(tmp_path_factory.mktemp("clone") / "ai_trade_bot")
     # a user's exchange keys, where the README says to put them: they must never reach
     # MLflow (parameters, tags, artifacts) or any output
     (dest / "conf" / "local").mkdir(parents=True, exist_ok=True)
@@ -56,18 +35,12 @@ def project(tmp_path_factory) -> Path:
     return dest
 
 
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
 def _dvc(project: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "KEDRO_DISABLE_TELEMETRY": "1",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+    return dvc(project, *args)
 
 
 def _assert_mlflow_runs(project: Path) -> None:
@@ -118,3 +91,38 @@ def test_dvc_repro_then_nothing_to_do_then_push_pull(project: Path, tmp_path: Pa
     shutil.rmtree(project / ".dvc" / "cache")
     _dvc(project, "pull", "--with-deps", "features")
     assert {rel: _md5(project / rel) for rel in OUTS} == digests
+
+
+@pytest.mark.slow
+def test_a_feature_parameter_reruns_features_only_and_experiments_compare(
+    project: Path,
+) -> None:
+    _dvc(project, "repro", "features")  # (a no-op after the test above)
+    clean = _md5(project / "data/02_intermediate/ohlcv_clean.parquet")
+    features = _md5(project / "data/04_feature/features.parquet")
+
+    # an experiment that changes one feature parameter: ingestion is not re-run
+    override = "conf/base/parameters_features.yml:features.rank_window=50"
+    out = _dvc(project, "exp", "run", "-n", "rank50", "-S", override, "features")
+    assert "Running stage 'features'" in out and "Running stage 'ingestion'" not in out
+    assert _md5(project / "data/02_intermediate/ohlcv_clean.parquet") == clean
+    assert _md5(project / "data/04_feature/features.parquet") != features
+    # what follows `features` is stale now, and nothing before it
+    status = _dvc(project, "status", "--json")
+    stale = set(json.loads(status))
+    assert {"train", "evaluate"} <= stale and not stale & {"ingestion", "features"}
+
+    shown = json.loads(_dvc(project, "exp", "show", "--json", "--no-fetch"))
+    names = {
+        exp.get("name")
+        for commit in shown
+        for exp in [commit, *[e for r in commit.get("experiments") or [] for e in r["revs"]]]
+    }
+    assert "rank50" in names
+    diff = json.loads(_dvc(project, "params", "diff", "--json"))
+    # the workspace holds the experiment: its parameters against the commit's
+    assert diff["conf/base/parameters_features.yml"]["features.rank_window"] == {
+        "old": 100,
+        "new": 50,
+        "diff": -50,
+    }

@@ -3,6 +3,7 @@
 - ``ai-trade-bot live``: the live runner (paper trading unless ``--live``).
 - ``ai-trade-bot serve``: the status API and dashboard over a runner's state file.
 - ``ai-trade-bot rollback``: move the ``champion`` alias back to the previous champion.
+- ``ai-trade-bot retrain``: the scheduled loop (pull, ingest, drift, retrain, gate, push).
 - ``ai-trade-bot run ...``: ``kedro run`` for this project.
 """
 
@@ -235,6 +236,15 @@ def rollback(name: str, tracking_uri: str | None) -> None:
     except DeployError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{name}: champion moved from v{result['from']} back to v{result['to']}")
+
+
+@main.command()
+@click.option("--project", default=".", show_default=True, type=click.Path(file_okay=False))
+def retrain(project: str) -> None:
+    """The retrain loop: pull, ingest, drift, retrain when needed, gate, push (one line)."""
+    from ai_trade_bot.retrain import main as retrain_main
+
+    sys.exit(retrain_main(["--project", project]))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -32,11 +32,11 @@ PREFIX = "pred:"
 
 @dataclass(frozen=True)
 class RuleConfig:
-    """``params:drift.rules``."""
+    """``params:drift.rules``; ``null`` switches a rule off."""
 
-    min_accuracy: float = 0.5
-    max_drawdown: float = 0.15
-    min_sharpe: float = 0.5
+    min_accuracy: float | None = 0.5
+    max_drawdown: float | None = 0.15
+    min_sharpe: float | None = 0.5
     monitoring_rows: int = 500
 
 
@@ -241,17 +241,17 @@ def retrain_decision(
                 f"{drift['drifted_columns'][:5]}",
             }
         )
-    checks = (
-        ("accuracy", performance["accuracy"] < rules.min_accuracy, rules.min_accuracy),
-        ("drawdown", performance["max_drawdown"] > rules.max_drawdown, rules.max_drawdown),
-        ("sharpe", performance["sharpe"] < rules.min_sharpe, rules.min_sharpe),
+    checks = (  # (rule, figure, threshold, broken when the figure is below the threshold)
+        ("accuracy", "accuracy", rules.min_accuracy, True),
+        ("drawdown", "max_drawdown", rules.max_drawdown, False),
+        ("sharpe", "sharpe", rules.min_sharpe, True),
     )
-    figures = {"accuracy": "accuracy", "drawdown": "max_drawdown", "sharpe": "sharpe"}
-    for rule, broken, threshold in checks:
-        if broken:
-            reasons.append(
-                {"rule": rule, "value": performance[figures[rule]], "threshold": threshold}
-            )
+    for rule, figure, threshold, below in checks:
+        if threshold is None:
+            continue
+        value = performance[figure]
+        if value < threshold if below else value > threshold:
+            reasons.append({"rule": rule, "value": value, "threshold": threshold})
     return {
         "retrain": bool(reasons),
         "reasons": reasons,

@@ -45,6 +45,8 @@ class TorchAgent(Agent):
         "weight_decay": 1e-4,
         "patience": 5,
         "precision": "auto",
+        "devices": 1,  # GPUs (or CPU processes) per fit; >1 with strategy ddp_spawn
+        "strategy": "auto",  # Lightning strategy, e.g. ddp_spawn across several GPUs
         "seed": 42,
         "progress_bar": True,
         "extra_callbacks": None,
@@ -163,7 +165,8 @@ class TorchAgent(Agent):
         trainer = pl.Trainer(
             max_epochs=self.max_epochs,
             accelerator="auto",
-            devices=1,
+            devices=self.devices,
+            strategy=self.strategy,
             precision=resolve_precision(self.precision),
             callbacks=callbacks,
             logger=False,

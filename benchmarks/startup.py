@@ -8,7 +8,6 @@ Last line: ``ingestion startup s: N`` (median wall time of the whole command; ta
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,22 +17,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def project_copy(dest: Path) -> Path:
-    """The project's committed and untracked-but-not-ignored files, as a fresh clone."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.splitlines()
-    for rel in listed:
-        if (ROOT / rel).is_file() and (not rel.startswith("data/0") or rel.endswith(".gitkeep")):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    return dest
+sys.path.insert(0, str(ROOT))
+from tests.project_copy import clone  # noqa: E402  (a fresh-clone copy of the project)
 
 
 def one_run(project: Path, csv: Path) -> tuple[float, float]:
@@ -64,7 +49,7 @@ def main() -> None:
     from backtesting.test import EURUSD
 
     with tempfile.TemporaryDirectory() as tmp:
-        project = project_copy(Path(tmp) / "project")
+        project = clone(Path(tmp) / "project")
         csv = Path(tmp) / "candles.csv"
         EURUSD.head(200).to_csv(csv)  # a to_csv() file, as a user has it
         one_run(project, csv)  # creates the MLflow database once, as a first run does

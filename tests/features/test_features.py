@@ -8,11 +8,12 @@ import pytest
 from arch import arch_model
 
 from ai_trade_bot.errors import ConfigError
+from ai_trade_bot.features._numba_kernels import rolling_hurst
 from ai_trade_bot.features.labels import DOWN, FLAT, UP, build_labels
 from ai_trade_bot.features.microstructure import microstructure_features, tick_rule_sign
 from ai_trade_bot.features.multitimeframe import higher_timeframe_features
 from ai_trade_bot.features.statistics import statistical_features
-from ai_trade_bot.features.technical import anchored_vwap
+from ai_trade_bot.features.technical import anchored_vwap, directional_movement
 from ai_trade_bot.features.volatility import (
     garch_volatility,
     parkinson_volatility,
@@ -126,6 +127,55 @@ def test_anchored_vwap_equals_pandas_ta(name: str, anchor: str) -> None:
     h, lo, c, v = frame["high"], frame["low"], frame["close"], frame["volume"]
     expected = ta.vwap(h, lo, c, v, anchor=anchor)
     np.testing.assert_allclose(anchored_vwap(h, lo, c, v, anchor), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["sp500", "eurusd"])
+def test_directional_movement_equals_pandas_ta_adx(name: str) -> None:
+    import pandas_ta as ta
+
+    from ai_trade_bot.data.sources import load_bundled
+
+    frame, _, _ = load_bundled(name)
+    frame = frame.iloc[:3000].copy()
+    frame.iloc[100:110, :4] = frame["close"].iloc[99]  # flat bars: zero moves
+    h, lo, c = frame["high"], frame["low"], frame["close"]
+    expected = ta.adx(h, lo, c, length=14)
+    for got, column in zip(
+        directional_movement(h, lo, c, 14), ("ADX_14", "DMP_14", "DMN_14"), strict=True
+    ):
+        pd.testing.assert_series_equal(got, expected[column], check_names=False, rtol=1e-12)
+
+
+def _hurst_by_definition(x: np.ndarray, window: int, min_chunk: int) -> np.ndarray:
+    """Rescaled-range Hurst of each trailing window, written out plainly."""
+    out = np.full(x.size, np.nan)
+    sizes = [min_chunk * 2**j for j in range(20) if min_chunk * 2**j <= window]
+    for t in range(window - 1, x.size):
+        seg = x[t - window + 1 : t + 1]
+        if np.isnan(seg).any():
+            continue
+        means = []
+        for size in sizes:
+            rs = []
+            for c in range(window // size):
+                chunk = seg[window - (c + 1) * size : window - c * size]
+                dev = np.cumsum(chunk - chunk.mean())
+                spread = max(dev.max(), 0.0) - min(dev.min(), 0.0)
+                rs.append(spread / chunk.std() if chunk.std() > 0 else np.nan)
+            means.append(np.mean(rs))
+        if np.all(np.asarray(means) > 0):
+            out[t] = np.polyfit(np.log(sizes), np.log(means), 1)[0]
+    return out
+
+
+@pytest.mark.parametrize("window", [64, 100])
+def test_rolling_hurst_equals_its_definition(window: int) -> None:
+    x = np.random.default_rng(3).normal(0.0, 1e-3, 600)
+    x[[0, 250]] = np.nan
+    x[400:420] = 0.0  # flat chunks: R/S undefined, no value
+    got, expected = rolling_hurst(x, window, 8), _hurst_by_definition(x, window, 8)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
 
 
 def test_vwap_before_any_volume_is_the_mean_typical_price() -> None:

@@ -122,11 +122,13 @@ def test_dashboard_shows_the_runner_trading_and_pauses_it(tiny_run, browser, tmp
         _wait(decided, timeout=120, what="the runner's first decisions")
         browser.get(url)
         points = _wait(
-            lambda: browser.execute_script(
-                "const g = document.getElementById('equity-chart');"
-                "return g && g.data ? g.data[0].x.length : 0;"
-            )
-            >= 3,
+            lambda: (
+                browser.execute_script(
+                    "const g = document.getElementById('equity-chart');"
+                    "return g && g.data ? g.data[0].x.length : 0;"
+                )
+                >= 3
+            ),
             what="the equity chart to draw",
         )
         assert points
@@ -134,11 +136,13 @@ def test_dashboard_shows_the_runner_trading_and_pauses_it(tiny_run, browser, tmp
         assert drawn and "L" in drawn[0].get_attribute("d")  # an SVG line is on the page
         agents = set(tiny_run["deploy_bundle"].agents) | {"meta-agent"}
         rows = _wait(
-            lambda: {
-                r.find_elements(By.TAG_NAME, "td")[0].text
-                for r in browser.find_elements(By.CSS_SELECTOR, "#votes tbody tr")
-            }
-            or None,
+            lambda: (
+                {
+                    r.find_elements(By.TAG_NAME, "td")[0].text
+                    for r in browser.find_elements(By.CSS_SELECTOR, "#votes tbody tr")
+                }
+                or None
+            ),
             what="the votes table",
         )
         assert rows == agents

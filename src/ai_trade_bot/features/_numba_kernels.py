@@ -30,26 +30,52 @@ def _rescaled_range(x: np.ndarray) -> float:
 
 
 @njit(cache=True)
+def _chunk_sizes(window: int, min_chunk: int) -> np.ndarray:
+    k = 0
+    s = min_chunk
+    while s <= window:
+        k += 1
+        s *= 2
+    sizes = np.empty(k, dtype=np.int64)
+    s = min_chunk
+    for j in range(k):
+        sizes[j] = s
+        s *= 2
+    return sizes
+
+
+@njit(cache=True)
 def rolling_hurst(returns: np.ndarray, window: int, min_chunk: int) -> np.ndarray:
     """Hurst exponent by rescaled-range regression over the trailing ``window`` returns.
 
     For chunk sizes ``min_chunk, 2*min_chunk, ...`` up to ``window`` the mean R/S over
     non-overlapping chunks is regressed on the chunk size in logs; the slope is H.
-    Value at t uses returns[t-window+1 .. t] only.
+    Value at t uses returns[t-window+1 .. t] only; NaN when any of them is NaN.
+
+    The chunks of the window ending at t are the chunks ending at t, t-size, t-2*size...,
+    so the R/S of the chunk of each size ending at each bar is computed once (a table of
+    ``len(sizes)`` rows) and every window reads its chunks from it: about a third of the
+    work of computing each window's chunks afresh, with the same arithmetic and result.
     """
     n = returns.size
     out = np.full(n, np.nan)
-    sizes = []
-    s = min_chunk
-    while s <= window:
-        sizes.append(s)
-        s *= 2
-    k = len(sizes)
-    log_n = np.empty(k)
+    sizes = _chunk_sizes(window, min_chunk)
+    k = sizes.size
+    if n < window or k == 0:
+        return out
+    table = np.full((k, n), np.nan)
+    for j in range(k):
+        size = sizes[j]
+        for end in range(size - 1, n):
+            table[j, end] = _rescaled_range(returns[end - size + 1 : end + 1])
+    missing = np.zeros(n + 1, dtype=np.int64)  # NaN returns before each position
+    for i in range(n):
+        missing[i + 1] = missing[i] + (1 if np.isnan(returns[i]) else 0)
+    log_n = np.log(sizes.astype(np.float64))
+    mx = log_n.mean()
     log_rs = np.empty(k)
     for t in range(window - 1, n):
-        seg = returns[t - window + 1 : t + 1]
-        if np.isnan(seg).any():
+        if missing[t + 1] - missing[t + 1 - window] > 0:
             continue
         ok = True
         for j in range(k):
@@ -57,18 +83,16 @@ def rolling_hurst(returns: np.ndarray, window: int, min_chunk: int) -> np.ndarra
             chunks = window // size
             total = 0.0
             for c in range(chunks):
-                rs = _rescaled_range(seg[window - (c + 1) * size : window - c * size])
+                rs = table[j, t - c * size]
                 if np.isnan(rs) or rs <= 0.0:
                     ok = False
                     break
                 total += rs
             if not ok:
                 break
-            log_n[j] = np.log(size)
             log_rs[j] = np.log(total / chunks)
         if not ok:
             continue
-        mx = log_n.mean()
         my = log_rs.mean()
         out[t] = ((log_n - mx) * (log_rs - my)).sum() / ((log_n - mx) ** 2).sum()
     return out

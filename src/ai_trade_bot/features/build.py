@@ -314,7 +314,7 @@ def _features(
         autocorr_lags=config.autocorr_lags,
         hurst_window=config.hurst_window,
         sharpe_window=config.sharpe_window,
-    ).assign(drawdown=history["drawdown"])
+    )
     technical = technical_features(
         ohlcv,
         sma_lengths=config.sma_lengths,
@@ -325,6 +325,7 @@ def _features(
         pd.DataFrame({"log_return": log_ret}, index=ohlcv.index),
         technical,
         stats,
+        pd.DataFrame({"drawdown": history["drawdown"]}, index=ohlcv.index),
     ]
     vol = {f"rv_{w}": realized_volatility(log_ret, w) for w in config.rv_windows}
     w_pk = config.parkinson_window
@@ -392,13 +393,16 @@ def _assemble(parts: list[pd.DataFrame], index: pd.Index) -> pd.DataFrame:
     if len(set(columns)) != len(columns):
         raise AssertionError(f"duplicate feature names: {sorted(columns)}")
     # (features, rows) in C order is the layout pandas keeps for a float block: no copy.
+    # Column by column: each is one contiguous copy, where a frame's to_numpy() would
+    # first interleave its blocks into a row-major matrix.
     block = np.empty((len(columns), len(index)), dtype=np.float64)
-    start = 0
+    row = 0
     for part in parts:
-        width = part.shape[1]
-        block[start : start + width] = part.to_numpy(dtype=np.float64).T
-        start += width
-    block[np.isinf(block)] = np.nan
+        for _, values in part.items():
+            target = block[row]
+            target[:] = values.to_numpy(dtype=np.float64, copy=False)
+            target[np.isinf(target)] = np.nan
+            row += 1
     return pd.DataFrame(block.T, index=index, columns=columns, copy=False)
 
 

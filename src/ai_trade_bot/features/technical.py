@@ -58,6 +58,32 @@ def anchored_vwap(
     return pd.Series(vwap, index=close.index)
 
 
+def directional_movement(
+    high: pd.Series, low: pd.Series, close: pd.Series, length: int = 14
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """ADX, +DI and -DI as ``ta.adx`` computes them by default (Wilder's RMA of the
+    directional moves scaled by ATR), from pandas-ta's own ``atr`` and ``rma``.
+
+    Only the directional moves are written here: ``ta.adx`` zeroes near-zero moves with a
+    Python function applied to every element, about 1.2 s per million bars (the largest
+    single cost of the technical features); the vectorised mask below gives the same
+    values (tests compare with ``ta.adx``).
+    """
+    atr = ta.atr(high, low, close, length=length, prenan=True)
+    k = 100.0 / atr
+    up = high - high.shift(1)
+    dn = low.shift(1) - low
+    pos = ((up > dn) & (up > 0)) * up
+    neg = ((dn > up) & (dn > 0)) * dn
+    eps = np.finfo(np.float64).eps  # pandas-ta's ``zero``: |x| < epsilon is 0
+    pos = pos.mask(pos.abs() < eps, 0.0)
+    neg = neg.mask(neg.abs() < eps, 0.0)
+    dmp = k * ta.rma(pos, length=length)
+    dmn = k * ta.rma(neg, length=length)
+    dx = 100.0 * (dmp - dmn).abs() / (dmp + dmn)
+    return ta.rma(dx, length=length), dmp, dmn
+
+
 def technical_features(
     ohlcv: pd.DataFrame,
     *,
@@ -85,10 +111,7 @@ def technical_features(
     out["macd_atr"] = _first(macd, "MACD_") / atr
     out["macd_signal_atr"] = _first(macd, "MACDs_") / atr
     out["macd_hist_atr"] = _first(macd, "MACDh_") / atr
-    adx = ta.adx(h, lo, c, length=14)
-    out["adx_14"] = _first(adx, "ADX_")
-    out["dmp_14"] = _first(adx, "DMP_")
-    out["dmn_14"] = _first(adx, "DMN_")
+    out["adx_14"], out["dmp_14"], out["dmn_14"] = directional_movement(h, lo, c, length=14)
     out[f"rsi_{rsi_length}"] = ta.rsi(c, length=rsi_length)
     stoch = ta.stoch(h, lo, c, k=14, d=3, smooth_k=3)
     out["stoch_k"] = _first(stoch, "STOCHk_")

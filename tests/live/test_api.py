@@ -116,9 +116,12 @@ def test_commands_need_the_token_and_the_runner_obeys_them(state, caplog) -> Non
     client.post("/flatten", headers={"Authorization": f"Bearer {TOKEN}"})
     client.post("/resume", headers={"Authorization": f"Bearer {TOKEN}"})
     runner.run(max_candles=1)
-    status = client.get("/status").json()
-    assert status["paused"] is False
-    decision = client.get("/decisions?limit=1").json()[0]
+    response = client.get("/status")
+    assert response.status_code == 200, response.text
+    assert response.json()["paused"] is False
+    response = client.get("/decisions?limit=1")
+    assert response.status_code == 200, response.text
+    decision = response.json()[0]
     assert decision["reason"] == "flatten" and decision["target"] == 0.0
     # the token appears in no response, no page, no log record
     for path in ("/status", "/decisions", "/orders", "/", "/metrics", "/alerts"):

@@ -15,6 +15,7 @@ import hmac
 import json
 import os
 import sqlite3
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -56,30 +57,35 @@ class _CachedReader:
     """One read-only connection to the state file and the JSON of each read endpoint,
     rebuilt only after the runner commits (SQLite's ``PRAGMA data_version`` changes when
     another connection has written). Under a busy dashboard most requests are served from
-    memory, which keeps the API's CPU away from the runner on small machines. Used from the
-    event loop's thread only (the endpoints are ``async``)."""
+    memory, which keeps the API's CPU away from the runner on small machines. Under uvicorn
+    the ``async`` endpoints call it from the event loop's one thread; a lock keeps it safe
+    where requests come from several threads (a test client runs each on its own)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.db: sqlite3.Connection | None = None
         self.version: int | None = None
         self.bodies: dict[tuple, bytes] = {}
+        self.lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         if self.db is None:
             if not self.path.exists():
                 raise HTTPException(503, f"no runner state at {self.path} yet")
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+            db = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, timeout=5, check_same_thread=False
+            )
             db.row_factory = sqlite3.Row
             self.db = db
         return self.db
 
     def run(self, fn):
-        try:
-            return fn(self._connect())
-        except sqlite3.Error:
-            self.close()  # a replaced or damaged file: reopen on the next request
-            raise
+        with self.lock:
+            try:
+                return fn(self._connect())
+            except sqlite3.Error:
+                self._close()  # a replaced or damaged file: reopen on the next request
+                raise
 
     def get(self, key: tuple, build) -> bytes:
         def fetch(db: sqlite3.Connection) -> bytes:
@@ -100,6 +106,10 @@ class _CachedReader:
         return self.run(fetch)
 
     def close(self) -> None:
+        with self.lock:
+            self._close()
+
+    def _close(self) -> None:
         if self.db is not None:
             self.db.close()
         self.db, self.version = None, None

@@ -84,7 +84,7 @@ class _CachedReader:
             try:
                 return fn(self._connect())
             except sqlite3.Error:
-                self._close()  # a replaced or damaged file: reopen on the next request
+                self.close()  # a replaced or damaged file: reopen on the next request
                 raise
 
     def get(self, key: tuple, build) -> bytes:
@@ -105,11 +105,7 @@ class _CachedReader:
 
         return self.run(fetch)
 
-    def close(self) -> None:
-        with self.lock:
-            self._close()
-
-    def _close(self) -> None:
+    def close(self) -> None:  # called under ``lock``
         if self.db is not None:
             self.db.close()
         self.db, self.version = None, None

@@ -82,3 +82,29 @@ def make_market(
     return pd.DataFrame(
         {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index
     )
+
+
+def with_momentum(candles: pd.DataFrame, phi: float) -> pd.DataFrame:
+    """``candles`` with a planted, learnable edge: each bar's log return becomes its own
+    plus ``phi`` times the previous (new) one, an AR(1) that lagged-return features can
+    predict. Opens keep their gap to the previous close, highs and lows their distance
+    from the bar's body, and volume is unchanged.
+
+    For tests of the half that trades: on real data the models rightly find no edge and
+    the strategy never trades, which leaves orders, fills and crash recovery untested.
+    """
+    close = candles["close"].to_numpy(dtype=np.float64)
+    ret = np.diff(np.log(close))
+    planted = np.empty_like(ret)
+    previous = 0.0
+    for t, r in enumerate(ret):
+        previous = r + phi * previous
+        planted[t] = previous
+    new_close = close[0] * np.exp(np.r_[0.0, np.cumsum(planted)])
+    gap = candles["open"].to_numpy() / np.r_[candles["open"].iloc[0], close[:-1]]
+    new_open = np.r_[candles["open"].iloc[0], new_close[:-1]] * gap
+    body_hi = np.maximum(candles["open"], candles["close"]).to_numpy()
+    body_lo = np.minimum(candles["open"], candles["close"]).to_numpy()
+    new_hi = np.maximum(new_open, new_close) * candles["high"].to_numpy() / body_hi
+    new_lo = np.minimum(new_open, new_close) * candles["low"].to_numpy() / body_lo
+    return candles.assign(open=new_open, high=new_hi, low=new_lo, close=new_close)

@@ -366,20 +366,27 @@ def stack_agents(
         "inner_gap": wf.purge + wf.embargo,
         "seed": config.seed,
     }
+    # Each direction agent alone is a candidate too ("alone:<agent>", the plain average of
+    # one agent), so the selection never prefers a stacker to an agent that alone does
+    # better on the same validation rows.
+    candidates = [(m, {"method": m}) for m in config.methods] + [
+        (f"alone:{agent}", {"method": "plain_average", "agents": (agent,)})
+        for agent in direction_agents(oof.columns)
+    ]
     parts, fitted = [], {}
-    for method in config.methods:
-        out = meta_walk_forward(oof, labels, params | {"method": method}, wf)
-        parts.append(out.drop(columns="meta_fold").add_prefix(f"{method}."))
-        fitted[method] = MetaAgent(method=method, **params).fit(oof, labels)
-        logger.info("meta %s: %d out-of-sample rows", method, len(out))
+    for name, method in candidates:
+        out = meta_walk_forward(oof, labels, params | method, wf)
+        parts.append(out.drop(columns="meta_fold").add_prefix(f"{name}."))
+        fitted[name] = MetaAgent(**method, **params).fit(oof, labels)
+        logger.info("meta %s: %d out-of-sample rows", name, len(out))
     meta_oof = pd.concat(parts, axis=1, join="inner")
     rows = meta_oof.index
     y = labels.reindex(rows).to_numpy()
     prior = class_prior(labels.loc[: rows[0]].iloc[:-1])
     ablation: dict[str, Any] = {}
-    for method in config.methods:
-        probs = meta_oof[[f"{method}.down", f"{method}.flat", f"{method}.up"]].to_numpy()
-        ablation[f"meta:{method}"] = direction_scores(y, probs, prior)
+    for name, _ in candidates:
+        probs = meta_oof[[f"{name}.down", f"{name}.flat", f"{name}.up"]].to_numpy()
+        ablation[f"meta:{name}"] = direction_scores(y, probs, prior)
     for agent in direction_agents(oof.columns):
         probs = oof.loc[rows, [f"{agent}.down", f"{agent}.flat", f"{agent}.up"]].to_numpy()
         ablation[f"agent:{agent}"] = direction_scores(y, probs, prior)

@@ -117,6 +117,10 @@ def test_meta_agent_and_report_end_to_end(random_walk_run) -> None:
         meta_oof[["logistic.down", "logistic.flat", "logistic.up"]].sum(axis=1), 1.0, atol=1e-9
     )
     assert (meta_oof["logistic.lower"] < meta_oof["logistic.upper"]).all()
+    # every agent alone is a candidate: the choice is never beaten on the validation rows
+    losses = out["meta_selection"]["validation_log_loss"]
+    assert {"alone:gbm", "alone:trend_lstm"} <= set(losses)
+    assert losses[out["meta_selection"]["method"]] == min(losses.values())
     metrics = out["backtest_metrics"]
     assert set(metrics) == {"meta_agent", "classification", "statistics", "baselines"}
     assert {

@@ -87,7 +87,13 @@ def test_train_pipeline_produces_oof_models_and_nested_runs(run, inputs, trackin
         assert isinstance(out[f"{name}.model"], Agent) and out[f"{name}.model"].is_fitted()
     meta_oof = out["meta_oof_predictions"]
     assert meta_oof.index.min() > oof.index.min()  # its own walk-forward: out of sample
-    assert set(out["meta_agents"]) == {"prior", "plain_average", "confidence_vote", "logistic"}
+    direction = {"trend_lstm", "trend_transformer", "pattern", "gbm"} & set(AGENTS)
+    assert set(out["meta_agents"]) == {
+        "prior",
+        "plain_average",
+        "confidence_vote",
+        "logistic",
+    } | {f"alone:{a}" for a in direction}
     assert {"meta:logistic", "agent:gbm", "meta:plain_average", "meta:prior"} <= set(
         out["meta_ablation"]
     )

@@ -3,8 +3,8 @@
 Every new version gets the ``challenger`` alias. ``champion`` moves to it when:
 
 - the honesty checks pass: the deflated Sharpe was reported, PBO is at most
-  ``max_pbo``, and a placebo (the same candles with their returns shuffled, so no order is
-  left to predict) shows no edge (PSR below ``max_placebo_psr``, accuracy interval covering
+  ``max_pbo``, and a placebo (the same bars in a shuffled order, so no order is left to
+  predict) shows no edge (PSR below ``max_placebo_psr``, accuracy interval covering
   chance); and
 - there is no champion yet, or the challenger beats it on the same validation rows (the
   challenger's held-out span, neither trained on) by ``min_sharpe_gain`` in net Sharpe and
@@ -201,16 +201,28 @@ def validation_scores(
 
 
 def placebo_candles(candles: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """The same bars with their close-to-close returns shuffled: shapes, volumes and the
-    return distribution are kept, any order a model could predict is gone."""
+    """The same bars in a shuffled order: each bar after the first keeps its open, high,
+    low and close relative to the previous close, and its volume, and these whole bars are
+    permuted. Shapes, volumes and the return distribution are kept; any order a model could
+    predict is gone.
+
+    Whole bars move, not only close-to-close returns: shuffling returns alone would leave
+    each bar's body (open to close) in place, and a body that predicts the next one (any
+    momentum within bars) would survive into the placebo as a false "edge".
+    """
     rng = np.random.default_rng(seed)
-    close = candles["close"].to_numpy()
-    returns = np.diff(np.log(close))
-    shuffled = close[0] * np.exp(np.concatenate([[0.0], np.cumsum(rng.permutation(returns))]))
-    ratio = shuffled / close
+    prices = candles[["open", "high", "low", "close"]].to_numpy(dtype=np.float64)
+    relative = prices[1:] / prices[:-1, 3:4]  # each bar against the close before it
+    order = rng.permutation(len(relative))
+    relative = relative[order]
+    close = prices[0, 3] * np.cumprod(relative[:, 3])
     out = candles.copy()
-    for column in ("open", "high", "low", "close"):
-        out[column] = candles[column].to_numpy() * ratio
+    previous = np.concatenate([[prices[0, 3]], close[:-1]])
+    for k, column in enumerate(("open", "high", "low", "close")):
+        out.iloc[1:, out.columns.get_loc(column)] = previous * relative[:, k]
+    if "volume" in out:
+        volume = candles["volume"].to_numpy()
+        out.iloc[1:, out.columns.get_loc("volume")] = volume[1:][order]
     return out
 
 

@@ -125,6 +125,30 @@ def test_gate_by_hand() -> None:
     assert not ok and "the deflated Sharpe was not reported" in reasons
 
 
+def test_the_placebo_shuffles_whole_bars_so_momentum_within_bars_is_gone() -> None:
+    from ai_trade_bot.data.sources import load_bundled
+    from ai_trade_bot.deploy import placebo_candles
+    from tests.synthetic import with_momentum
+
+    candles = with_momentum(load_bundled("eurusd")[0].iloc[:5000], 0.3)
+    placebo = placebo_candles(candles, seed=0)
+
+    def body(frame: pd.DataFrame) -> pd.Series:
+        return np.log(frame["close"] / frame["open"])
+
+    def relative(frame: pd.DataFrame) -> np.ndarray:
+        bars = frame[["open", "high", "low", "close"]].to_numpy()
+        return np.sort(bars[1:] / bars[:-1, 3:4], axis=0)
+
+    assert body(candles).autocorr() > 0.2  # the planted edge lives in the bodies too
+    assert abs(body(placebo).autocorr()) < 0.05
+    # the same bars: shapes against the previous close, volumes, first bar and index
+    np.testing.assert_allclose(relative(placebo), relative(candles), rtol=1e-12)
+    assert sorted(placebo["volume"]) == sorted(candles["volume"])
+    assert placebo.index.equals(candles.index) and placebo.iloc[0].equals(candles.iloc[0])
+    assert (placebo["high"] >= placebo[["open", "close"]].max(axis=1) - 1e-12).all()
+
+
 def test_package_bundle_fails_by_name_on_a_misspelt_key(tiny_run) -> None:
     params = tiny_run["params"]
     with pytest.raises(ConfigError, match=r"'evaluate.engine': unknown key\(s\) \['stop_knd'\]"):

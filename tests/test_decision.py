@@ -63,3 +63,13 @@ def test_kill_switch_and_rsi_fallback() -> None:
     )
     assert out["reason"].iloc[4] == "kill_switch" and out["signal"].iloc[4] == 0.0
     assert out["signal"].iloc[6:].tolist() == [1.0, -1.0]  # oversold buy, overbought sell
+
+
+def test_a_gate_is_a_reason_only_where_it_blocked_a_trade() -> None:
+    """A model that never crosses a threshold reads no_edge, even with the kill switch on
+    and confidence under its gate: the report must not blame the gates for it."""
+    frame = _frame([(0.35, 0.4, 0.25, 0.3, 0.0)] * 6)
+    wrong = pd.Series(0.0, index=frame.index)
+    out = decide(frame, DecisionConfig(accuracy_window=3, min_accuracy_obs=2), realized=wrong)
+    assert (out["rolling_accuracy"].iloc[3:] < DecisionConfig().kill_below).all()
+    assert out["reason"].tolist() == ["no_edge"] * 6 and (out["signal"] == 0.0).all()

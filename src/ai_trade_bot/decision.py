@@ -11,6 +11,11 @@ From direction probabilities, confidence and disagreement to a signal in {-1, 0,
 - no trade on an output that is the class prior (column ``informative`` = 0): a model
   with no edge over the trivial baseline does not trade.
 
+Each bar's ``reason`` is the first rule that kept it from trading, in this order: model
+unavailable (``fallback_rsi``), ``prior_only``, no probability past its threshold
+(``no_edge``), ``kill_switch``, ``confidence_gate``, ``disagreement_gate``; ``model`` when
+it trades. The kill switch and the gates are counted only where they blocked a trade.
+
 Rolling accuracy at bar t uses only predictions whose outcome was known by t's close.
 """
 
@@ -120,17 +125,20 @@ def decide(
     gated_dis = disagreement.to_numpy() > config.disagreement_gate
     killed = (acc < config.kill_below).to_numpy()
     signal = np.where(prior_only | gated_conf | gated_dis | killed, 0.0, raw)
+    # a bar's reason is the first rule that kept it from trading; the kill switch and the
+    # gates count only where the model would otherwise have traded, so a model that never
+    # crosses a threshold reads "no_edge", not "kill_switch"
     reason = np.select(
-        [~available.to_numpy(), prior_only, killed, gated_conf, gated_dis, raw != 0],
+        [~available.to_numpy(), prior_only, raw == 0, killed, gated_conf, gated_dis],
         [
             "fallback_rsi",
             "prior_only",
+            "no_edge",
             "kill_switch",
             "confidence_gate",
             "disagreement_gate",
-            "model",
         ],
-        default="no_edge",
+        default="model",
     )
     if rsi is not None:
         fallback = rsi_fallback(rsi.reindex(frame.index), config).to_numpy()

@@ -244,7 +244,10 @@ def render_report(
         "(a signal passed every gate), <i>no_edge</i> (probabilities below the buy/sell "
         "thresholds), <i>confidence_gate</i>, <i>disagreement_gate</i>, <i>kill_switch</i> "
         "(rolling accuracy too low), <i>prior_only</i> (the model outputs the class prior, "
-        "so it never trades) and <i>fallback_rsi</i> (no complete model output).</p>",
+        "so it never trades) and <i>fallback_rsi</i> (no complete model output). Each bar "
+        "counts once, under the first rule that kept it from trading in that order "
+        "(fallback, prior, no edge, kill switch, gates): a gate is counted only where it "
+        "blocked a signal.</p>",
         _table(reason_rows, reason_columns),
         "<h2>Agents against their trivial baselines (out of fold, train)</h2>",
         "<p>Direction agents against the class prior of the rows each fold learned from "

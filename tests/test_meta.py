@@ -116,3 +116,18 @@ def test_stackers_keep_a_real_edge_and_drop_noise(method: str) -> None:
     out = meta.predict(noise)
     assert meta.calibration_.collapsed and (out["informative"] == 0.0).all()
     np.testing.assert_allclose(out["up"], meta.prior_[2])
+
+
+def test_an_average_of_agents_that_output_their_prior_is_not_traded() -> None:
+    """A method that only combines agents carries no edge when every agent it reads
+    outputs its own prior (``<agent>.informative`` 0); one informative agent is enough."""
+    oof = _oof()
+    labels = pd.Series([0.0, 2.0], index=oof.index)
+    flags = oof.assign(**{"a.informative": [0.0, 0.0], "b.informative": [0.0, 1.0]})
+    average = MetaAgent(method="plain_average").fit(flags, labels)
+    assert average.predict(flags)["informative"].tolist() == [0.0, 1.0]
+    alone = MetaAgent(method="plain_average", agents=("a",)).fit(flags, labels)
+    assert alone.predict(flags)["informative"].tolist() == [0.0, 0.0]
+    # without the flags (outputs written before they existed) nothing changes
+    assert average.predict(oof)["informative"].tolist() == [1.0, 1.0]
+    assert MetaAgent(method="prior").fit(flags, labels).predict(flags)["informative"].sum() == 0

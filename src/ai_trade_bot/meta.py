@@ -12,9 +12,10 @@ Learned stackers are regularised: their strength is chosen on an inner validatio
 they are refit on all rows. Every method but ``prior`` and ``plain_average`` is then
 calibrated on that tail (temperature and shrinkage toward the prior, see
 :mod:`ai_trade_bot.calibration`); a method that cannot beat the prior there outputs it.
-The output column ``informative`` is 0 for such outputs, and the decision layer never
-trades them. Disagreement between agents (mean total-variation distance from their
-average) lowers the confidence.
+The output column ``informative`` is 0 for such outputs, and where a method that only
+combines agents reads agents that all output their own prior (their ``informative`` is 0);
+the decision layer never trades them. Disagreement between agents (mean total-variation
+distance from their average) lowers the confidence.
 """
 
 from __future__ import annotations
@@ -228,6 +229,19 @@ class MetaAgent:
             self.calibration_ is not None and self.calibration_.collapsed
         )
 
+    def _informative_rows(self, oof: pd.DataFrame) -> np.ndarray:
+        """1 where the output may carry an edge, 0 where it is the prior: the method's own
+        (``prior``, a collapsed calibration) or, for a method that only combines agents
+        (average, votes, best agent), when every agent it reads outputs its prior."""
+        rows = np.full(len(oof), float(self.informative))
+        if self.method in LEARNED:
+            return rows
+        used = [self.params_["agent"]] if self.method == "best_agent" else self.agents_
+        flags = [f"{a}.informative" for a in used if f"{a}.informative" in oof.columns]
+        if len(flags) == len(used):
+            rows *= (oof[flags].to_numpy(dtype=np.float64) > 0).any(axis=1)
+        return rows
+
     def predict(self, oof: pd.DataFrame) -> pd.DataFrame:
         """Direction probabilities, magnitude, interval, regime, confidence, disagreement
         and ``informative`` (0 when the output is the class prior)."""
@@ -268,7 +282,7 @@ class MetaAgent:
                 "regime": regime,
                 "confidence": confidence,
                 "disagreement": disagreement,
-                "informative": np.full(len(oof), float(self.informative)),
+                "informative": self._informative_rows(oof),
             },
             index=oof.index,
         )

@@ -165,10 +165,16 @@ def test_evaluate_with_half_kelly_sizing_and_atr_trailing_stops(random_walk_run)
     choice, returns = select_meta_config(
         out["meta_oof_predictions"], out["labels"], out["ohlcv_clean"], params
     )
-    # on a random walk no method beats the prior (which never trades): size a real one
+    # on a random walk no method beats the prior (which never trades) and every agent
+    # outputs its prior (informative 0, never traded): to exercise the sizing and the
+    # stops, force the plain average and let the decision layer trade its agents
     choice = choice | {"method": "plain_average"}
+    outputs = out["test_agent_outputs"].copy()
+    flags = [c for c in outputs.columns if c.endswith(".informative")]
+    assert flags
+    outputs[flags] = 1.0
     evaluation, _ = evaluate_test_span(
-        out["test_agent_outputs"],
+        outputs,
         out["meta_agents"],
         choice,
         returns,

@@ -31,7 +31,10 @@ from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFitted
 # The share of the held-out tail that calibrates (the rest picks the stopping point).
 CALIBRATION_SHARE = 0.5
 BAR_COLUMNS = ("bar_open", "bar_high", "bar_low", "bar_close", "bar_volume")
-DIRECTION_COLUMNS = ("down", "flat", "up", "confidence")
+# ``informative`` is 0 where the agent's calibration found no edge over the class prior, so
+# its probabilities *are* the prior: the decision layer never trades on such an output, and
+# a meta-agent that only averages such agents is no better than the prior either.
+DIRECTION_COLUMNS = ("down", "flat", "up", "confidence", "informative")
 
 
 def feature_columns(X: pd.DataFrame) -> list[str]:
@@ -124,6 +127,9 @@ class Agent(ABC):
                 up=probs[:, 2],
                 confidence=calibration.apply_confidence(out["confidence"].to_numpy()),
             )
+        if self.output_kind == "direction":
+            collapsed = calibration is not None and calibration.collapsed
+            out = out.assign(informative=0.0 if collapsed else 1.0)
         return out.set_axis(X.index[self.min_history - 1 :], axis=0)
 
     def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:

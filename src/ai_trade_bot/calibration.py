@@ -117,12 +117,6 @@ def _grid_fit(probs: np.ndarray, y: np.ndarray, prior: np.ndarray) -> tuple[floa
     return best
 
 
-def _calibrated(probs: np.ndarray, prior: np.ndarray, temperature: float, shrink: float):
-    if shrink >= 1.0:
-        return np.repeat(prior[None, :], len(probs), axis=0)
-    return (1.0 - shrink) * temper(probs, temperature) + shrink * prior[None, :]
-
-
 def cross_fitted_gain(probs: np.ndarray, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """Per-row log-loss gain over the prior of a calibration fit on the *other* half of
     the rows (earlier half <-> later half).
@@ -136,7 +130,8 @@ def cross_fitted_gain(probs: np.ndarray, y: np.ndarray, prior: np.ndarray) -> np
     gains = []
     for fit, held in (parts, parts[::-1]):
         _, temperature, shrink = _grid_fit(probs[fit], y[fit], prior)
-        held_probs = _calibrated(probs[held], prior, temperature, shrink)
+        fitted = Calibration(tuple(float(p) for p in prior), temperature, shrink)
+        held_probs = fitted.apply(probs[held])
         gains.append(-np.log(prior[y[held]]) - _row_losses(held_probs, y[held]))
     return np.concatenate(gains)
 

@@ -252,9 +252,13 @@ def gate(
         reasons.append("the deflated Sharpe was not reported")
     else:
         reasons.append(f"deflated Sharpe reported: {dsr:.3f}")
-    if pbo is None or not np.isfinite(pbo) or pbo > config.max_pbo:
+    if pbo is None or not np.isfinite(pbo):
         ok = False
-        reasons.append(f"PBO {pbo} is not at most {config.max_pbo}")
+        why = stats.get("pbo_undefined", "it was not reported")
+        reasons.append(f"PBO is undefined ({why}), so the PBO check cannot pass")
+    elif pbo > config.max_pbo:
+        ok = False
+        reasons.append(f"PBO {pbo:.3f} is not at most {config.max_pbo}")
     else:
         reasons.append(f"PBO {pbo:.3f} <= {config.max_pbo}")
     placebo_edge = placebo["psr"] >= config.max_placebo_psr or (

@@ -278,6 +278,16 @@ def classification_report(
     }
 
 
+def pbo_undefined_reason(tried: int, distinct: int) -> str:
+    """Why PBO has no value (see :func:`probability_of_backtest_overfitting`)."""
+    if tried < 2:
+        return "only one configuration was tried: there was no selection to overfit"
+    return (
+        f"the {tried} configurations tried returned the same on every bar (for example, none "
+        "traded): there was no choice among them to overfit"
+    )
+
+
 def honest_statistics(
     strategy: Strategy,
     n_trials: int,
@@ -298,8 +308,10 @@ def honest_statistics(
     pbo = (
         probability_of_backtest_overfitting(trial_returns.to_numpy(), config.pbo_blocks)
         if trial_returns.shape[1] >= 2
-        else {"pbo": float("nan")}
+        else {"pbo": float("nan"), "n_distinct": trial_returns.shape[1]}
     )
+    if not np.isfinite(pbo["pbo"]):
+        pbo["undefined"] = pbo_undefined_reason(trial_returns.shape[1], pbo["n_distinct"])
     return dsr | {
         "sharpe_annual": sharpe_per_period(r) * np.sqrt(ppy),
         "sharpe_ci": [lo, hi],

@@ -212,7 +212,7 @@ def render_report(
         f"Sharpe {meta['sharpe']:.3f} (95% bootstrap {stats['sharpe_ci'][0]:.2f} to "
         f"{stats['sharpe_ci'][1]:.2f}); probabilistic Sharpe {stats['psr']:.3f}; "
         f"<b>deflated Sharpe {stats['dsr']:.3f}</b> over {evaluation['n_trials']} configurations "
-        f"tried; PBO {stats['pbo']:.2f}. Accuracy {clf['accuracy']:.3f} "
+        f"tried; {_pbo_text(stats)}. Accuracy {clf['accuracy']:.3f} "
         f"(95% CI {clf['accuracy_ci'][0]:.3f} to {clf['accuracy_ci'][1]:.3f}; chance "
         f"{clf['chance_accuracy']:.3f}; prior {clf['prior_accuracy']:.3f}).<br>"
         f"<b>{verdict}</b></div>",
@@ -283,3 +283,11 @@ def render_report(
         f"<div class='disclaimer'>{html.escape(evaluation['disclaimer'])}</div></body></html>",
     ]
     return "\n".join(parts)
+
+
+def _pbo_text(stats: dict[str, Any]) -> str:
+    """``PBO 0.42``, or why it has no value."""
+    pbo = stats.get("pbo")
+    if pbo is not None and np.isfinite(pbo):
+        return f"PBO {pbo:.2f}"
+    return f"PBO undefined ({html.escape(str(stats.get('pbo_undefined', 'not computed')))})"

@@ -53,3 +53,20 @@ def test_block_bootstrap_interval_covers_the_true_mean() -> None:
     x = rng.normal(0.5, 1.0, 500)
     lo, hi = block_bootstrap_ci(x, np.mean, n_boot=500, seed=1)
     assert lo < 0.5 < hi and hi - lo < 0.4
+
+
+def test_pbo_is_undefined_when_the_configurations_do_not_differ() -> None:
+    # None traded: every configuration returned 0 on every bar. The old CSCV put each
+    # winner exactly at the median (logit 0) and read PBO 1.0, "overfit".
+    flat = np.zeros((500, 12))
+    result = probability_of_backtest_overfitting(flat, 10)
+    assert np.isnan(result["pbo"]) and result["n_distinct"] == 1
+    assert result["n_configurations"] == 12 and result["n_splits"] == 0
+    # Copies of a configuration are one choice: adding them changes nothing.
+    rng = np.random.default_rng(3)
+    noise = rng.normal(0, 0.01, (1000, 6))
+    copies = np.column_stack([noise, noise[:, [0, 0, 2]], np.zeros((1000, 2))])
+    alone = probability_of_backtest_overfitting(np.column_stack([noise, np.zeros(1000)]), 10)
+    with_copies = probability_of_backtest_overfitting(copies, 10)
+    assert with_copies["n_distinct"] == 7 and with_copies["n_configurations"] == 11
+    assert with_copies["pbo"] == alone["pbo"]

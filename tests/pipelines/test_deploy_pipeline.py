@@ -123,6 +123,11 @@ def test_gate_by_hand() -> None:
     assert not ok and any("the placebo shows an edge" in r for r in reasons)
     ok, reasons = gate(better, None, {"statistics": {"pbo": 0.3}}, clean, config)
     assert not ok and "the deflated Sharpe was not reported" in reasons
+    why = "the 9 configurations tried returned the same on every bar"
+    tied = {"statistics": {"dsr": 0.0, "pbo": float("nan"), "pbo_undefined": why}}
+    ok, reasons = gate(better, None, tied, clean, config)
+    assert not ok and f"PBO is undefined ({why}), so the PBO check cannot pass" in reasons
+    assert not any("is not at most" in r for r in reasons)  # not "PBO nan > 0.5"
 
 
 def test_the_placebo_shuffles_whole_bars_so_momentum_within_bars_is_gone() -> None:

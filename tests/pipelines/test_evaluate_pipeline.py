@@ -133,6 +133,9 @@ def test_meta_agent_and_report_end_to_end(random_walk_run) -> None:
     assert html.startswith("<html>") and "Research software" in html
     assert html.count("data:image/png;base64,") >= 4
     assert "deflated Sharpe" in html and "Regime breakdown" in html
+    pbo = metrics["statistics"]["pbo"]  # a value, or undefined with the reason why
+    assert ("PBO undefined (" in html) == (not np.isfinite(pbo))
+    assert np.isfinite(pbo) or "returned the same on every bar" in html
     curves = out["equity_curves"]
     assert curves.index.min() > out["meta_oof_predictions"].index.max()  # test after validation
 

@@ -81,6 +81,11 @@ def probability_of_backtest_overfitting(returns: np.ndarray, n_blocks: int = 10)
     For every split of the T rows into equal halves of ``n_blocks`` blocks, the best
     in-sample configuration's out-of-sample rank gives a logit; PBO is the share of
     splits where that logit is <= 0 (the in-sample winner is below the OOS median).
+
+    Configurations with identical returns on every row are one configuration: choosing
+    among copies is no choice, and their ties would put every winner exactly at the
+    median (logit 0, counted as overfit). With fewer than 2 distinct configurations
+    (e.g. none of them traded) PBO is undefined: NaN, with ``n_distinct`` saying why.
     """
     m = np.asarray(returns, dtype=np.float64)
     t, n = m.shape
@@ -88,6 +93,18 @@ def probability_of_backtest_overfitting(returns: np.ndarray, n_blocks: int = 10)
         raise ValueError("PBO needs at least 2 configurations")
     if n_blocks % 2 or n_blocks < 2:
         raise ValueError(f"n_blocks must be even and >= 2, got {n_blocks}")
+    tried = n
+    m = np.unique(m, axis=1)
+    distinct = m.shape[1]
+    if distinct < 2:
+        return {
+            "pbo": float("nan"),
+            "n_splits": 0,
+            "n_configurations": tried,
+            "n_distinct": distinct,
+            "median_logit": float("nan"),
+        }
+    n = distinct
     blocks = np.array_split(np.arange(t), n_blocks)
 
     def sharpe_cols(rows: np.ndarray) -> np.ndarray:
@@ -108,7 +125,8 @@ def probability_of_backtest_overfitting(returns: np.ndarray, n_blocks: int = 10)
     return {
         "pbo": float(np.mean(logits <= 0)),
         "n_splits": len(logits),
-        "n_configurations": n,
+        "n_configurations": tried,
+        "n_distinct": distinct,
         "median_logit": float(np.median(logits)),
     }
 

@@ -1,20 +1,12 @@
-"""Technical indicators from pandas-ta, turned scale-free (ratios, % or ATR distances)."""
+"""Technical indicators (pandas-ta's formulas), turned scale-free (ratios, % or ATR distances)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pandas_ta as ta
 
 from ai_trade_bot.errors import ConfigError
-
-
-def _first(frame: pd.DataFrame, prefix: str) -> pd.Series:
-    """Pick the first pandas-ta output column starting with ``prefix``."""
-    for col in frame.columns:
-        if col.startswith(prefix):
-            return frame[col]
-    raise KeyError(f"pandas-ta output has no column starting with {prefix!r}: {list(frame)}")
+from ai_trade_bot.features import indicators as ind
 
 
 _DAY_NS = 86_400_000_000_000
@@ -44,44 +36,56 @@ def anchored_vwap(
     yet in a period (zero volume) its 0/0 leaves a NaN; here that bar's VWAP is the
     period's mean typical price so far, so a zero-volume bar blanks no row.
     """
-    typical = ((high + low + close) / 3.0).to_numpy(dtype=np.float64)
-    vol = volume.to_numpy(dtype=np.float64)
-    codes = period_codes(close.index, anchor)
-    grouped = pd.DataFrame({"pv": typical * vol, "v": vol, "tp": typical, "n": 1.0})
-    sums = grouped.groupby(codes).cumsum()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vwap = np.where(
-            sums["v"].to_numpy() > 0,
-            sums["pv"].to_numpy() / sums["v"].to_numpy(),
-            sums["tp"].to_numpy() / sums["n"].to_numpy(),
-        )
+    vwap = _anchored_vwap(
+        *(s.to_numpy(dtype=np.float64) for s in (high, low, close, volume)),
+        period_codes(close.index, anchor),
+    )
     return pd.Series(vwap, index=close.index)
+
+
+def _anchored_vwap(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, codes: np.ndarray
+) -> np.ndarray:
+    typical = (high + low + close) / 3.0
+    pv = ind.period_cumsum(typical * volume, codes)
+    v = ind.period_cumsum(volume, codes)
+    tp = ind.period_cumsum(typical, codes)
+    n = ind.period_cumsum(np.ones(typical.size), codes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(v > 0, pv / v, tp / n)
 
 
 def directional_movement(
     high: pd.Series, low: pd.Series, close: pd.Series, length: int = 14
 ) -> tuple[pd.Series, pd.Series, pd.Series]:
     """ADX, +DI and -DI as ``ta.adx`` computes them by default (Wilder's RMA of the
-    directional moves scaled by ATR), from pandas-ta's own ``atr`` and ``rma``.
+    directional moves scaled by ATR); see :func:`_directional_movement`."""
+    arrays = (s.to_numpy(dtype=np.float64) for s in (high, low, close))
+    return tuple(  # type: ignore[return-value]
+        pd.Series(a, index=close.index) for a in _directional_movement(*arrays, length)
+    )
 
-    Only the directional moves are written here: ``ta.adx`` zeroes near-zero moves with a
-    Python function applied to every element, about 1.2 s per million bars (the largest
-    single cost of the technical features); the vectorised mask below gives the same
-    values (tests compare with ``ta.adx``).
-    """
-    atr = ta.atr(high, low, close, length=length, prenan=True)
-    k = 100.0 / atr
-    up = high - high.shift(1)
-    dn = low.shift(1) - low
-    pos = ((up > dn) & (up > 0)) * up
-    neg = ((dn > up) & (dn > 0)) * dn
+
+def _directional_movement(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, length: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``ta.adx`` zeroes near-zero moves with a Python function applied to every element,
+    about 1.2 s per million bars; the vectorised mask below gives the same values (tests
+    compare with ``ta.adx``)."""
+    k = 100.0 / ind.atr(high, low, close, length, prenan=True)
+    nan = np.array([np.nan])
+    up = np.concatenate([nan, np.diff(high)])
+    dn = np.concatenate([nan, -np.diff(low)])
+    with np.errstate(invalid="ignore"):
+        pos = ((up > dn) & (up > 0)) * up
+        neg = ((dn > up) & (dn > 0)) * dn
     eps = np.finfo(np.float64).eps  # pandas-ta's ``zero``: |x| < epsilon is 0
-    pos = pos.mask(pos.abs() < eps, 0.0)
-    neg = neg.mask(neg.abs() < eps, 0.0)
-    dmp = k * ta.rma(pos, length=length)
-    dmn = k * ta.rma(neg, length=length)
-    dx = 100.0 * (dmp - dmn).abs() / (dmp + dmn)
-    return ta.rma(dx, length=length), dmp, dmn
+    pos[np.abs(pos) < eps] = 0.0
+    neg[np.abs(neg) < eps] = 0.0
+    dmp = k * ind.rma(pos, length)
+    dmn = k * ind.rma(neg, length)
+    dx = 100.0 * np.abs(dmp - dmn) / (dmp + dmn)
+    return ind.rma(dx, length), dmp, dmn
 
 
 def technical_features(
@@ -97,37 +101,42 @@ def technical_features(
 
     Prices become distances: ``close / SMA - 1``, MACD divided by ATR, band positions in
     [0, 1]-ish units, ATR as a fraction of price, OBV as a change over a window relative
-    to traded volume.
+    to traded volume. The indicators are pandas-ta's, computed on arrays
+    (:mod:`ai_trade_bot.features.indicators`, checked against pandas-ta in the tests).
     """
-    o, h, lo, c, v = (ohlcv[k] for k in ("open", "high", "low", "close", "volume"))
-    out: dict[str, pd.Series] = {}
-    for n in sma_lengths:
-        out[f"sma_{n}_dist"] = c / ta.sma(c, length=n) - 1.0
-    for n in ema_lengths:
-        out[f"ema_{n}_dist"] = c / ta.ema(c, length=n) - 1.0
-    atr = ta.atr(h, lo, c, length=atr_length)
-    out[f"atr_{atr_length}_pct"] = atr / c
-    macd = ta.macd(c, fast=12, slow=26, signal=9)
-    out["macd_atr"] = _first(macd, "MACD_") / atr
-    out["macd_signal_atr"] = _first(macd, "MACDs_") / atr
-    out["macd_hist_atr"] = _first(macd, "MACDh_") / atr
-    out["adx_14"], out["dmp_14"], out["dmn_14"] = directional_movement(h, lo, c, length=14)
-    out[f"rsi_{rsi_length}"] = ta.rsi(c, length=rsi_length)
-    stoch = ta.stoch(h, lo, c, k=14, d=3, smooth_k=3)
-    out["stoch_k"] = _first(stoch, "STOCHk_")
-    out["stoch_d"] = _first(stoch, "STOCHd_")
-    out["roc_10"] = ta.roc(c, length=10)
-    out["willr_14"] = ta.willr(h, lo, c, length=14)
-    bb = ta.bbands(c, length=20, std=2)
-    out["bb_pctb"] = _first(bb, "BBP_")
-    out["bb_width"] = _first(bb, "BBB_") / 100.0
-    kc = ta.kc(h, lo, c, length=20, scalar=2)
-    lower, mid, upper = _first(kc, "KCL"), _first(kc, "KCB"), _first(kc, "KCU")
-    out["kc_position"] = (c - mid) / (upper - lower)
-    vwap = anchored_vwap(h, lo, c, v, vwap_anchor)
-    out["vwap_dist_atr"] = (c - vwap) / atr
-    obv = ta.obv(c, v)
-    out["obv_flow_60"] = obv.diff(60) / v.rolling(60).sum().replace(0.0, np.nan)
-    out["body_atr"] = (c - o) / atr
-    out["range_atr"] = (h - lo) / atr
+    o, h, lo, c, v = (ohlcv[k].to_numpy(dtype=np.float64) for k in _OHLCV)
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for n in sma_lengths:
+            out[f"sma_{n}_dist"] = c / ind.sma(c, n) - 1.0
+        for n in ema_lengths:
+            out[f"ema_{n}_dist"] = c / ind.ema(c, n) - 1.0
+        atr = ind.atr(h, lo, c, atr_length)
+        out[f"atr_{atr_length}_pct"] = atr / c
+        line, signal, hist = ind.macd(c, 12, 26, 9)
+        out["macd_atr"] = line / atr
+        out["macd_signal_atr"] = signal / atr
+        out["macd_hist_atr"] = hist / atr
+        out["adx_14"], out["dmp_14"], out["dmn_14"] = _directional_movement(h, lo, c, 14)
+        out[f"rsi_{rsi_length}"] = ind.rsi(c, rsi_length)
+        out["stoch_k"], out["stoch_d"] = ind.stoch(h, lo, c, k=14, d=3, smooth_k=3)
+        out["roc_10"] = ind.roc(c, 10)
+        out["willr_14"] = ind.willr(h, lo, c, 14)
+        pctb, width = ind.bbands(c, 20, 2.0)
+        out["bb_pctb"] = pctb
+        out["bb_width"] = width / 100.0
+        out["kc_position"] = ind.keltner_position(h, lo, c, 20, 2.0)
+        vwap = _anchored_vwap(h, lo, c, v, period_codes(ohlcv.index, vwap_anchor))
+        out["vwap_dist_atr"] = (c - vwap) / atr
+        volume_60 = ind.rolling_sum(v, 60)
+        volume_60[volume_60 == 0.0] = np.nan
+        obv = ind.obv(c, v)
+        out["obv_flow_60"] = (
+            np.concatenate([np.full(60, np.nan), obv[60:] - obv[:-60]])[: c.size] / volume_60
+        )
+        out["body_atr"] = (c - o) / atr
+        out["range_atr"] = (h - lo) / atr
     return pd.DataFrame(out, index=ohlcv.index)
+
+
+_OHLCV = ("open", "high", "low", "close", "volume")

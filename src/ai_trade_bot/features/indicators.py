@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
-from pandas_ta.overlap.sma import nb_sma
 from pandas_ta.momentum.roc import nb_roc
+from pandas_ta.overlap.sma import nb_sma
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -56,7 +56,7 @@ def _nan(n: int) -> np.ndarray:
     return np.full(n, np.nan)
 
 
-def _from_first_valid(x: np.ndarray, fn, *args) -> np.ndarray:  # noqa: ANN001
+def _from_first_valid(x: np.ndarray, fn, *args) -> np.ndarray:
     """``fn`` on ``x`` from its first value on (pandas-ta's ``.loc[first_valid_index():]``),
     NaN before it."""
     valid = np.flatnonzero(~np.isnan(x))

@@ -8,7 +8,6 @@ import pandas as pd
 from ai_trade_bot.errors import ConfigError
 from ai_trade_bot.features import indicators as ind
 
-
 _DAY_NS = 86_400_000_000_000
 
 

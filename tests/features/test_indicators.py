@@ -96,3 +96,59 @@ def test_the_rolling_standard_deviation_is_exact_to_rounding() -> None:
     got = rolling_std(close, 20)
     assert np.isnan(got[:19]).all()
     np.testing.assert_allclose(got[19:], np.array(want, dtype=np.float64), rtol=1e-14)
+
+
+def pandas_htf_reference(ohlcv: pd.DataFrame, base: str, higher: tuple[str, ...]) -> pd.DataFrame:
+    """Higher-timeframe features with pandas' resampler, pandas-ta and ``merge_asof``."""
+    from ai_trade_bot.data.timeframes import timeframe_to_timedelta
+
+    step = timeframe_to_timedelta(base)
+    out = pd.DataFrame(index=ohlcv.index)
+    base_close = pd.Series(ohlcv.index + step, index=ohlcv.index, name="close_time")
+    for tf in higher:
+        rule = timeframe_to_timedelta(tf)
+        htf = ohlcv.resample(rule, origin="epoch", label="left", closed="left").agg(
+            {"open": "first", "high": "max", "low": "min", "close": "last"}
+        )
+        htf = htf.dropna(subset=["close"])
+        c = htf["close"]
+        rsi = ta.rsi(c, length=14, mamode="sma")
+        feats = pd.DataFrame(
+            {
+                f"htf_{tf}_ret": np.log(c).diff(),
+                f"htf_{tf}_rsi": rsi.where(np.arange(len(c)) >= 14),
+                f"htf_{tf}_sma_dist": c / c.rolling(10).mean() - 1.0,
+                f"htf_{tf}_range": np.log(htf["high"] / htf["low"]),
+            }
+        )
+        feats.index = htf.index + rule
+        joined = pd.merge_asof(
+            base_close.to_frame(),
+            feats.rename_axis("close_time").reset_index(),
+            on="close_time",
+            direction="backward",
+        )
+        joined.index = ohlcv.index
+        out = out.join(joined.drop(columns="close_time"))
+    return out
+
+
+@pytest.mark.parametrize(
+    "name,base,higher,rows",
+    [
+        ("eurusd", "1h", ("4h", "1d"), None),
+        ("sp500", "1d", ("1w", "4w"), None),
+        ("eurusd", "1h", ("1d",), 700),
+    ],
+)
+def test_higher_timeframe_features_equal_pandas_resampling(name, base, higher, rows) -> None:
+    from ai_trade_bot.features.multitimeframe import higher_timeframe_features
+
+    frame = load_bundled(name)[0]
+    frame = frame.iloc[-rows:] if rows else frame
+    got = higher_timeframe_features(frame, base_timeframe=base, higher=higher)
+    expected = pandas_htf_reference(frame, base, higher)
+    assert list(got.columns) == list(expected.columns)
+    for column in expected.columns:
+        assert (got[column].isna() == expected[column].isna()).all(), column
+        np.testing.assert_allclose(got[column], expected[column], rtol=1e-12, atol=1e-14)

@@ -14,6 +14,7 @@ import pandas as pd
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.data.timeframes import timeframe_to_timedelta
 from ai_trade_bot.errors import DataValidationError
+from ai_trade_bot.features import rolling
 from ai_trade_bot.features.labels import build_labels
 from ai_trade_bot.features.microstructure import microstructure_features
 from ai_trade_bot.features.multitimeframe import higher_timeframe_features
@@ -252,7 +253,7 @@ def update_features(
     The result equals the row :func:`build_features` gives on the whole history (to
     rounding), at the cost of recomputing the window: the live runner's path.
     """
-    frame, after = _features(window, timeframe, config.resolve(timeframe), state, 1)
+    frame, after = _features(window, timeframe, config.resolve(timeframe), state, 1, keep=1)
     return frame.iloc[-1], after
 
 
@@ -297,12 +298,23 @@ def _history_features(
 
 
 def _features(
-    ohlcv: pd.DataFrame, timeframe: str, config: FeatureConfig, state: FeatureState, new: int
+    ohlcv: pd.DataFrame,
+    timeframe: str,
+    config: FeatureConfig,
+    state: FeatureState,
+    new: int,
+    keep: int | None = None,
 ) -> tuple[pd.DataFrame, FeatureState]:
     """Every feature of ``ohlcv``'s rows; the all-history ones for the last ``new`` rows,
-    carried on from ``state``. The one body behind the batch and the incremental paths."""
+    carried on from ``state``. The one body behind the batch and the incremental paths.
+
+    ``keep``: return only the last ``keep`` rows (None: all). Window-local statistics are
+    then computed for those rows only; every value is the one the full computation gives.
+    """
     close, volume = ohlcv["close"], ohlcv["volume"]
-    log_ret = np.log(close).diff()
+    c = close.to_numpy(dtype=np.float64)
+    r = np.concatenate([[np.nan], np.diff(np.log(c))])
+    log_ret = pd.Series(r, index=ohlcv.index)
     history, after = _history_features(close, log_ret, config, state, new)
     stats = statistical_features(
         close,
@@ -314,6 +326,7 @@ def _features(
         autocorr_lags=config.autocorr_lags,
         hurst_window=config.hurst_window,
         sharpe_window=config.sharpe_window,
+        last=keep,
     )
     technical = technical_features(
         ohlcv,
@@ -321,22 +334,26 @@ def _features(
         ema_lengths=config.ema_lengths,
         vwap_anchor=config.vwap_anchor,
     )
-    parts: list[pd.DataFrame] = [
-        pd.DataFrame({"log_return": log_ret}, index=ohlcv.index),
+    parts: list[pd.DataFrame | dict[str, np.ndarray]] = [
+        {"log_return": r},
         technical,
         stats,
-        pd.DataFrame({"drawdown": history["drawdown"]}, index=ohlcv.index),
+        {"drawdown": history["drawdown"].to_numpy()},
     ]
-    vol = {f"rv_{w}": realized_volatility(log_ret, w) for w in config.rv_windows}
+    vol = {f"rv_{w}": realized_volatility(r, w) for w in config.rv_windows}
     w_pk = config.parkinson_window
-    vol[f"parkinson_{w_pk}"] = parkinson_volatility(ohlcv["high"], ohlcv["low"], w_pk)
-    rv_mid = realized_volatility(log_ret, 20)
-    vv = rv_mid.rolling(config.vol_of_vol_window)
-    vol[f"vol_of_vol_{config.vol_of_vol_window}"] = vv.std() / vv.mean()
-    vol["garch_vol"] = history["garch_vol"]
-    vol["garch_persistence"] = history["garch_persistence"]
-    vol["garch_vs_rv20"] = np.log(history["garch_vol"] * np.sqrt(20) / rv_mid)
-    parts.append(pd.DataFrame(vol, index=ohlcv.index))
+    vol[f"parkinson_{w_pk}"] = parkinson_volatility(
+        ohlcv["high"].to_numpy(dtype=np.float64), ohlcv["low"].to_numpy(dtype=np.float64), w_pk
+    )
+    rv_mid = realized_volatility(r, 20)
+    vv_mean, vv_std = rolling.mean_std(rv_mid, config.vol_of_vol_window)
+    garch_vol = history["garch_vol"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vol[f"vol_of_vol_{config.vol_of_vol_window}"] = vv_std / vv_mean
+        vol["garch_vol"] = garch_vol
+        vol["garch_persistence"] = history["garch_persistence"].to_numpy()
+        vol["garch_vs_rv20"] = np.log(garch_vol * np.sqrt(20) / rv_mid)
+    parts.append(vol)
     micro = microstructure_features(
         close,
         log_ret,
@@ -346,22 +363,32 @@ def _features(
         min_valid=config.min_valid(config.micro_window),
     )
     parts.append(micro)
-    rsi = technical["rsi_14"]
-    imbalance = micro[f"volume_imbalance_{config.micro_window}"]
-    lagged: dict[str, pd.Series] = {"rsi_x_imbalance": (rsi / 100.0) * imbalance}
+    rsi = technical["rsi_14"].to_numpy()
+    imbalance = micro[f"volume_imbalance_{config.micro_window}"].to_numpy()
+    lagged: dict[str, np.ndarray] = {"rsi_x_imbalance": (rsi / 100.0) * imbalance}
     for lag in config.lags:
-        lagged[f"log_return_lag_{lag}"] = log_ret.shift(lag)
-        lagged[f"rsi_14_lag_{lag}"] = rsi.shift(lag)
-        lagged[f"volume_imbalance_lag_{lag}"] = imbalance.shift(lag)
-    parts.append(pd.DataFrame(lagged, index=ohlcv.index))
-    parts.append(time_features(ohlcv.index))
+        lagged[f"log_return_lag_{lag}"] = _shift(r, lag)
+        lagged[f"rsi_14_lag_{lag}"] = _shift(rsi, lag)
+        lagged[f"volume_imbalance_lag_{lag}"] = _shift(imbalance, lag)
+    parts.append(lagged)
+    index = ohlcv.index
+    rows = slice(None) if keep is None else slice(max(0, len(index) - keep), None)
+    parts.append(time_features(index[rows]))
     if config.multi_timeframe:
         parts.append(
             higher_timeframe_features(
                 ohlcv, base_timeframe=timeframe, higher=config.multi_timeframe
             )
         )
-    return _assemble(parts, ohlcv.index.rename("timestamp")), after
+    return _assemble(parts, index[rows].rename("timestamp")), after
+
+
+def _shift(x: np.ndarray, lag: int) -> np.ndarray:
+    """``x`` moved ``lag`` rows later (NaN in front), as ``Series.shift(lag)``."""
+    out = np.full(x.size, np.nan)
+    if lag < x.size:
+        out[lag:] = x[: x.size - lag]
+    return out
 
 
 def time_features(index: pd.DatetimeIndex) -> pd.DataFrame:
@@ -386,21 +413,27 @@ def time_features(index: pd.DatetimeIndex) -> pd.DataFrame:
     )
 
 
-def _assemble(parts: list[pd.DataFrame], index: pd.Index) -> pd.DataFrame:
-    """Copy the parts once into one float64 block (inf -> NaN); pd.concat + astype would
-    copy the million-row matrix several times."""
-    columns = [col for part in parts for col in part.columns]
+def _assemble(parts: list[pd.DataFrame | dict[str, np.ndarray]], index: pd.Index) -> pd.DataFrame:
+    """Copy the last ``len(index)`` rows of the parts once into one float64 block
+    (inf -> NaN); pd.concat + astype would copy the million-row matrix several times."""
+    columns = [col for part in parts for col in part]
     if len(set(columns)) != len(columns):
         raise AssertionError(f"duplicate feature names: {sorted(columns)}")
     # (features, rows) in C order is the layout pandas keeps for a float block: no copy.
     # Column by column: each is one contiguous copy, where a frame's to_numpy() would
     # first interleave its blocks into a row-major matrix.
-    block = np.empty((len(columns), len(index)), dtype=np.float64)
+    n = len(index)
+    block = np.empty((len(columns), n), dtype=np.float64)
     row = 0
     for part in parts:
         for _, values in part.items():
             target = block[row]
-            target[:] = values.to_numpy(dtype=np.float64, copy=False)
+            array = (
+                values.to_numpy(dtype=np.float64, copy=False)
+                if isinstance(values, pd.Series)
+                else values
+            )
+            target[:] = array[array.size - n :] if n else array[:0]
             target[np.isinf(target)] = np.nan
             row += 1
     return pd.DataFrame(block.T, index=index, columns=columns, copy=False)

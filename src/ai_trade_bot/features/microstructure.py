@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numba import njit
+
+from ai_trade_bot.features import rolling
 
 
 def tick_rule_sign(close: pd.Series) -> pd.Series:
     """+1/-1 by the tick rule: sign of the price change, carried forward on no change."""
-    sign = np.sign(close.diff())
-    return sign.replace(0.0, np.nan).ffill().fillna(0.0)
+    return pd.Series(_tick_rule(close.to_numpy(dtype=np.float64)), index=close.index)
+
+
+@njit(cache=True)
+def _tick_rule(close: np.ndarray) -> np.ndarray:
+    out = np.zeros(close.size)
+    last = 0.0
+    for i in range(1, close.size):
+        change = close[i] - close[i - 1]
+        if change > 0:
+            last = 1.0
+        elif change < 0:
+            last = -1.0
+        out[i] = last
+    return out
 
 
 def microstructure_features(
@@ -29,24 +45,32 @@ def microstructure_features(
     skips that bar, and its window still gives a value from ``min_valid`` valid bars.
     """
     min_valid = window if min_valid is None else min_valid
-    dollar_volume = close * volume.where(volume > 0)
-    amihud = (log_ret.abs() / dollar_volume).rolling(window, min_periods=min_valid).mean()
-    amihud_rel = np.log(amihud / amihud.rolling(norm_window, min_periods=window).median())
-    cov = log_ret.rolling(window).cov(log_ret.shift(1))
-    roll_spread = 2.0 * np.sqrt((-cov).clip(lower=0.0))
-    sign = tick_rule_sign(close)
-    rel_volume = volume / volume.rolling(window).mean()
-    signed = sign * rel_volume
-    kyle = log_ret.rolling(window).cov(signed) / signed.rolling(window).var()
-    imbalance = (sign * volume).rolling(window).sum() / volume.rolling(window).sum()
+    r = log_ret.to_numpy(dtype=np.float64)
+    c = close.to_numpy(dtype=np.float64)
+    v = volume.to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dollar_volume = c * np.where(v > 0, v, np.nan)
+        amihud = rolling.nanmean(np.abs(r) / dollar_volume, window, min_valid)
+        # the one pandas call left: a rolling median (pandas keeps a sorted skip list)
+        typical = pd.Series(amihud).rolling(norm_window, min_periods=window).median()
+        amihud_rel = np.log(amihud / typical.to_numpy())
+        lagged = np.concatenate([[np.nan], r[:-1]])
+        cov = rolling.cov_corr(r, lagged, window)[0]
+        roll_spread = 2.0 * np.sqrt(np.clip(-cov, 0.0, None))
+        sign = _tick_rule(c)
+        rel_volume = v / rolling.mean_std(v, window)[0]
+        signed = sign * rel_volume
+        kyle = rolling.cov_corr(r, signed, window)[0] / rolling.mean_std(signed, window)[1] ** 2
+        imbalance = rolling.total(sign * v, window) / rolling.total(v, window)
+        # a bar with no volume sits at the floor instead of log(0)
+        floor_volume = np.log(np.clip(rel_volume, 1e-3, None))
     return pd.DataFrame(
         {
             f"amihud_rel_{window}": amihud_rel,
             f"roll_spread_{window}": roll_spread,
             f"kyle_lambda_{window}": kyle,
             f"volume_imbalance_{window}": imbalance,
-            # a bar with no volume sits at the floor instead of log(0)
-            f"rel_volume_{window}": np.log(rel_volume.clip(lower=1e-3)),
+            f"rel_volume_{window}": floor_volume,
         },
         index=close.index,
     )

@@ -5,24 +5,31 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ai_trade_bot.features import rolling
 from ai_trade_bot.features._numba_kernels import garch_filter
 
 logger = logging.getLogger(__name__)
 
 
-def realized_volatility(log_ret: pd.Series, window: int) -> pd.Series:
-    """Square root of the sum of squared log returns over the trailing window."""
-    return np.sqrt((log_ret**2).rolling(window).sum())
+def realized_volatility(log_ret: pd.Series | np.ndarray, window: int) -> Any:
+    """Square root of the sum of squared log returns over the trailing window (a Series
+    for a Series, an array for an array)."""
+    values = np.sqrt(rolling.total(np.asarray(log_ret, dtype=np.float64) ** 2, window))
+    return pd.Series(values, index=log_ret.index) if isinstance(log_ret, pd.Series) else values
 
 
-def parkinson_volatility(high: pd.Series, low: pd.Series, window: int) -> pd.Series:
+def parkinson_volatility(
+    high: pd.Series | np.ndarray, low: pd.Series | np.ndarray, window: int
+) -> Any:
     """Parkinson (1980) range-based volatility per bar over the trailing window."""
-    hl = np.log(high / low) ** 2
-    return np.sqrt(hl.rolling(window).mean() / (4.0 * np.log(2.0)))
+    hl = np.log(np.asarray(high, dtype=np.float64) / np.asarray(low, dtype=np.float64)) ** 2
+    values = np.sqrt(rolling.mean_std(hl, window)[0] / (4.0 * np.log(2.0)))
+    return pd.Series(values, index=high.index) if isinstance(high, pd.Series) else values
 
 
 @dataclass

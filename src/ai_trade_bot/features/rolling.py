@@ -185,11 +185,32 @@ def cov_corr(x: np.ndarray, y: np.ndarray, window: int) -> tuple[np.ndarray, np.
 @njit(cache=True)
 def autocorrelations(x: np.ndarray, window: int, lags: int) -> np.ndarray:
     """Correlation of each window with the same window ``lag`` bars earlier, for lags
-    1..``lags`` (rows: lags)."""
+    1..``lags`` (rows: lags): :func:`cov_corr` of ``x`` and ``x`` shifted by ``lag``,
+    with each window's mean and sum of squares computed once for every lag."""
     n = x.size
     out = np.full((lags, n), np.nan)
+    w = float(window)
+    mean = np.full(n, np.nan)
+    squares = np.full(n, np.nan)
+    for t in range(window - 1, n):
+        win = x[t - window + 1 : t + 1]
+        if _has_nan(win):
+            continue
+        m = win.sum() / w
+        ss = 0.0
+        for v in win:
+            ss += (v - m) * (v - m)
+        mean[t] = m
+        squares[t] = ss
     for lag in range(1, lags + 1):
-        lagged = np.full(n, np.nan)
-        lagged[lag:] = x[: n - lag]
-        out[lag - 1] = cov_corr(x, lagged, window)[1]
+        for t in range(window - 1 + lag, n):
+            ma = mean[t]
+            mb = mean[t - lag]
+            if np.isnan(ma) or np.isnan(mb):
+                continue
+            sab = 0.0
+            for i in range(t - window + 1, t + 1):
+                sab += (x[i] - ma) * (x[i - lag] - mb)
+            denominator = np.sqrt(squares[t] * squares[t - lag])
+            out[lag - 1, t] = sab / denominator if denominator > 0 else np.nan
     return out

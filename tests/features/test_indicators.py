@@ -244,4 +244,4 @@ def test_the_last_rows_of_the_statistics_equal_the_full_computation_exactly() ->
         pd.testing.assert_frame_equal(part.iloc[-last:], full.iloc[-last:], rtol=0, atol=0)
         earlier = part.iloc[:-last]  # not asked for: NaN, or the full computation's value
         assert (earlier.isna() | (earlier == full.iloc[:-last])).all().all()
-        assert earlier.iloc[: -200].isna().all().all()
+        assert earlier.iloc[:-200].isna().all().all()

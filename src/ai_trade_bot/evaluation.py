@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pandas_ta as ta
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from ai_trade_bot.agents.regime import REGIMES
@@ -26,6 +25,7 @@ from ai_trade_bot.backtest.statistics import (
 from ai_trade_bot.calibration import log_loss_rows
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.decision import DecisionConfig, decide, rsi_fallback
+from ai_trade_bot.features import indicators
 from ai_trade_bot.meta import ABS_PER_SIGMA, direction_agents
 from ai_trade_bot.scoring import class_prior, direction_scores
 
@@ -98,13 +98,22 @@ class Span:
     periods_per_year: float  # from the whole history: the data's own calendar
 
 
+def atr_and_rsi(ohlcv: pd.DataFrame, config: EvaluateConfig) -> tuple[np.ndarray, np.ndarray]:
+    """pandas-ta's ATR and RSI of the candles with the configured lengths: the backtest's
+    and the live runner's stops, slippage and fallback read these same values."""
+    high, low, close = (ohlcv[k].to_numpy(dtype=np.float64) for k in ("high", "low", "close"))
+    return (
+        indicators.atr(high, low, close, config.atr_length),
+        indicators.rsi(close, config.rsi_length),
+    )
+
+
 def make_span(
     ohlcv: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, config: EvaluateConfig
 ) -> Span:
     """All clean candles from ``start`` to ``end``; indicators from the full history (so the
     first bars of the span are not warm-up)."""
-    atr = ta.atr(ohlcv["high"], ohlcv["low"], ohlcv["close"], length=config.atr_length)
-    rsi = ta.rsi(ohlcv["close"], length=config.rsi_length)
+    atr, rsi = (pd.Series(x, index=ohlcv.index) for x in atr_and_rsi(ohlcv, config))
     bars = ohlcv.loc[start:end, ["open", "high", "low", "close"]]
     return Span(
         bars,

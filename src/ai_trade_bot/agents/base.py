@@ -117,20 +117,23 @@ class Agent(ABC):
         (``calibrated=False``: a direction agent's network before calibration)."""
         self._check_fitted()
         self._check_input(X)
-        out = self._predict(X)
+        return self._finish(self._predict(X), X.index[self.min_history - 1 :], calibrated)
+
+    def _finish(self, out: pd.DataFrame, index: pd.Index, calibrated: bool = True) -> pd.DataFrame:
+        """The raw output with the calibration applied (direction agents: and
+        ``informative``), on ``index``; one frame built from arrays."""
+        if self.output_kind != "direction":
+            return out.set_axis(index, axis=0)
+        columns = {str(c): out[c].to_numpy() for c in out.columns}
         calibration = getattr(self, "calibration_", None) if calibrated else None
         if calibration is not None:
-            probs = calibration.apply(out[["down", "flat", "up"]].to_numpy(dtype=np.float64))
-            out = out.assign(
-                down=probs[:, 0],
-                flat=probs[:, 1],
-                up=probs[:, 2],
-                confidence=calibration.apply_confidence(out["confidence"].to_numpy()),
-            )
-        if self.output_kind == "direction":
-            collapsed = calibration is not None and calibration.collapsed
-            out = out.assign(informative=0.0 if collapsed else 1.0)
-        return out.set_axis(X.index[self.min_history - 1 :], axis=0)
+            raw = np.column_stack([columns["down"], columns["flat"], columns["up"]])
+            probs = calibration.apply(raw.astype(np.float64, copy=False))
+            columns["down"], columns["flat"], columns["up"] = probs.T
+            columns["confidence"] = calibration.apply_confidence(columns["confidence"])
+        collapsed = calibration is not None and calibration.collapsed
+        columns["informative"] = np.full(len(index), 0.0 if collapsed else 1.0)
+        return pd.DataFrame(columns, index=index)
 
     def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
         """Down/flat/up probabilities and ``confidence`` (direction agents only)."""
@@ -209,6 +212,22 @@ class Agent(ABC):
                 "or saving."
             )
 
+    def _selected(self, X: pd.DataFrame, dtype: Any = np.float64) -> np.ndarray:
+        """``X[self.columns_]`` as an array. The positions of the columns are kept for the
+        last column index seen: the live runner passes the same columns every candle, and
+        selecting a hundred columns by name costs more than the network."""
+        cached = getattr(self, "_positions_for", None)
+        if cached is None or cached[0] is not X.columns:
+            positions = X.columns.get_indexer(self.columns_)
+            if (positions < 0).any():
+                missing = [c for c, k in zip(self.columns_, positions, strict=True) if k < 0]
+                raise DataValidationError(
+                    f"agent '{self.name}': input lacks column(s) {missing[:5]} it was fitted on."
+                )
+            cached = self._positions_for = (X.columns, positions)
+        values = X.to_numpy(dtype=np.float64, copy=False)[:, cached[1]]
+        return values if dtype == np.float64 else values.astype(dtype)
+
     def _check_input(self, X: pd.DataFrame, *, needed: int | None = None) -> None:
         needed = self.min_history if needed is None else needed
         if len(X) < needed:
@@ -216,14 +235,9 @@ class Agent(ABC):
                 f"agent '{self.name}' needs a history of at least {needed} rows (window "
                 f"{self.min_history}), got {len(X)}."
             )
-        if self.is_fitted():
-            missing = [c for c in self.columns_ if c not in X.columns]
-            if missing:
-                raise DataValidationError(
-                    f"agent '{self.name}': input lacks column(s) {missing[:5]} it was fitted on."
-                )
-        cols = self.columns_ if self.is_fitted() else list(X.columns)
-        values = X[cols].to_numpy(dtype=np.float64)
+        fitted = self.is_fitted()
+        cols = self.columns_ if fitted else list(X.columns)
+        values = self._selected(X) if fitted else X.to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values)
         if bad.any():
             row, col = np.argwhere(bad)[0]

@@ -87,7 +87,7 @@ class GBMAgent(Agent):
         self.best_iteration_ = int(self.booster_.best_iteration or self.n_estimators)
 
     def _predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        values = X[self.columns_].to_numpy(dtype=np.float64)
+        values = self._selected(X)
         probs = self.booster_.predict(values, num_iteration=self.best_iteration_)
         return direction_frame(probs, probs.max(axis=1))
 

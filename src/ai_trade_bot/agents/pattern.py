@@ -100,7 +100,7 @@ class PatternCNNAgent(_DirectionTorchAgent):
 
     def _inputs(self, X: pd.DataFrame) -> np.ndarray:
         """(T, 64, 64) float32 images in [0, 1]; rows before the first window are blank."""
-        ohlc = X[self.columns_].to_numpy(dtype=np.float64)
+        ohlc = self._selected(X)
         images = np.zeros((len(X), IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
         ends = np.arange(self.window - 1, len(X))
         images[ends] = render_candles(ohlc, self.window, ends) / np.float32(255.0)

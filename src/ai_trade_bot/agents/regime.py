@@ -99,12 +99,7 @@ class RegimeAgent(TorchAgent):
         first row (from the start probabilities) or after ``previous``, the log posterior
         of the row before. Returns every row's log posterior."""
         z = (self._observations(X) - self.obs_mean_) / self.obs_scale_
-        log_b = np.column_stack(
-            [
-                multivariate_normal(self.means_[k], self.covars_[k], allow_singular=True).logpdf(z)
-                for k in range(4)
-            ]
-        ).reshape(len(z), 4)
+        log_b = np.column_stack([e.logpdf(z) for e in self._emissions()]).reshape(len(z), 4)
         log_a = np.log(self.transmat_ + 1e-300)
         out = np.empty_like(log_b)
         for t in range(len(z)):
@@ -115,6 +110,19 @@ class RegimeAgent(TorchAgent):
                 alpha = logsumexp(before[:, None] + log_a, axis=0) + log_b[t]
             out[t] = alpha - logsumexp(alpha)
         return out
+
+    def _emissions(self) -> list[Any]:
+        """Each state's Gaussian, built once per fitted state (scipy factorises the
+        covariance when it builds one: most of a live candle's filter step)."""
+        key = (id(self.means_), id(self.covars_))
+        cached = getattr(self, "_emission_cache", None)
+        if cached is None or cached[0] != key:
+            gaussians = [
+                multivariate_normal(self.means_[k], self.covars_[k], allow_singular=True)
+                for k in range(len(self.means_))
+            ]
+            cached = self._emission_cache = (key, gaussians, self.means_, self.covars_)
+        return cached[1]
 
     def _filtered_posteriors(self, X: pd.DataFrame) -> np.ndarray:
         return np.exp(self._filtered(X))

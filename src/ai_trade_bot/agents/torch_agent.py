@@ -93,7 +93,7 @@ class TorchAgent(Agent):
 
     def _inputs(self, X: pd.DataFrame) -> np.ndarray:
         """Per-row model inputs (T, F), scaled with the fitted scaler."""
-        values = X[self.columns_].to_numpy(dtype=np.float32)
+        values = self._selected(X, np.float32)
         return np.clip((values - self.mean_) / self.scale_, -10.0, 10.0).astype(np.float32)
 
     def _fit_scaler(self, X: pd.DataFrame) -> None:

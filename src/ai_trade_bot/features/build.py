@@ -416,26 +416,25 @@ def time_features(index: pd.DatetimeIndex) -> pd.DataFrame:
 def _assemble(parts: list[pd.DataFrame | dict[str, np.ndarray]], index: pd.Index) -> pd.DataFrame:
     """Copy the last ``len(index)`` rows of the parts once into one float64 block
     (inf -> NaN); pd.concat + astype would copy the million-row matrix several times."""
-    columns = [col for part in parts for col in part]
+    columns = [str(col) for part in parts for col in part]
     if len(set(columns)) != len(columns):
         raise AssertionError(f"duplicate feature names: {sorted(columns)}")
     # (features, rows) in C order is the layout pandas keeps for a float block: no copy.
-    # Column by column: each is one contiguous copy, where a frame's to_numpy() would
-    # first interleave its blocks into a row-major matrix.
+    # A frame part is one float block already: its transpose is copied in one go; an
+    # array part column by column (each one contiguous copy).
     n = len(index)
     block = np.empty((len(columns), n), dtype=np.float64)
     row = 0
     for part in parts:
-        for _, values in part.items():
-            target = block[row]
-            array = (
-                values.to_numpy(dtype=np.float64, copy=False)
-                if isinstance(values, pd.Series)
-                else values
-            )
-            target[:] = array[array.size - n :] if n else array[:0]
-            target[np.isinf(target)] = np.nan
+        if isinstance(part, pd.DataFrame):
+            values = part.to_numpy(dtype=np.float64, copy=False)
+            block[row : row + values.shape[1]] = values[len(values) - n :].T
+            row += values.shape[1]
+            continue
+        for values in part.values():
+            block[row] = values[values.size - n :]
             row += 1
+    block[np.isinf(block)] = np.nan
     return pd.DataFrame(block.T, index=index, columns=columns, copy=False)
 
 

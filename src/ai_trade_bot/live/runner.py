@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pandas_ta as ta
 
 from ai_trade_bot.backtest.engine import (
     S_CASH,
@@ -39,7 +38,12 @@ from ai_trade_bot.backtest.engine import (
 )
 from ai_trade_bot.bundle import Bundle
 from ai_trade_bot.errors import AiTradeBotError
-from ai_trade_bot.evaluation import EvaluateConfig, signals_for, targets_from_signals
+from ai_trade_bot.evaluation import (
+    EvaluateConfig,
+    atr_and_rsi,
+    signals_for,
+    targets_from_signals,
+)
 from ai_trade_bot.features.build import LabelConfig, labels_for
 from ai_trade_bot.live.alerts import Alerts
 from ai_trade_bot.live.broker import CcxtBroker, client_order_id
@@ -311,11 +315,10 @@ class Runner:
         self.window = window.iloc[-self._window_rows() :]
         bar = int(self.state["bar"]) + 1
         day = int(ts.value // _DAY_NS)
-        atr = ta.atr(window["high"], window["low"], window["close"], length=settings.atr_length)
-        atr_now = float(atr.iloc[-1]) if atr is not None else float("nan")
-        atr_prev = float(atr.iloc[-2]) if atr is not None and len(atr) > 1 else atr_now
-        rsi = ta.rsi(window["close"], length=settings.rsi_length)
-        rsi_now = float(rsi.iloc[-1]) if rsi is not None else float("nan")
+        atr, rsi = atr_and_rsi(window, settings)  # the backtest's very values
+        atr_now = float(atr[-1])
+        atr_prev = float(atr[-2]) if len(atr) > 1 else atr_now
+        rsi_now = float(rsi[-1])
         core = ExecutionCore(settings.engine)
         commands = self.store.pending_commands(self.symbol)
         paused = bool(self.state["paused"])
@@ -358,7 +361,12 @@ class Runner:
         # 3. the decision layer and the sizing, on the recent decisions
         history = self._recent_meta(settings.decision.accuracy_window + 2)
         frame = meta if history.empty else pd.concat([history[history.index < ts], meta])
-        labels = labels_for(window, self.bundle.labels if self.bundle else LabelConfig())
+        label_config = self.bundle.labels if self.bundle else LabelConfig()
+        # a label reads band_window returns before its row and one after: label the rows of
+        # ``frame`` only, not the whole window
+        labels = labels_for(
+            window.iloc[-(len(frame) + label_config.band_window + 2) :], label_config
+        )
         decided = signals_for(
             frame,
             labels["direction"],

@@ -54,17 +54,41 @@ def rolling_accuracy(
     The prediction at t is resolved by the label at t (known at t+1's close), so the value
     at t averages outcomes up to t-1.
     """
-    correct = (predicted == realized).astype(float).where(realized.notna())
-    return correct.rolling(window, min_periods=min_obs).mean().shift(1)
+    values = _rolling_accuracy(
+        predicted.to_numpy(dtype=np.float64),
+        realized.to_numpy(dtype=np.float64),
+        window,
+        min_obs,
+    )
+    return pd.Series(values, index=predicted.index)
+
+
+def _rolling_accuracy(
+    predicted: np.ndarray, realized: np.ndarray, window: int, min_obs: int
+) -> np.ndarray:
+    """:func:`rolling_accuracy` on arrays. Counts of 0/1 outcomes are whole numbers, so
+    running sums of them are exact: the same values as a pandas rolling mean."""
+    known = ~np.isnan(realized)
+    correct = (known & (predicted == realized)).astype(np.float64)
+    hits = np.concatenate([[0.0], np.cumsum(correct)])
+    seen = np.concatenate([[0.0], np.cumsum(known.astype(np.float64))])
+    end = np.arange(1, predicted.size + 1)
+    start = np.maximum(end - window, 0)
+    count = seen[end] - seen[start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count >= max(min_obs, 1), (hits[end] - hits[start]) / count, np.nan)
+    return np.concatenate([[np.nan], mean[:-1]])  # known at t+1: shifted one row
 
 
 def rsi_fallback(rsi: pd.Series, config: DecisionConfig) -> pd.Series:
     """The model-free strategy: long when RSI is oversold, short (or flat) when overbought."""
+    return pd.Series(_rsi_signal(rsi.to_numpy(dtype=np.float64), config), index=rsi.index)
+
+
+def _rsi_signal(rsi: np.ndarray, config: DecisionConfig) -> np.ndarray:
     short = -1.0 if config.allow_short else 0.0
-    return pd.Series(
-        np.where(rsi < config.rsi_low, 1.0, np.where(rsi > config.rsi_high, short, 0.0)),
-        index=rsi.index,
-    )
+    with np.errstate(invalid="ignore"):
+        return np.where(rsi < config.rsi_low, 1.0, np.where(rsi > config.rsi_high, short, 0.0))
 
 
 def decide(
@@ -87,49 +111,53 @@ def decide(
         Columns ``signal`` (-1, 0, 1), ``rolling_accuracy``, ``buy_threshold``,
         ``sell_threshold`` and ``reason`` (why the signal is what it is).
     """
-    probs = frame[["down", "flat", "up"]]
-    available = probs.notna().all(axis=1) & frame["confidence"].notna()
-    predicted = probs.to_numpy().argmax(axis=1).astype(float)
-    predicted = pd.Series(np.where(available, predicted, np.nan), index=frame.index)
+    n = len(frame)
+    down, flat, up = (frame[k].to_numpy(dtype=np.float64) for k in ("down", "flat", "up"))
+    confidence = frame["confidence"].to_numpy(dtype=np.float64)
+    probs = np.column_stack([down, flat, up])
+    available = ~np.isnan(probs).any(axis=1) & ~np.isnan(confidence)
+    predicted = np.where(available, probs.argmax(axis=1).astype(np.float64), np.nan)
     if realized is not None:
-        acc = rolling_accuracy(
+        acc = _rolling_accuracy(
             predicted,
-            realized.reindex(frame.index),
+            realized.reindex(frame.index).to_numpy(dtype=np.float64),
             config.accuracy_window,
             config.min_accuracy_obs,
         )
     else:
-        acc = pd.Series(np.nan, index=frame.index)
-    shift = np.where(
-        acc > config.aggressive_above,
-        -config.adapt_step,
-        np.where(acc < config.conservative_below, config.adapt_step, 0.0),
-    )
-    buy_t = config.buy_threshold + shift
-    sell_t = config.sell_threshold + shift
-    up, down = frame["up"].to_numpy(), frame["down"].to_numpy()
-    raw = np.where(
-        (up >= buy_t) & (up > down),
-        1.0,
-        np.where((down >= sell_t) & (down > up), -1.0 if config.allow_short else 0.0, 0.0),
-    )
-    disagreement = (
-        frame["disagreement"] if "disagreement" in frame else pd.Series(0.0, index=frame.index)
-    )
-    prior_only = (
-        (frame["informative"] == 0.0).to_numpy()
-        if "informative" in frame
-        else np.zeros(len(frame), dtype=bool)
-    )
-    gated_conf = frame["confidence"].to_numpy() < config.confidence_gate
-    gated_dis = disagreement.to_numpy() > config.disagreement_gate
-    killed = (acc < config.kill_below).to_numpy()
+        acc = np.full(n, np.nan)
+    with np.errstate(invalid="ignore"):
+        shift = np.where(
+            acc > config.aggressive_above,
+            -config.adapt_step,
+            np.where(acc < config.conservative_below, config.adapt_step, 0.0),
+        )
+        buy_t = config.buy_threshold + shift
+        sell_t = config.sell_threshold + shift
+        raw = np.where(
+            (up >= buy_t) & (up > down),
+            1.0,
+            np.where((down >= sell_t) & (down > up), -1.0 if config.allow_short else 0.0, 0.0),
+        )
+        disagreement = (
+            frame["disagreement"].to_numpy(dtype=np.float64)
+            if "disagreement" in frame
+            else np.zeros(n)
+        )
+        prior_only = (
+            frame["informative"].to_numpy(dtype=np.float64) == 0.0
+            if "informative" in frame
+            else np.zeros(n, dtype=bool)
+        )
+        gated_conf = confidence < config.confidence_gate
+        gated_dis = disagreement > config.disagreement_gate
+        killed = acc < config.kill_below
     signal = np.where(prior_only | gated_conf | gated_dis | killed, 0.0, raw)
     # a bar's reason is the first rule that kept it from trading; the kill switch and the
     # gates count only where the model would otherwise have traded, so a model that never
     # crosses a threshold reads "no_edge", not "kill_switch"
     reason = np.select(
-        [~available.to_numpy(), prior_only, raw == 0, killed, gated_conf, gated_dis],
+        [~available, prior_only, raw == 0, killed, gated_conf, gated_dis],
         [
             "fallback_rsi",
             "prior_only",
@@ -141,10 +169,10 @@ def decide(
         default="model",
     )
     if rsi is not None:
-        fallback = rsi_fallback(rsi.reindex(frame.index), config).to_numpy()
-        signal = np.where(available.to_numpy(), signal, fallback)
+        fallback = _rsi_signal(rsi.reindex(frame.index).to_numpy(dtype=np.float64), config)
+        signal = np.where(available, signal, fallback)
     else:
-        signal = np.where(available.to_numpy(), signal, 0.0)
+        signal = np.where(available, signal, 0.0)
     return pd.DataFrame(
         {
             "signal": signal,

@@ -494,10 +494,7 @@ class Runner:
         return meta[list(DIRECTION)].astype("float64")
 
     def _recent_meta(self, rows: int) -> pd.DataFrame:
-        recent = self.store.decisions(self.symbol, rows)
-        if recent.empty:
-            return pd.DataFrame(columns=list(DIRECTION), dtype="float64")
-        return recent[list(DIRECTION)].astype("float64")
+        return self.store.decisions(self.symbol, rows, columns=DIRECTION)
 
     def _votes(self, outputs: pd.DataFrame | None) -> dict[str, dict[str, float]]:
         if outputs is None:

@@ -94,6 +94,12 @@ def ts_int(ts: pd.Timestamp) -> int:
     return int(pd.Timestamp(ts).value)
 
 
+_NUMERIC_DECISION_COLUMNS = frozenset(
+    ("signal", "target", "down", "flat", "up", "confidence", "disagreement", "informative",
+     "magnitude", "rsi", "latency_ms")
+)  # fmt: skip
+
+
 def ts_of(value: int) -> pd.Timestamp:
     return pd.Timestamp(int(value), tz="UTC")
 
@@ -189,7 +195,27 @@ class StateStore:
             (symbol, *values.values()),
         )
 
-    def decisions(self, symbol: str, limit: int) -> pd.DataFrame:
+    def decisions(
+        self, symbol: str, limit: int, columns: tuple[str, ...] | None = None
+    ) -> pd.DataFrame:
+        """The last ``limit`` decisions, oldest first, indexed by candle time; with
+        ``columns`` (numeric ones), only those, read straight into a float frame."""
+        if columns is not None:
+            unknown = set(columns) - _NUMERIC_DECISION_COLUMNS
+            if unknown:
+                raise ValueError(f"decisions: not numeric columns {sorted(unknown)}")
+            found = self.db.execute(
+                f"SELECT ts, {', '.join(columns)} FROM decisions WHERE symbol = ? "
+                "ORDER BY ts DESC LIMIT ?",
+                (symbol, int(limit)),
+            ).fetchall()[::-1]
+            values = np.array([tuple(r) for r in found], dtype=np.float64).reshape(
+                -1, 1 + len(columns)
+            )
+            index = pd.DatetimeIndex(
+                pd.to_datetime(values[:, 0].astype(np.int64), unit="ns", utc=True), name="timestamp"
+            )
+            return pd.DataFrame(values[:, 1:], index=index, columns=list(columns))
         rows = self.db.execute(
             "SELECT * FROM decisions WHERE symbol = ? ORDER BY ts DESC LIMIT ?",
             (symbol, int(limit)),

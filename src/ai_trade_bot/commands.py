@@ -131,6 +131,11 @@ def live(
         broker = CcxtBroker(
             make_exchange(exchange, api_host=exchange_url, credentials=credentials), symbol
         )
+    # One candle is a batch of one window per agent: handing it to a second thread (which
+    # sleeps between candles) costs more than it saves (measured: 8.5 -> 7.9 ms a candle).
+    import torch
+
+    torch.set_num_threads(1)
     store = StateStore(state_path)
     runner = Runner(
         source,

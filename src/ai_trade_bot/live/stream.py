@@ -41,9 +41,11 @@ class ModelStream:
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.columns = list(bundle.feature_columns)
-        self.model_columns = [*self.columns, *BAR_COLUMNS]
+        # one Index object for every context frame: agents keep their column positions
+        self.model_columns = pd.Index([*self.columns, *BAR_COLUMNS])
         self.keep = max(a.min_history for a in bundle.agents.values())
         self.seconds: dict[str, float] = {"features": 0.0, "agents": 0.0}  # the last step
+        self._positions: tuple[pd.Index, np.ndarray] | None = None
 
     # -- start, restore ---------------------------------------------------------------
     def start(self, history: pd.DataFrame) -> StreamState:
@@ -75,6 +77,17 @@ class ModelStream:
         states = {name: a.start_stream(context) for name, a in self.bundle.agents.items()}
         return StreamState(features, states, context.iloc[-self.keep :])
 
+    def _append(
+        self, context: pd.DataFrame | None, values: np.ndarray, at: pd.Index
+    ) -> pd.DataFrame:
+        """The last ``keep`` model-input rows after appending one (one array, one frame)."""
+        earlier = 0 if context is None else min(len(context), self.keep - 1)
+        if earlier == 0:
+            return pd.DataFrame([values], index=at, columns=self.model_columns)
+        block = np.concatenate([context.to_numpy(dtype=np.float64)[-earlier:], [values]])
+        index = context.index[-earlier:].append(at)
+        return pd.DataFrame(block, index=index, columns=self.model_columns)
+
     def _model_rows(self, features: pd.DataFrame, candles: pd.DataFrame) -> pd.DataFrame:
         bars = candles.reindex(features.index)[["open", "high", "low", "close", "volume"]]
         X = features.join(bars.set_axis(list(BAR_COLUMNS), axis=1))
@@ -92,20 +105,24 @@ class ModelStream:
             window, state.features, timeframe=bundle.timeframe, config=bundle.features
         )
         self.seconds["features"] = time.perf_counter() - started
-        row = row[self.columns]
+        if self._positions is None or self._positions[0] is not row.index:
+            self._positions = (row.index, row.index.get_indexer(self.columns))
+        row = pd.Series(row.to_numpy()[self._positions[1]], index=self.columns, name=row.name)
         candle = window.iloc[-1]
-        values = np.concatenate([row.to_numpy(), candle[list(_OHLCV)].to_numpy()])
+        values = np.concatenate([row.to_numpy(), candle[list(_OHLCV)].to_numpy(dtype=np.float64)])
         if not np.isfinite(values).all():
             return row, None, StreamState(features, state.agents, state.context)
-        new = pd.DataFrame([values], index=window.index[-1:], columns=self.model_columns)
-        context = pd.concat([state.context, new]) if state.context is not None else new
-        context = context.iloc[-self.keep :]
-        parts, agents = [], {}
+        context = self._append(state.context, values, window.index[-1:])
+        columns: dict[str, np.ndarray] = {}
+        agents = {}
         for name, agent in bundle.agents.items():
             out, agents[name] = agent.predict_next(context, state.agents[name])
-            parts.append(out.add_prefix(f"{name}."))
-        outputs = pd.concat(parts, axis=1)
-        outputs = outputs.join(bundle.meta.predict(outputs).add_prefix("meta."))
+            for column, value in out.items():
+                columns[f"{name}.{column}"] = value.to_numpy()
+        at = window.index[-1:]
+        meta = bundle.meta.predict(pd.DataFrame(columns, index=at))
+        columns.update({f"meta.{column}": value.to_numpy() for column, value in meta.items()})
+        outputs = pd.DataFrame(columns, index=at)
         self.seconds["agents"] = time.perf_counter() - started - self.seconds["features"]
         return row, outputs, StreamState(features, agents, context)
 

@@ -245,3 +245,21 @@ def test_the_last_rows_of_the_statistics_equal_the_full_computation_exactly() ->
         earlier = part.iloc[:-last]  # not asked for: NaN, or the full computation's value
         assert (earlier.isna() | (earlier == full.iloc[:-last])).all().all()
         assert earlier.iloc[:-200].isna().all().all()
+
+
+@pytest.mark.parametrize("name", ["sp500", "eurusd"])
+def test_labels_equal_the_pandas_formulas(name: str) -> None:
+    from ai_trade_bot.features.labels import build_labels
+
+    close = load_bundled(name)[0]["close"]
+    got = build_labels(close, horizon=5, flat_band_sigmas=0.25, band_window=20)
+    log_ret = np.log(close).diff()
+    next_ret = log_ret.shift(-1)
+    band = 0.25 * log_ret.rolling(20).std()
+    direction = pd.Series(np.where(next_ret > band, 2, np.where(next_ret < -band, 0, 1)), index=close.index, dtype=float)  # fmt: skip
+    direction[next_ret.isna() | band.isna()] = np.nan
+    fwd_var = (log_ret**2)[::-1].rolling(5).sum()[::-1].shift(-1)
+    pd.testing.assert_series_equal(got["direction"], direction, check_names=False)
+    np.testing.assert_allclose(got["next_return"], next_ret, rtol=0, atol=0)
+    np.testing.assert_allclose(got["flat_band"], band, rtol=1e-9)
+    np.testing.assert_allclose(got["fwd_realized_vol_5"], np.sqrt(fwd_var), rtol=1e-9)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ai_trade_bot.features import rolling
+
 DOWN, FLAT, UP = 0, 1, 2
 CLASS_NAMES = ("down", "flat", "up")
 
@@ -21,18 +23,16 @@ def build_labels(
         Columns ``next_return``, ``direction`` (0 down, 1 flat, 2 up; NaN at the end),
         ``flat_band`` and ``fwd_realized_vol_{horizon}``.
     """
-    log_ret = np.log(close).diff()
-    next_ret = log_ret.shift(-1)
-    band = flat_band_sigmas * log_ret.rolling(band_window).std()
-    direction = pd.Series(
-        np.where(next_ret > band, UP, np.where(next_ret < -band, DOWN, FLAT)),
-        index=close.index,
-        dtype="float64",
-    )
-    direction[next_ret.isna() | band.isna()] = np.nan
-    sq = log_ret**2
-    # sum of r[t+1..t+h] squared: reverse rolling window, shifted onto t
-    fwd_var = sq[::-1].rolling(horizon).sum()[::-1].shift(-1)
+    c = close.to_numpy(dtype=np.float64)
+    log_ret = np.concatenate([[np.nan], np.diff(np.log(c))])
+    next_ret = np.concatenate([log_ret[1:], [np.nan]])
+    band = flat_band_sigmas * rolling.mean_std(log_ret, band_window)[1]
+    with np.errstate(invalid="ignore"):
+        direction = np.where(next_ret > band, UP, np.where(next_ret < -band, DOWN, FLAT))
+    direction = np.where(np.isnan(next_ret) | np.isnan(band), np.nan, direction.astype(float))
+    # sum of r[t+1..t+h] squared: a trailing window sum read backwards, shifted onto t
+    ahead = rolling.total((log_ret**2)[::-1], horizon)[::-1]
+    fwd_var = np.concatenate([ahead[1:], [np.nan]])
     return pd.DataFrame(
         {
             "next_return": next_ret,

@@ -148,6 +148,7 @@ class Runner:
         self._last_check = 0.0
         self.processed = 0
         self.window: pd.DataFrame | None = None
+        self._recent: pd.DataFrame | None = None  # recent decisions' outputs (_recent_meta)
         self._last_reason = ""
 
     # -- model ---------------------------------------------------------------------------
@@ -462,6 +463,7 @@ class Runner:
                 paused=int(paused),
                 halted_reason=halted or None,
             )
+        self._remember(meta, settings.decision.accuracy_window + 2)
         for fill in fills:
             if fill["kind"] in ("stop", "target", "risk"):
                 self.alerts.send(
@@ -490,11 +492,34 @@ class Runner:
     def _meta_row(self, outputs: pd.DataFrame | None, ts: pd.Timestamp) -> pd.DataFrame:
         if outputs is None:
             return pd.DataFrame({k: [np.nan] for k in DIRECTION}, index=pd.DatetimeIndex([ts]))
-        meta = outputs.filter(like="meta.").rename(columns=lambda c: c[len("meta.") :])
-        return meta[list(DIRECTION)].astype("float64")
+        positions = outputs.columns.get_indexer([f"meta.{k}" for k in DIRECTION])
+        if (positions < 0).any():
+            raise KeyError(f"model outputs lack meta columns {list(DIRECTION)}")
+        values = outputs.to_numpy(dtype=np.float64)[:, positions]
+        return pd.DataFrame(values, index=outputs.index, columns=list(DIRECTION))
 
     def _recent_meta(self, rows: int) -> pd.DataFrame:
-        return self.store.decisions(self.symbol, rows, columns=DIRECTION)
+        """The last ``rows`` decisions' model outputs: read from the state file once, then
+        kept in memory as each candle's decision is committed (see :meth:`_remember`)."""
+        if self._recent is None:
+            self._recent = self.store.decisions(self.symbol, rows, columns=DIRECTION)
+        return self._recent.iloc[-rows:]
+
+    def _remember(self, meta: pd.DataFrame, rows: int) -> None:
+        """Add the committed decision's outputs as the file holds them (non-finite: NaN)."""
+        if self._recent is None:
+            return
+        row = meta[list(DIRECTION)].to_numpy(dtype=np.float64)
+        row = np.where(np.isfinite(row), row, np.nan)
+        kept = self._recent
+        if len(kept) and kept.index[-1] >= meta.index[0]:  # a candle processed again
+            kept = kept[kept.index < meta.index[0]]
+        kept = kept.iloc[-(rows - 1) :]
+        self._recent = pd.DataFrame(
+            np.concatenate([kept.to_numpy(dtype=np.float64), row]),
+            index=kept.index.append(meta.index),
+            columns=list(DIRECTION),
+        )
 
     def _votes(self, outputs: pd.DataFrame | None) -> dict[str, dict[str, float]]:
         if outputs is None:

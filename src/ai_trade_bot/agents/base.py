@@ -159,7 +159,8 @@ class Agent(ABC):
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
         """The output for the last row of ``rows`` (at least its last ``min_history`` rows,
         newest last) and the state after it."""
-        return self.predict(rows.iloc[-self.min_history :]).iloc[[-1]], state
+        out = self.predict(rows.iloc[-self.min_history :])
+        return (out if len(out) == 1 else out.iloc[[-1]]), state
 
     # -- persistence -------------------------------------------------------------------
     @abstractmethod

@@ -43,6 +43,7 @@ class ModelStream:
         self.columns = list(bundle.feature_columns)
         # one Index object for every context frame: agents keep their column positions
         self.model_columns = pd.Index([*self.columns, *BAR_COLUMNS])
+        self._column_index = pd.Index(self.columns)
         self.keep = max(a.min_history for a in bundle.agents.values())
         self.seconds: dict[str, float] = {"features": 0.0, "agents": 0.0}  # the last step
         self._positions: tuple[pd.Index, np.ndarray] | None = None
@@ -107,9 +108,9 @@ class ModelStream:
         self.seconds["features"] = time.perf_counter() - started
         if self._positions is None or self._positions[0] is not row.index:
             self._positions = (row.index, row.index.get_indexer(self.columns))
-        row = pd.Series(row.to_numpy()[self._positions[1]], index=self.columns, name=row.name)
-        candle = window.iloc[-1]
-        values = np.concatenate([row.to_numpy(), candle[list(_OHLCV)].to_numpy(dtype=np.float64)])
+        row = pd.Series(row.to_numpy()[self._positions[1]], index=self._column_index, name=row.name)
+        candle = window.iloc[-1:, window.columns.get_indexer(_OHLCV)].to_numpy(dtype=np.float64)
+        values = np.concatenate([row.to_numpy(), candle[0]])
         if not np.isfinite(values).all():
             return row, None, StreamState(features, state.agents, state.context)
         context = self._append(state.context, values, window.index[-1:])

@@ -256,7 +256,8 @@ def test_labels_equal_the_pandas_formulas(name: str) -> None:
     log_ret = np.log(close).diff()
     next_ret = log_ret.shift(-1)
     band = 0.25 * log_ret.rolling(20).std()
-    direction = pd.Series(np.where(next_ret > band, 2, np.where(next_ret < -band, 0, 1)), index=close.index, dtype=float)  # fmt: skip
+    classes = np.where(next_ret > band, 2, np.where(next_ret < -band, 0, 1))
+    direction = pd.Series(classes, index=close.index, dtype=float)
     direction[next_ret.isna() | band.isna()] = np.nan
     fwd_var = (log_ret**2)[::-1].rolling(5).sum()[::-1].shift(-1)
     pd.testing.assert_series_equal(got["direction"], direction, check_names=False)

@@ -312,8 +312,7 @@ class Runner:
         candle = event.candle
         ts = candle.name
         settings = self.settings
-        window = pd.concat([self._window(), candle.to_frame().T.astype("float64")])
-        self.window = window.iloc[-self._window_rows() :]
+        window = self.window = self._with_candle(candle)
         bar = int(self.state["bar"]) + 1
         day = int(ts.value // _DAY_NS)
         atr, rsi = atr_and_rsi(window, settings)  # the backtest's very values
@@ -401,7 +400,7 @@ class Runner:
         pending = [o["client_order_id"] for o in self.store.orders(self.symbol, "submitted")]
         latency_ms = (time.perf_counter() - started) * 1000.0
         with self.store.transaction() as db:
-            self.store.add_candles(db, self.symbol, candle.to_frame().T)
+            self.store.add_candles(db, self.symbol, window.iloc[-1:])
             if feature_row is not None:
                 self.store.add_feature_row(db, self.symbol, ts, feature_row.to_numpy())
             self.store.add_decision(
@@ -485,6 +484,15 @@ class Runner:
         if getattr(self, "window", None) is None:
             self.window = self.store.candles(self.symbol, self._window_rows())
         return self.window
+
+    def _with_candle(self, candle: pd.Series) -> pd.DataFrame:
+        """The trailing window with ``candle`` appended (one array, one frame)."""
+        window = self._window()
+        keep = self._window_rows() - 1
+        values = np.array([[float(candle[c]) for c in window.columns]])
+        block = np.concatenate([window.to_numpy(dtype=np.float64)[-keep:], values])
+        at = pd.DatetimeIndex([candle.name], name=window.index.name)
+        return pd.DataFrame(block, index=window.index[-keep:].append(at), columns=window.columns)
 
     def _window_rows(self) -> int:
         return (self.bundle.feature_rows if self.bundle else FALLBACK_HISTORY) + 2

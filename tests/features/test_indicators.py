@@ -264,3 +264,19 @@ def test_labels_equal_the_pandas_formulas(name: str) -> None:
     np.testing.assert_allclose(got["next_return"], next_ret, rtol=0, atol=0)
     np.testing.assert_allclose(got["flat_band"], band, rtol=1e-9)
     np.testing.assert_allclose(got["fwd_realized_vol_5"], np.sqrt(fwd_var), rtol=1e-9)
+
+
+def test_flat_prices_give_nan_without_numpy_warnings() -> None:
+    import warnings
+
+    from ai_trade_bot.evaluation import EvaluateConfig, atr_and_rsi
+    from ai_trade_bot.features.multitimeframe import higher_timeframe_features
+
+    frame = _with_flat_bars(load_bundled("eurusd")[0].iloc[:400])
+    frame.iloc[:60, :4] = frame["close"].iloc[0]  # the window starts flat: RSI is 0/0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning per candle would flood the runner's log
+        technical_features(frame)
+        higher_timeframe_features(frame, base_timeframe="1h", higher=("4h",))
+        atr, rsi = atr_and_rsi(frame, EvaluateConfig())
+    assert np.isnan(rsi[20]) and np.isfinite(rsi[-1]) and np.isfinite(atr[-1])

@@ -170,7 +170,8 @@ def rsi(close: np.ndarray, length: int) -> np.ndarray:
     gains = np.where(change < 0, 0.0, change)
     losses = np.where(change > 0, 0.0, change)
     up, down = rma(gains, length), rma(losses, length)
-    return 100.0 * up / (up + np.abs(down))
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 on flat prices: NaN
+        return 100.0 * up / (up + np.abs(down))
 
 
 def macd(

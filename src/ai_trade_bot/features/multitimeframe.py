@@ -22,7 +22,8 @@ def _rsi(close: np.ndarray, length: int) -> np.ndarray:
     change = np.concatenate([[np.nan], np.diff(close)])
     up = ind.sma(np.where(change < 0, 0.0, change), length)
     down = ind.sma(np.where(change > 0, 0.0, change), length)
-    return 100.0 * up / (up + np.abs(down))
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 on flat prices: NaN
+        return 100.0 * up / (up + np.abs(down))
 
 
 def _resample(ohlcv: pd.DataFrame, rule: pd.Timedelta) -> tuple[np.ndarray, dict[str, np.ndarray]]:

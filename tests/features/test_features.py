@@ -239,3 +239,31 @@ def test_incremental_features_equal_the_batch_matrix_candle_by_candle() -> None:
     assert streamed.notna().all().all()
     np.testing.assert_allclose(streamed.to_numpy(), expected.to_numpy(), rtol=1e-9, atol=1e-12)
     assert state.position == len(candles) and state.garch.position == len(candles)
+
+
+def test_a_refit_made_ahead_gives_exactly_the_refit_made_in_place() -> None:
+    """The runner fits the next candle's GARCH after committing a decision; the next
+    update uses that fit, with the same values as fitting in place."""
+    from ai_trade_bot.features.build import (
+        FeatureConfig,
+        build_features_with_state,
+        prefit_features,
+        stream_rows,
+        update_features,
+    )
+    from tests.synthetic import make_market
+
+    config = FeatureConfig(garch_fit_window=400, garch_refit_every=150, garch_min_obs=300)
+    candles = make_market("crypto", "1h", 1500, seed=4)
+    rows = stream_rows(config, "1h")
+    _, plain = build_features_with_state(candles.iloc[:1190], timeframe="1h", config=config)
+    ahead, fitted_ahead = plain, 0
+    for t in range(1190, 1360):  # refit points at 1200 and 1350
+        window = candles.iloc[max(0, t + 1 - rows) : t + 1]
+        expected, plain = update_features(window, plain, timeframe="1h", config=config)
+        got, ahead = update_features(window, ahead, timeframe="1h", config=config)
+        pd.testing.assert_series_equal(got, expected, rtol=0, atol=0)
+        assert ahead.garch.ahead is None  # used up
+        ahead = prefit_features(window, ahead, config=config)
+        fitted_ahead += ahead.garch.ahead is not None
+    assert fitted_ahead == 2 and plain.garch == ahead.garch

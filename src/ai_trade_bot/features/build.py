@@ -24,6 +24,7 @@ from ai_trade_bot.features.volatility import (
     GarchState,
     garch_volatility,
     parkinson_volatility,
+    prefit_garch,
     realized_volatility,
 )
 
@@ -255,6 +256,27 @@ def update_features(
     """
     frame, after = _features(window, timeframe, config.resolve(timeframe), state, 1, keep=1)
     return frame.iloc[-1], after
+
+
+def prefit_features(
+    window: pd.DataFrame, state: FeatureState, *, config: FeatureConfig
+) -> FeatureState:
+    """``state`` (after the newest candle of ``window``) with the next candle's GARCH refit
+    made ahead, when the next candle is a refit point (see
+    :func:`ai_trade_bot.features.volatility.prefit_garch`). :func:`update_features` on the
+    next candle then gives exactly what it gives without this call."""
+    close = window["close"].to_numpy(dtype=np.float64)
+    returns = np.diff(np.log(close))  # the returns the next update reads as its past
+    garch = prefit_garch(
+        state.garch,
+        returns,
+        fit_window=config.garch_fit_window,
+        refit_every=config.garch_refit_every,
+        min_obs=config.garch_min_obs,
+    )
+    if garch is state.garch:
+        return state
+    return dataclasses.replace(state, garch=garch)
 
 
 def _check_candles(ohlcv: pd.DataFrame, config: FeatureConfig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from dataclasses import dataclass
@@ -42,6 +43,34 @@ class GarchState:
     alpha: float = float("nan")
     beta: float = float("nan")
     var: float = float("nan")
+    # A fit for the bar at ``position`` made ahead of it (see :func:`prefit_garch`):
+    # [omega, alpha, beta, variance of its window]; None when there is none.
+    ahead: list[float] | None = None
+
+
+def _is_fit_point(position: int, *, refit_every: int, min_obs: int) -> bool:
+    return position >= min_obs and (position - min_obs) % refit_every == 0
+
+
+def _fit_window(returns: np.ndarray) -> np.ndarray:
+    return returns[np.isfinite(returns)]
+
+
+def prefit_garch(
+    state: GarchState, past: np.ndarray, *, fit_window: int, refit_every: int, min_obs: int
+) -> GarchState:
+    """``state`` with the fit the next bar will use made now, when that bar is a refit
+    point: the fit reads only returns before it, all known once the bar before it is done.
+    The live runner calls this after a candle's decision is committed, so the refit (tens
+    of milliseconds, more for long fit windows) is not on the next candle's path.
+    :func:`garch_volatility` then uses it instead of fitting: the same window, the same
+    parameters."""
+    if not _is_fit_point(state.position, refit_every=refit_every, min_obs=min_obs):
+        return state
+    window = _fit_window(np.asarray(past, dtype=np.float64)[-fit_window:])
+    if window.size < min_obs // 2:
+        return state
+    return dataclasses.replace(state, ahead=[*_fit_garch(window), float(window.var())])
 
 
 def _fit_garch(window: np.ndarray) -> tuple[float, float, float]:
@@ -98,8 +127,12 @@ def garch_volatility(
     for p in range(first, start + n, refit_every):
         k = p - start  # block row of the fit
         stop = min(n, k + refit_every)
-        window = full[max(0, past.size + k - fit_window) : past.size + k]
-        window = window[np.isfinite(window)]
+        if p == start and state.ahead is not None:  # fitted ahead on this same window
+            omega[k:stop], alpha[k:stop], beta[k:stop], window_var = state.ahead
+            if np.isnan(var0):
+                var0 = window_var
+            continue
+        window = _fit_window(full[max(0, past.size + k - fit_window) : past.size + k])
         if window.size < min_obs // 2:
             omega[k:stop] = alpha[k:stop] = beta[k:stop] = np.nan
             continue

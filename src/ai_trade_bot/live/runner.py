@@ -478,6 +478,9 @@ class Runner:
         model = sum(stages.values())
         for stage, seconds in {**stages, "rest": self.latencies[-1] / 1000.0 - model}.items():
             self.stage_ms.setdefault(stage, []).append(seconds * 1000.0)
+        if self.stream is not None and self.stream_state is not None:
+            # between candles: a refit the next candle needs, made while waiting for it
+            self.stream_state = self.stream.prefit(window, self.stream_state)
 
     # -- helpers ------------------------------------------------------------------------
     def _window(self) -> pd.DataFrame:

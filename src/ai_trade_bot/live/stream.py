@@ -20,7 +20,12 @@ import pandas as pd
 from ai_trade_bot.agents.base import BAR_COLUMNS
 from ai_trade_bot.bundle import Bundle
 from ai_trade_bot.errors import DataValidationError
-from ai_trade_bot.features.build import FeatureState, build_features_with_state, update_features
+from ai_trade_bot.features.build import (
+    FeatureState,
+    build_features_with_state,
+    prefit_features,
+    update_features,
+)
 
 
 @dataclass
@@ -93,6 +98,14 @@ class ModelStream:
         bars = candles.reindex(features.index)[["open", "high", "low", "close", "volume"]]
         X = features.join(bars.set_axis(list(BAR_COLUMNS), axis=1))
         return X[X.notna().all(axis=1)]
+
+    def prefit(self, window: pd.DataFrame, state: StreamState) -> StreamState:
+        """After the newest candle of ``window`` is done: the next candle's GARCH refit,
+        made now (the next :meth:`step` gives the same values, sooner)."""
+        features = prefit_features(window, state.features, config=self.bundle.features)
+        if features is state.features:
+            return state
+        return StreamState(features, state.agents, state.context)
 
     # -- one candle ----------------------------------------------------------------------
     def step(

@@ -212,7 +212,7 @@ def render_report(
         f"Sharpe {meta['sharpe']:.3f} (95% bootstrap {stats['sharpe_ci'][0]:.2f} to "
         f"{stats['sharpe_ci'][1]:.2f}); probabilistic Sharpe {stats['psr']:.3f}; "
         f"<b>deflated Sharpe {stats['dsr']:.3f}</b> over {evaluation['n_trials']} configurations "
-        f"tried; {_pbo_text(stats)}. Accuracy {clf['accuracy']:.3f} "
+        f"tried; {_pbo_text(stats)}.{_short_span_text(span)} Accuracy {clf['accuracy']:.3f} "
         f"(95% CI {clf['accuracy_ci'][0]:.3f} to {clf['accuracy_ci'][1]:.3f}; chance "
         f"{clf['chance_accuracy']:.3f}; prior {clf['prior_accuracy']:.3f}).<br>"
         f"<b>{verdict}</b></div>",
@@ -291,3 +291,19 @@ def _pbo_text(stats: dict[str, Any]) -> str:
     if pbo is not None and np.isfinite(pbo):
         return f"PBO {pbo:.2f}"
     return f"PBO undefined ({html.escape(str(stats.get('pbo_undefined', 'not computed')))})"
+
+
+SHORT_SPAN_DAYS = 90  # below this, annualised figures are extrapolations of a few weeks
+
+
+def _short_span_text(span: dict[str, Any]) -> str:
+    """A warning when the test span is too short for annualised figures to mean much."""
+    days = (pd.Timestamp(span["end"]) - pd.Timestamp(span["start"])).total_seconds() / 86400
+    if days >= SHORT_SPAN_DAYS:
+        return ""
+    return (
+        f" <b>The test span covers {days:.1f} days:</b> every annualised figure here (Sharpe, "
+        "annual return) scales those days to a year, and a span this short says little "
+        "about a year; read the total return and the number of trades instead, or hold out a "
+        f"longer span (at least {SHORT_SPAN_DAYS} days)."
+    )

@@ -136,6 +136,7 @@ def test_meta_agent_and_report_end_to_end(random_walk_run) -> None:
     pbo = metrics["statistics"]["pbo"]  # a value, or undefined with the reason why
     assert ("PBO undefined (" in html) == (not np.isfinite(pbo))
     assert np.isfinite(pbo) or "returned the same on every bar" in html
+    assert "The test span covers" not in html  # a year and more of daily bars: no warning
     curves = out["equity_curves"]
     assert curves.index.min() > out["meta_oof_predictions"].index.max()  # test after validation
 
@@ -192,3 +193,14 @@ def test_evaluate_with_half_kelly_sizing_and_atr_trailing_stops(random_walk_run)
     # half-Kelly capped at 10%: never more than a tenth of the market's volatility
     assert meta["volatility"] <= 0.11 * strategies["baseline:buy_and_hold"]["volatility"]
     assert evaluation["n_trials"] == len(returns.columns) + len(strategies)
+
+
+def test_a_short_test_span_is_flagged_before_its_annualised_figures_are_read() -> None:
+    from ai_trade_bot.report import _short_span_text
+
+    short = _short_span_text(
+        {"start": "2024-01-01 00:00:00+00:00", "end": "2024-01-04 12:00:00+00:00"}
+    )
+    assert "covers 3.5 days" in short and "annualised" in short
+    year = {"start": "2023-01-01 00:00:00+00:00", "end": "2024-01-01 00:00:00+00:00"}
+    assert _short_span_text(year) == ""

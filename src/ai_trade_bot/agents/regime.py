@@ -114,15 +114,14 @@ class RegimeAgent(TorchAgent):
     def _emissions(self) -> list[Any]:
         """Each state's Gaussian, built once per fitted state (scipy factorises the
         covariance when it builds one: most of a live candle's filter step)."""
-        key = (id(self.means_), id(self.covars_))
         cached = getattr(self, "_emission_cache", None)
-        if cached is None or cached[0] != key:
+        if cached is None or cached[0] is not self.means_ or cached[1] is not self.covars_:
             gaussians = [
                 multivariate_normal(self.means_[k], self.covars_[k], allow_singular=True)
                 for k in range(len(self.means_))
             ]
-            cached = self._emission_cache = (key, gaussians, self.means_, self.covars_)
-        return cached[1]
+            cached = self._emission_cache = (self.means_, self.covars_, gaussians)
+        return cached[2]
 
     def _filtered_posteriors(self, X: pd.DataFrame) -> np.ndarray:
         return np.exp(self._filtered(X))

@@ -17,6 +17,8 @@ from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 from pandas_ta.momentum.roc import nb_roc
 
+from ai_trade_bot.features import rolling
+
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -64,20 +66,12 @@ def _from_first_valid(x: np.ndarray, fn, *args) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
-def _window_means(x: np.ndarray, length: int) -> np.ndarray:
-    out = np.full(x.size, np.nan)
-    for t in range(length - 1, x.size):
-        out[t] = x[t - length + 1 : t + 1].sum() / length
-    return out
-
-
 def sma(x: np.ndarray, length: int) -> np.ndarray:
     """``ta.sma``: the mean of each window of ``length`` (NaN before the first full one,
     and for a window holding a NaN). pandas-ta's own kernel convolves with a numba
     ``np.convolve``, ~80 µs a call even for ten values; each window's sum here is the
     same arithmetic in another order (equal to 1e-15)."""
-    return _window_means(np.ascontiguousarray(x, dtype=np.float64), length)
+    return rolling.mean(np.ascontiguousarray(x, dtype=np.float64), length)
 
 
 def _presma(x: np.ndarray, length: int) -> np.ndarray:
@@ -133,20 +127,22 @@ def atr(
     return rma(_presma(true_range(high, low, close, prenan), length), length)
 
 
-def rolling_min(x: np.ndarray, length: int) -> np.ndarray:
-    """``Series.rolling(length).min()`` (a minimum is exact, whatever the order)."""
+def _full_windows(x: np.ndarray, length: int, reduce) -> np.ndarray:
+    """``reduce`` over each full window of ``length`` (NaN before the first)."""
     out = _nan(x.size)
     if x.size >= length:
-        out[length - 1 :] = sliding_window_view(x, length).min(axis=1)
+        out[length - 1 :] = reduce(sliding_window_view(x, length), axis=1)
     return out
+
+
+def rolling_min(x: np.ndarray, length: int) -> np.ndarray:
+    """``Series.rolling(length).min()`` (a minimum is exact, whatever the order)."""
+    return _full_windows(x, length, np.min)
 
 
 def rolling_max(x: np.ndarray, length: int) -> np.ndarray:
     """``Series.rolling(length).max()``."""
-    out = _nan(x.size)
-    if x.size >= length:
-        out[length - 1 :] = sliding_window_view(x, length).max(axis=1)
-    return out
+    return _full_windows(x, length, np.max)
 
 
 def rolling_std(x: np.ndarray, length: int) -> np.ndarray:
@@ -155,11 +151,7 @@ def rolling_std(x: np.ndarray, length: int) -> np.ndarray:
     pandas' rolling ``var`` adds and removes values from running sums, so its last digits
     depend on where the series starts; this one depends on the window only (the live
     runner's trailing window and the full history give the same value)."""
-    out = _nan(x.size)
-    if x.size >= length:
-        windows = sliding_window_view(x, length)
-        out[length - 1 :] = windows.std(axis=1, ddof=1)
-    return out
+    return rolling.mean_std(np.ascontiguousarray(x, dtype=np.float64), length)[1]
 
 
 def rsi(close: np.ndarray, length: int) -> np.ndarray:
@@ -239,14 +231,6 @@ def period_cumsum(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
             acc = 0.0
         acc += x[i]
         out[i] = acc
-    return out
-
-
-def rolling_sum(x: np.ndarray, length: int) -> np.ndarray:
-    """Sum of each full window of ``length`` values."""
-    out = _nan(x.size)
-    if x.size >= length:
-        out[length - 1 :] = sliding_window_view(x, length).sum(axis=1)
     return out
 
 

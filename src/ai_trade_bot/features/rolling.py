@@ -101,6 +101,16 @@ def mean_std(x: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
+def mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Mean of each window (NaN when it holds a NaN)."""
+    n = x.size
+    out = np.full(n, np.nan)
+    for t in range(window - 1, n):
+        out[t] = x[t - window + 1 : t + 1].sum() / window  # a NaN in the window gives NaN
+    return out
+
+
+@njit(cache=True)
 def total(x: np.ndarray, window: int) -> np.ndarray:
     """Sum of each window (NaN when it holds a NaN)."""
     n = x.size

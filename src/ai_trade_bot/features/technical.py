@@ -7,6 +7,7 @@ import pandas as pd
 
 from ai_trade_bot.errors import ConfigError
 from ai_trade_bot.features import indicators as ind
+from ai_trade_bot.features import rolling
 
 _DAY_NS = 86_400_000_000_000
 
@@ -127,7 +128,7 @@ def technical_features(
         out["kc_position"] = ind.keltner_position(h, lo, c, 20, 2.0)
         vwap = _anchored_vwap(h, lo, c, v, period_codes(ohlcv.index, vwap_anchor))
         out["vwap_dist_atr"] = (c - vwap) / atr
-        volume_60 = ind.rolling_sum(v, 60)
+        volume_60 = rolling.total(v, 60)
         volume_60[volume_60 == 0.0] = np.nan
         obv = ind.obv(c, v)
         out["obv_flow_60"] = (

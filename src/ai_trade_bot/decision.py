@@ -111,18 +111,42 @@ def decide(
         Columns ``signal`` (-1, 0, 1), ``rolling_accuracy``, ``buy_threshold``,
         ``sell_threshold`` and ``reason`` (why the signal is what it is).
     """
-    n = len(frame)
-    down, flat, up = (frame[k].to_numpy(dtype=np.float64) for k in ("down", "flat", "up"))
-    confidence = frame["confidence"].to_numpy(dtype=np.float64)
+
+    def column(name: str) -> np.ndarray | None:
+        return frame[name].to_numpy(dtype=np.float64) if name in frame else None
+
+    columns = decide_arrays(
+        *(frame[k].to_numpy(dtype=np.float64) for k in ("down", "flat", "up", "confidence")),
+        config,
+        disagreement=column("disagreement"),
+        informative=column("informative"),
+        realized=None if realized is None else realized.reindex(frame.index).to_numpy(np.float64),
+        rsi=None if rsi is None else rsi.reindex(frame.index).to_numpy(dtype=np.float64),
+    )
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def decide_arrays(
+    down: np.ndarray,
+    flat: np.ndarray,
+    up: np.ndarray,
+    confidence: np.ndarray,
+    config: DecisionConfig,
+    *,
+    disagreement: np.ndarray | None = None,
+    informative: np.ndarray | None = None,
+    realized: np.ndarray | None = None,
+    rsi: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`decide` on arrays (aligned rows; the live runner decides each candle with
+    it): the same columns, by name."""
+    n = len(down)
     probs = np.column_stack([down, flat, up])
     available = ~np.isnan(probs).any(axis=1) & ~np.isnan(confidence)
     predicted = np.where(available, probs.argmax(axis=1).astype(np.float64), np.nan)
     if realized is not None:
         acc = _rolling_accuracy(
-            predicted,
-            realized.reindex(frame.index).to_numpy(dtype=np.float64),
-            config.accuracy_window,
-            config.min_accuracy_obs,
+            predicted, realized, config.accuracy_window, config.min_accuracy_obs
         )
     else:
         acc = np.full(n, np.nan)
@@ -139,16 +163,9 @@ def decide(
             1.0,
             np.where((down >= sell_t) & (down > up), -1.0 if config.allow_short else 0.0, 0.0),
         )
-        disagreement = (
-            frame["disagreement"].to_numpy(dtype=np.float64)
-            if "disagreement" in frame
-            else np.zeros(n)
-        )
-        prior_only = (
-            frame["informative"].to_numpy(dtype=np.float64) == 0.0
-            if "informative" in frame
-            else np.zeros(n, dtype=bool)
-        )
+        if disagreement is None:
+            disagreement = np.zeros(n)
+        prior_only = informative == 0.0 if informative is not None else np.zeros(n, dtype=bool)
         gated_conf = confidence < config.confidence_gate
         gated_dis = disagreement > config.disagreement_gate
         killed = acc < config.kill_below
@@ -169,17 +186,13 @@ def decide(
         default="model",
     )
     if rsi is not None:
-        fallback = _rsi_signal(rsi.reindex(frame.index).to_numpy(dtype=np.float64), config)
-        signal = np.where(available, signal, fallback)
+        signal = np.where(available, signal, _rsi_signal(rsi, config))
     else:
         signal = np.where(available, signal, 0.0)
-    return pd.DataFrame(
-        {
-            "signal": signal,
-            "rolling_accuracy": acc,
-            "buy_threshold": buy_t,
-            "sell_threshold": sell_t,
-            "reason": reason,
-        },
-        index=frame.index,
-    )
+    return {
+        "signal": signal,
+        "rolling_accuracy": acc,
+        "buy_threshold": buy_t,
+        "sell_threshold": sell_t,
+        "reason": reason,
+    }

@@ -229,10 +229,14 @@ def signals_for(
     rsi: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Decision-layer signals for one model output (agent or meta)."""
-    decision = config.decision
-    if gate is not None:
-        decision = dataclasses.replace(decision, confidence_gate=gate)
-    return decide(output, decision, realized=labels, rsi=rsi)
+    return decide(output, decision_settings(config, gate), realized=labels, rsi=rsi)
+
+
+def decision_settings(config: EvaluateConfig, gate: float | None = None) -> DecisionConfig:
+    """The decision layer's settings, with the confidence ``gate`` chosen by evaluate."""
+    if gate is None:
+        return config.decision
+    return dataclasses.replace(config.decision, confidence_gate=gate)
 
 
 def classification_report(

@@ -245,10 +245,15 @@ class MetaAgent:
     def predict(self, oof: pd.DataFrame) -> pd.DataFrame:
         """Direction probabilities, magnitude, interval, regime, confidence, disagreement
         and ``informative`` (0 when the output is the class prior)."""
+        values = self.predict_values(oof.to_numpy(dtype=np.float64), oof.columns)
+        return pd.DataFrame(values, index=oof.index, columns=list(OUTPUT_COLUMNS))
+
+    def predict_values(self, values: np.ndarray, columns: pd.Index) -> np.ndarray:
+        """:meth:`predict` on an array of agent outputs with ``columns``: (n, 11) in
+        :data:`OUTPUT_COLUMNS` order (the live runner's path, one row at a time)."""
         if not hasattr(self, "agents_"):
             raise ModelNotFittedError("meta-agent is not fitted; call fit(oof, labels) first")
-        index = oof.index
-        oof = _ColumnView(oof)  # type: ignore[assignment]
+        oof = _ColumnView(values, columns)  # type: ignore[assignment]
         stack = self._stack(oof, self.agents_)
         mean = stack.mean(axis=1)
         disagreement = 0.5 * np.abs(stack - mean[:, None, :]).sum(axis=2).mean(axis=1)
@@ -272,21 +277,18 @@ class MetaAgent:
         confidence = np.clip(
             probs.max(axis=1) * (1 - self.disagreement_penalty * disagreement), 0.0, 1.0
         )
-        return pd.DataFrame(
-            {
-                "down": probs[:, 0],
-                "flat": probs[:, 1],
-                "up": probs[:, 2],
-                "expected_return": expected,
-                "magnitude": magnitude,
-                "lower": expected - self.interval_z * sigma,
-                "upper": expected + self.interval_z * sigma,
-                "regime": regime,
-                "confidence": confidence,
-                "disagreement": disagreement,
-                "informative": self._informative_rows(oof),
-            },
-            index=index,
+        return np.column_stack(
+            [
+                probs,
+                expected,
+                magnitude,
+                expected - self.interval_z * sigma,
+                expected + self.interval_z * sigma,
+                regime,
+                confidence,
+                disagreement,
+                self._informative_rows(oof),
+            ]
         )
 
     def save(self, path: str | Path) -> None:
@@ -299,15 +301,19 @@ class MetaAgent:
 
 
 class _ColumnView:
-    """Columns of a frame by name, read from one float array: what :meth:`MetaAgent.predict`
-    needs of a frame (``view[name]``, ``view[names]``, ``.columns``, ``len``). The live
-    runner predicts one row at a time, where each pandas column selection (~80 µs) cost
-    more than the arithmetic."""
+    """Columns of an array by name: what :meth:`MetaAgent.predict` needs of a frame
+    (``view[name]``, ``view[names]``, ``.columns``, ``len``). The live runner predicts one
+    row at a time, where each pandas column selection (~80 µs) cost more than the
+    arithmetic. Positions are kept for the last column index seen."""
 
-    def __init__(self, frame: pd.DataFrame) -> None:
-        self.values = frame.to_numpy(dtype=np.float64)
-        self.columns = frame.columns
-        self._position = {c: i for i, c in enumerate(frame.columns)}
+    _positions: tuple[pd.Index, dict[str, int]] | None = None
+
+    def __init__(self, values: np.ndarray, columns: pd.Index) -> None:
+        self.values, self.columns = values, columns
+        cached = _ColumnView._positions
+        if cached is None or cached[0] is not columns:
+            cached = _ColumnView._positions = (columns, {c: i for i, c in enumerate(columns)})
+        self._position = cached[1]
 
     def __len__(self) -> int:
         return len(self.values)

@@ -115,13 +115,14 @@ def test_a_nan_output_never_trades_and_alerts(tiny_run, tmp_path, monkeypatch) -
     runner, store = _runner(tmp_path, ScriptedFeed(history, candles), str(tiny_run["bundle_path"]))
     runner.start()
     meta = runner.bundle.meta
-    real = meta.predict
+    real = meta.predict_values  # the live path: one row of agent outputs at a time
 
-    def broken(frame):
-        out = real(frame)
-        return out.assign(up=np.nan, down=np.nan, flat=np.nan)
+    def broken(values, columns):
+        out = real(values, columns)
+        out[:, :3] = np.nan  # down, flat, up
+        return out
 
-    monkeypatch.setattr(meta, "predict", broken)
+    monkeypatch.setattr(meta, "predict_values", broken)
     runner.run()
     decisions = store.decisions("EURUSD", 100)
     assert (decisions["reason"] == "fallback_rsi").all()

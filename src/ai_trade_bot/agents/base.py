@@ -124,16 +124,22 @@ class Agent(ABC):
         ``informative``), on ``index``; one frame built from arrays."""
         if self.output_kind != "direction":
             return out.set_axis(index, axis=0)
-        columns = {str(c): out[c].to_numpy() for c in out.columns}
+        probs = out[["down", "flat", "up"]].to_numpy(dtype=np.float64)
+        values = self._calibrated(probs, out["confidence"].to_numpy(dtype=np.float64), calibrated)
+        return pd.DataFrame(values, index=index, columns=list(DIRECTION_COLUMNS))
+
+    def _calibrated(
+        self, probs: np.ndarray, confidence: np.ndarray, calibrated: bool = True
+    ) -> np.ndarray:
+        """(n, 5) ``down, flat, up, confidence, informative`` from raw (n, 3) probabilities
+        and (n,) confidences: the calibration applied (the batch and the streaming path)."""
         calibration = getattr(self, "calibration_", None) if calibrated else None
         if calibration is not None:
-            raw = np.column_stack([columns["down"], columns["flat"], columns["up"]])
-            probs = calibration.apply(raw.astype(np.float64, copy=False))
-            columns["down"], columns["flat"], columns["up"] = probs.T
-            columns["confidence"] = calibration.apply_confidence(columns["confidence"])
+            probs = calibration.apply(probs)
+            confidence = calibration.apply_confidence(confidence)
         collapsed = calibration is not None and calibration.collapsed
-        columns["informative"] = np.full(len(index), 0.0 if collapsed else 1.0)
-        return pd.DataFrame(columns, index=index)
+        informative = np.full(len(probs), 0.0 if collapsed else 1.0)
+        return np.column_stack([probs, confidence, informative])
 
     def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
         """Down/flat/up probabilities and ``confidence`` (direction agents only)."""
@@ -159,8 +165,25 @@ class Agent(ABC):
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
         """The output for the last row of ``rows`` (at least its last ``min_history`` rows,
         newest last) and the state after it."""
-        out = self.predict(rows.iloc[-self.min_history :])
-        return (out if len(out) == 1 else out.iloc[[-1]]), state
+        values, state = self.predict_next_values(
+            rows.to_numpy(dtype=np.float64), rows.columns, rows.index, state
+        )
+        return pd.DataFrame(
+            [values], index=rows.index[-1:], columns=list(self.output_columns)
+        ), state
+
+    def predict_next_values(
+        self, values: np.ndarray, columns: pd.Index, index: pd.Index, state: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """:meth:`predict_next` on arrays: ``values`` are model-input rows (newest last) with
+        ``columns`` and ``index``; returns the output row (``output_columns`` order). The
+        live runner's path: agents override it to skip building frames (a pandas frame
+        costs more than a small network's forward pass); this default predicts on a frame.
+        """
+        rows = slice(len(values) - self.min_history, None)
+        frame = pd.DataFrame(values[rows], index=index[rows], columns=columns)
+        out = self.predict(frame)
+        return out.to_numpy(dtype=np.float64)[-1], state
 
     # -- persistence -------------------------------------------------------------------
     @abstractmethod
@@ -213,21 +236,38 @@ class Agent(ABC):
                 "or saving."
             )
 
-    def _selected(self, X: pd.DataFrame, dtype: Any = np.float64) -> np.ndarray:
-        """``X[self.columns_]`` as an array. The positions of the columns are kept for the
-        last column index seen: the live runner passes the same columns every candle, and
-        selecting a hundred columns by name costs more than the network."""
+    def _positions(self, columns: pd.Index) -> np.ndarray:
+        """Positions of ``self.columns_`` in ``columns``. They are kept for the last column
+        index seen: the live runner passes the same columns every candle, and selecting a
+        hundred columns by name costs more than the network."""
         cached = getattr(self, "_positions_for", None)
-        if cached is None or cached[0] is not X.columns:
-            positions = X.columns.get_indexer(self.columns_)
+        if cached is None or cached[0] is not columns:
+            positions = columns.get_indexer(self.columns_)
             if (positions < 0).any():
                 missing = [c for c, k in zip(self.columns_, positions, strict=True) if k < 0]
                 raise DataValidationError(
                     f"agent '{self.name}': input lacks column(s) {missing[:5]} it was fitted on."
                 )
-            cached = self._positions_for = (X.columns, positions)
-        values = X.to_numpy(dtype=np.float64, copy=False)[:, cached[1]]
+            cached = self._positions_for = (columns, positions)
+        return cached[1]
+
+    def _selected(self, X: pd.DataFrame, dtype: Any = np.float64) -> np.ndarray:
+        """``X[self.columns_]`` as an array."""
+        values = X.to_numpy(dtype=np.float64, copy=False)[:, self._positions(X.columns)]
         return values if dtype == np.float64 else values.astype(dtype)
+
+    def _stream_rows(
+        self, values: np.ndarray, columns: pd.Index, index: pd.Index, rows: int
+    ) -> np.ndarray:
+        """The streaming path's input: the selected columns of the last ``rows`` rows,
+        checked as :meth:`_check_input` checks a frame."""
+        self._check_fitted()
+        selected = values[len(values) - rows :, self._positions(columns)]
+        if len(selected) < rows or not np.isfinite(selected).all():
+            start = max(len(values) - rows, 0)
+            frame = pd.DataFrame(values[start:], index=index[start:], columns=columns)
+            self._check_input(frame, needed=rows)
+        return selected
 
     def _check_input(self, X: pd.DataFrame, *, needed: int | None = None) -> None:
         needed = self.min_history if needed is None else needed

@@ -87,9 +87,17 @@ class GBMAgent(Agent):
         self.best_iteration_ = int(self.booster_.best_iteration or self.n_estimators)
 
     def _predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        values = self._selected(X)
+        return direction_frame(*self._direction(self._selected(X)))
+
+    def _direction(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probs = self.booster_.predict(values, num_iteration=self.best_iteration_)
-        return direction_frame(probs, probs.max(axis=1))
+        return probs, probs.max(axis=1)
+
+    def predict_next_values(
+        self, values: np.ndarray, columns: pd.Index, index: pd.Index, state: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        selected = self._stream_rows(values, columns, index, 1)
+        return self._calibrated(*self._direction(selected))[-1], state
 
     def _save_state(self, path: Path) -> dict[str, Any]:
         self.booster_.save_model(path / "booster.txt", num_iteration=self.best_iteration_)

@@ -98,13 +98,17 @@ class PatternCNNAgent(_DirectionTorchAgent):
         self.mean_ = np.zeros(4, dtype=np.float32)
         self.scale_ = np.ones(4, dtype=np.float32)
 
-    def _inputs(self, X: pd.DataFrame) -> np.ndarray:
+    def _input_array(self, ohlc: np.ndarray) -> np.ndarray:
         """(T, 64, 64) float32 images in [0, 1]; rows before the first window are blank."""
-        ohlc = self._selected(X)
-        images = np.zeros((len(X), IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
-        ends = np.arange(self.window - 1, len(X))
+        images = np.zeros((len(ohlc), IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+        ends = np.arange(self.window - 1, len(ohlc))
         images[ends] = render_candles(ohlc, self.window, ends) / np.float32(255.0)
         return images
+
+    def _stream_inputs(self, ohlc: np.ndarray) -> np.ndarray:
+        """The last window's image only (the blank rows before it are never read)."""
+        image = render_candles(ohlc, self.window, np.array([len(ohlc) - 1]))
+        return image / np.float32(255.0)
 
     def _build_net(self, n_inputs: int) -> nn.Module:
         return CandleCNN(self.channels, self.dropout)

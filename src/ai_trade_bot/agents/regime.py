@@ -69,9 +69,12 @@ class RegimeAgent(TorchAgent):
 
     @staticmethod
     def _observations(X: pd.DataFrame) -> np.ndarray:
-        r = X["log_return"].to_numpy(dtype=np.float64)
-        rv = np.log(np.maximum(X["rv_20"].to_numpy(dtype=np.float64), 1e-12))
-        return np.column_stack([r, rv])
+        return RegimeAgent._observed(*(X[c].to_numpy(dtype=np.float64) for c in HMM_INPUTS))
+
+    @staticmethod
+    def _observed(log_return: np.ndarray, rv: np.ndarray) -> np.ndarray:
+        """The HMM's observations: the log return and the log realised volatility."""
+        return np.column_stack([log_return, np.log(np.maximum(rv, 1e-12))])
 
     def _prepare(self, X: pd.DataFrame, y: pd.DataFrame, fit_rows: int) -> None:
         from hmmlearn.hmm import GaussianHMM  # imported to fit only (start-up time)
@@ -98,7 +101,10 @@ class RegimeAgent(TorchAgent):
         """Forward-filtered log P(state_t | obs up to t): causal. The filter starts at X's
         first row (from the start probabilities) or after ``previous``, the log posterior
         of the row before. Returns every row's log posterior."""
-        z = (self._observations(X) - self.obs_mean_) / self.obs_scale_
+        return self._filter((self._observations(X) - self.obs_mean_) / self.obs_scale_, previous)
+
+    def _filter(self, z: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        """:meth:`_filtered` of the standardised observations ``z``."""
         log_b = np.column_stack([e.logpdf(z) for e in self._emissions()]).reshape(len(z), 4)
         log_a = np.log(self.transmat_ + 1e-300)
         out = np.empty_like(log_b)
@@ -130,26 +136,29 @@ class RegimeAgent(TorchAgent):
         return self._with_posteriors(X, self._filtered_posteriors(X))
 
     def _with_posteriors(self, X: pd.DataFrame, posteriors: np.ndarray) -> np.ndarray:
+        return self._posterior_inputs(self._selected(X), posteriors)
+
+    def _posterior_inputs(self, selected: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
+        """The scaled features and the posteriors summed by regime (the net's inputs)."""
         by_regime = np.zeros_like(posteriors)
         for state, regime in enumerate(self.state_regime_):
             by_regime[:, regime] += posteriors[:, state]
-        return np.concatenate([super()._inputs(X), by_regime.astype(np.float32)], axis=1)
+        return np.concatenate([self._input_array(selected), by_regime.astype(np.float32)], axis=1)
 
     def start_stream(self, context: pd.DataFrame) -> dict[str, Any]:
         """The forward filter starts at the first streamed row, as in ``predict``."""
         return {"log_posterior": None}
 
-    def predict_next(
-        self, rows: pd.DataFrame, state: dict[str, Any]
-    ) -> tuple[pd.DataFrame, dict[str, Any]]:
-        row = rows.iloc[[-1]]
-        self._check_fitted()
-        self._check_input(row, needed=1)
+    def predict_next_values(
+        self, values: np.ndarray, columns: pd.Index, index: pd.Index, state: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        selected = self._stream_rows(values, columns, index, 1)
+        observed = self._observed(*(selected[:, self.columns_.index(c)] for c in HMM_INPUTS))
+        z = (observed - self.obs_mean_) / self.obs_scale_
         previous = state["log_posterior"]
-        log_post = self._filtered(row, None if previous is None else np.asarray(previous))
-        raw = self._forward_windows(self._with_posteriors(row, np.exp(log_post)), np.array([0]))
-        out = self._outputs(raw, row).set_axis(row.index, axis=0)
-        return out, {"log_posterior": log_post[-1].tolist()}
+        log_post = self._filter(z, None if previous is None else np.asarray(previous))
+        raw = self._forward_last(self._posterior_inputs(selected, np.exp(log_post)))
+        return self._regime_values(raw)[-1], {"log_posterior": log_post[-1].tolist()}
 
     def _targets(self, X: pd.DataFrame, y: pd.DataFrame) -> np.ndarray:
         nxt = np.append(self.path_[1:], self.path_[-1])  # the next bar's regime
@@ -159,9 +168,13 @@ class RegimeAgent(TorchAgent):
         return MLP(n_inputs, self.hidden, len(REGIMES), self.dropout)
 
     def _outputs(self, raw: Any, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(self._regime_values(raw), columns=list(self.output_columns))
+
+    @staticmethod
+    def _regime_values(raw: np.ndarray) -> np.ndarray:
+        """(n, 5): the regime probabilities and the most likely regime's number."""
         probs = torch.from_numpy(raw).double().softmax(-1).numpy()
-        frame = pd.DataFrame(probs, columns=[f"p_{r}" for r in REGIMES])
-        return frame.assign(regime=probs.argmax(axis=1).astype(np.float64))
+        return np.column_stack([probs, probs.argmax(axis=1).astype(np.float64)])
 
     def _extra_state(self) -> dict[str, np.ndarray]:
         return {

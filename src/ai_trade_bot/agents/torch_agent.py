@@ -93,7 +93,11 @@ class TorchAgent(Agent):
 
     def _inputs(self, X: pd.DataFrame) -> np.ndarray:
         """Per-row model inputs (T, F), scaled with the fitted scaler."""
-        values = self._selected(X, np.float32)
+        return self._input_array(self._selected(X))
+
+    def _input_array(self, selected: np.ndarray) -> np.ndarray:
+        """:meth:`_inputs` of the selected columns' values (the streaming path's too)."""
+        values = selected.astype(np.float32)
         return np.clip((values - self.mean_) / self.scale_, -10.0, 10.0).astype(np.float32)
 
     def _fit_scaler(self, X: pd.DataFrame) -> None:
@@ -206,6 +210,14 @@ class TorchAgent(Agent):
         if isinstance(outputs[0], tuple):
             return tuple(torch.cat(parts).float().numpy() for parts in zip(*outputs, strict=True))
         return torch.cat(outputs).float().numpy()
+
+    def _stream_inputs(self, selected: np.ndarray) -> np.ndarray:
+        """The inputs of the streaming path's window (the last row's are all it reads)."""
+        return self._input_array(selected)
+
+    def _forward_last(self, inputs: np.ndarray) -> Any:
+        """The net on the one window ending at the last row of ``inputs`` (streaming)."""
+        return self._forward_windows(inputs, np.array([len(inputs) - 1]))
 
     def _predict(self, X: pd.DataFrame) -> pd.DataFrame:
         inputs = self._inputs(X)

@@ -57,9 +57,21 @@ class _DirectionTorchAgent(TorchAgent):
         }
 
     def _outputs(self, raw: Any, X: pd.DataFrame) -> pd.DataFrame:
+        return direction_frame(*self._direction(raw))
+
+    @staticmethod
+    def _direction(raw: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Softmax probabilities and the sigmoid confidence of the two heads' outputs."""
         logits, conf = raw
         probs = torch.from_numpy(logits).double().softmax(-1).numpy()
-        return direction_frame(probs, 1.0 / (1.0 + np.exp(-conf.astype(np.float64))))
+        return probs, 1.0 / (1.0 + np.exp(-conf.astype(np.float64)))
+
+    def predict_next_values(
+        self, values: np.ndarray, columns: pd.Index, index: pd.Index, state: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        selected = self._stream_rows(values, columns, index, self.window)
+        raw = self._forward_last(self._stream_inputs(selected))
+        return self._calibrated(*self._direction(raw))[-1], state
 
 
 class TrendLSTMAgent(_DirectionTorchAgent):

@@ -82,7 +82,10 @@ class VolatilityAgent(TorchAgent):
     def _baseline(self, X: pd.DataFrame, var0: float | None = None) -> tuple[np.ndarray, float]:
         """GARCH log-variance forecasts for X's rows, filtered from ``var0`` (None: the
         training variance), and the variance after the last row."""
-        eps = X["log_return"].to_numpy(dtype=np.float64)
+        return self._baseline_of(X["log_return"].to_numpy(dtype=np.float64), var0)
+
+    def _baseline_of(self, eps: np.ndarray, var0: float | None) -> tuple[np.ndarray, float]:
+        """:meth:`_baseline` of the log returns ``eps``."""
         n = len(eps)
         omega, alpha, beta, train_var = self.garch_
         start = train_var if var0 is None else var0
@@ -142,29 +145,27 @@ class VolatilityAgent(TorchAgent):
             return {"var": float(self.garch_[3])}
         return {"var": self._baseline(rows)[1]}
 
-    def predict_next(
-        self, rows: pd.DataFrame, state: dict[str, Any]
-    ) -> tuple[pd.DataFrame, dict[str, Any]]:
-        row = rows.iloc[[-1]]
-        self._check_fitted()
-        self._check_input(row, needed=1)
-        base, var = self._baseline(row, state["var"])
-        raw = self._forward_windows(self._with_base(row, base), np.array([0]))
-        return self._format(raw, base).set_axis(row.index, axis=0), {"var": var}
+    def predict_next_values(
+        self, values: np.ndarray, columns: pd.Index, index: pd.Index, state: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        selected = self._stream_rows(values, columns, index, 1)
+        eps = selected[:, self.columns_.index("log_return")]
+        base, var = self._baseline_of(eps, state["var"])
+        inputs = np.concatenate([self._input_array(selected), base.astype(np.float32)[:, None]], 1)
+        return self._format_values(self._forward_last(inputs), base)[-1], {"var": var}
 
     def _outputs(self, raw: Any, X: pd.DataFrame) -> pd.DataFrame:
         return self._format(raw, self._baseline_log_var(X)[self.window - 1 :])
 
     def _format(self, raw: np.ndarray, base: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(self._format_values(raw, base), columns=list(self.output_columns))
+
+    def _format_values(self, raw: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """(n, 3) ``pred_vol, pred_range, garch_vol`` from the MLP's corrections and the
+        GARCH log variances."""
         weight = getattr(self, "correction_weight_", 1.0)
-        vol = np.sqrt(np.exp(base + weight * raw.astype(np.float64)))
-        return pd.DataFrame(
-            {
-                "pred_vol": vol,
-                "pred_range": RANGE_PER_SIGMA * vol,
-                "garch_vol": np.sqrt(np.exp(base)),
-            }
-        )
+        vol = np.sqrt(np.exp(base + weight * raw.reshape(len(base)).astype(np.float64)))
+        return np.column_stack([vol, RANGE_PER_SIGMA * vol, np.sqrt(np.exp(base))])
 
     def _extra_state(self) -> dict[str, np.ndarray]:
         return {"garch": self.garch_, "correction_weight": np.array([self.correction_weight_])}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pandas as pd
@@ -12,6 +13,7 @@ _UNITS = {"s": "s", "m": "min", "h": "h", "d": "D", "w": "W"}
 _PATTERN = re.compile(r"^(\d+)([smhdw])$")
 
 
+@functools.lru_cache(maxsize=64)  # called per candle by the live runner's features
 def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
     """Return the bar length of a ccxt-style timeframe such as ``"15m"`` or ``"1d"``.
 

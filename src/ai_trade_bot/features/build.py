@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -16,17 +17,19 @@ from ai_trade_bot.data.timeframes import timeframe_to_timedelta
 from ai_trade_bot.errors import DataValidationError
 from ai_trade_bot.features import rolling
 from ai_trade_bot.features.labels import build_labels
-from ai_trade_bot.features.microstructure import microstructure_features
-from ai_trade_bot.features.multitimeframe import higher_timeframe_features
-from ai_trade_bot.features.statistics import statistical_features
-from ai_trade_bot.features.technical import technical_features
+from ai_trade_bot.features.microstructure import microstructure_columns
+from ai_trade_bot.features.multitimeframe import higher_timeframe_columns
+from ai_trade_bot.features.statistics import statistical_columns
+from ai_trade_bot.features.technical import technical_columns
 from ai_trade_bot.features.volatility import (
     GarchState,
-    garch_volatility,
+    garch_arrays,
     parkinson_volatility,
     prefit_garch,
     realized_volatility,
 )
+
+_OHLCV = ("open", "high", "low", "close", "volume")
 
 logger = logging.getLogger(__name__)
 
@@ -254,8 +257,22 @@ def update_features(
     The result equals the row :func:`build_features` gives on the whole history (to
     rounding), at the cost of recomputing the window: the live runner's path.
     """
-    frame, after = _features(window, timeframe, config.resolve(timeframe), state, 1, keep=1)
-    return frame.iloc[-1], after
+    names, block, after = _feature_block(
+        window, timeframe, _resolved(config, timeframe), state, 1, 1
+    )
+    return pd.Series(block[:, -1], index=_names_index(names), name=window.index[-1]), after
+
+
+@functools.lru_cache(maxsize=16)
+def _resolved(config: FeatureConfig, timeframe: str) -> FeatureConfig:
+    """``config.resolve(timeframe)``, kept (the live runner resolves it every candle)."""
+    return config.resolve(timeframe)
+
+
+@functools.lru_cache(maxsize=16)
+def _names_index(names: tuple[str, ...]) -> pd.Index:
+    """One Index object per list of feature names: callers keep column positions by it."""
+    return pd.Index(names)
 
 
 def prefit_features(
@@ -293,30 +310,39 @@ def _check_candles(ohlcv: pd.DataFrame, config: FeatureConfig) -> None:
 
 
 def _history_features(
-    close: pd.Series, log_ret: pd.Series, config: FeatureConfig, state: FeatureState, new: int
-) -> tuple[dict[str, pd.Series], FeatureState]:
-    """Features that depend on all history, for the last ``new`` rows, carrying ``state``
-    (the rows before them are only past returns for the GARCH fits)."""
-    block = slice(len(close) - new, len(close))
-    closes = close.iloc[block].to_numpy(dtype=np.float64)
+    c: np.ndarray, r: np.ndarray, config: FeatureConfig, state: FeatureState, new: int
+) -> tuple[dict[str, np.ndarray], FeatureState]:
+    """Features that depend on all history, for the last ``new`` rows (NaN before),
+    carrying ``state`` (the rows before them are only past returns for the GARCH fits)."""
+    start = c.size - new
+    closes = c[start:]
     peaks = np.maximum.accumulate(np.concatenate([[state.peak_close], closes]))[1:]
-    garch, garch_state = garch_volatility(
-        log_ret.iloc[block],
+    variance, persistence, garch_state = garch_arrays(
+        r[start:],
         fit_window=config.garch_fit_window,
         refit_every=config.garch_refit_every,
         min_obs=config.garch_min_obs,
         state=state.garch,
-        past=log_ret.iloc[: block.start].to_numpy(dtype=np.float64)[-config.garch_fit_window :],
+        past=r[:start][-config.garch_fit_window :],
     )
-    index = close.index
-    columns = {
-        "drawdown": pd.Series(closes / peaks - 1.0, index=index[block]),
-        "garch_vol": garch["garch_vol"],
-        "garch_persistence": garch["garch_persistence"],
-    }
     after = FeatureState(state.position + new, float(peaks[-1]) if new else state.peak_close)
     after.garch = garch_state
-    return {k: v.reindex(index) for k, v in columns.items()}, after
+    before = np.full(start, np.nan)
+    columns = {
+        "drawdown": closes / peaks - 1.0,
+        "garch_vol": np.sqrt(variance),
+        "garch_persistence": persistence,
+    }
+    return {k: np.concatenate([before, v]) for k, v in columns.items()}, after
+
+
+def _ohlcv_arrays(ohlcv: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """Contiguous float64 open, high, low, close and volume (one copy of an OHLCV-only
+    frame; a column at a time costs ~50 µs each)."""
+    if tuple(ohlcv.columns) == _OHLCV:
+        values = ohlcv.to_numpy(dtype=np.float64)
+        return tuple(np.ascontiguousarray(values[:, k]) for k in range(len(_OHLCV)))
+    return tuple(ohlcv[k].to_numpy(dtype=np.float64) for k in _OHLCV)
 
 
 def _features(
@@ -333,15 +359,28 @@ def _features(
     ``keep``: return only the last ``keep`` rows (None: all). Window-local statistics are
     then computed for those rows only; every value is the one the full computation gives.
     """
-    close, volume = ohlcv["close"], ohlcv["volume"]
-    c = close.to_numpy(dtype=np.float64)
+    names, block, after = _feature_block(ohlcv, timeframe, config, state, new, keep)
+    index = ohlcv.index[len(ohlcv) - block.shape[1] :].rename("timestamp")
+    return pd.DataFrame(block.T, index=index, columns=list(names), copy=False), after
+
+
+def _feature_block(
+    ohlcv: pd.DataFrame,
+    timeframe: str,
+    config: FeatureConfig,
+    state: FeatureState,
+    new: int,
+    keep: int | None,
+) -> tuple[tuple[str, ...], np.ndarray, FeatureState]:
+    """:func:`_features` as its column names and a (features, rows) float64 block."""
+    o, h, lo, c, v = _ohlcv_arrays(ohlcv)
+    opens = ohlcv.index.asi8
     r = np.concatenate([[np.nan], np.diff(np.log(c))])
-    log_ret = pd.Series(r, index=ohlcv.index)
-    history, after = _history_features(close, log_ret, config, state, new)
-    stats = statistical_features(
-        close,
-        log_ret,
-        volume,
+    history, after = _history_features(c, r, config, state, new)
+    stats = statistical_columns(
+        c,
+        r,
+        v,
         windows=config.stat_windows,
         rank_window=config.rank_window,
         autocorr_window=config.autocorr_window,
@@ -350,59 +389,68 @@ def _features(
         sharpe_window=config.sharpe_window,
         last=keep,
     )
-    technical = technical_features(
-        ohlcv,
+    technical = technical_columns(
+        o,
+        h,
+        lo,
+        c,
+        v,
+        index=ohlcv.index,
         sma_lengths=config.sma_lengths,
         ema_lengths=config.ema_lengths,
+        rsi_length=14,
+        atr_length=14,
         vwap_anchor=config.vwap_anchor,
     )
-    parts: list[pd.DataFrame | dict[str, np.ndarray]] = [
+    parts: list[dict[str, np.ndarray]] = [
         {"log_return": r},
         technical,
         stats,
-        {"drawdown": history["drawdown"].to_numpy()},
+        {"drawdown": history["drawdown"]},
     ]
     vol = {f"rv_{w}": realized_volatility(r, w) for w in config.rv_windows}
     w_pk = config.parkinson_window
-    vol[f"parkinson_{w_pk}"] = parkinson_volatility(
-        ohlcv["high"].to_numpy(dtype=np.float64), ohlcv["low"].to_numpy(dtype=np.float64), w_pk
-    )
+    vol[f"parkinson_{w_pk}"] = parkinson_volatility(h, lo, w_pk)
     rv_mid = realized_volatility(r, 20)
     vv_mean, vv_std = rolling.mean_std(rv_mid, config.vol_of_vol_window)
-    garch_vol = history["garch_vol"].to_numpy()
+    garch_vol = history["garch_vol"]
     with np.errstate(invalid="ignore", divide="ignore"):
         vol[f"vol_of_vol_{config.vol_of_vol_window}"] = vv_std / vv_mean
         vol["garch_vol"] = garch_vol
-        vol["garch_persistence"] = history["garch_persistence"].to_numpy()
+        vol["garch_persistence"] = history["garch_persistence"]
         vol["garch_vs_rv20"] = np.log(garch_vol * np.sqrt(20) / rv_mid)
     parts.append(vol)
-    micro = microstructure_features(
-        close,
-        log_ret,
-        volume,
+    micro = microstructure_columns(
+        c,
+        r,
+        v,
         window=config.micro_window,
         norm_window=config.micro_norm_window,
         min_valid=config.min_valid(config.micro_window),
+        last=keep,
     )
     parts.append(micro)
-    rsi = technical["rsi_14"].to_numpy()
-    imbalance = micro[f"volume_imbalance_{config.micro_window}"].to_numpy()
+    rsi = technical["rsi_14"]
+    imbalance = micro[f"volume_imbalance_{config.micro_window}"]
     lagged: dict[str, np.ndarray] = {"rsi_x_imbalance": (rsi / 100.0) * imbalance}
     for lag in config.lags:
         lagged[f"log_return_lag_{lag}"] = _shift(r, lag)
         lagged[f"rsi_14_lag_{lag}"] = _shift(rsi, lag)
         lagged[f"volume_imbalance_lag_{lag}"] = _shift(imbalance, lag)
     parts.append(lagged)
-    index = ohlcv.index
-    rows = slice(None) if keep is None else slice(max(0, len(index) - keep), None)
-    parts.append(time_features(index[rows]))
+    rows = len(opens) if keep is None else min(keep, len(opens))
+    parts.append(time_columns(opens[len(opens) - rows :]))
     if config.multi_timeframe:
         parts.append(
-            higher_timeframe_features(
-                ohlcv, base_timeframe=timeframe, higher=config.multi_timeframe
+            higher_timeframe_columns(
+                opens,
+                {"open": o, "high": h, "low": lo, "close": c},
+                base_timeframe=timeframe,
+                higher=config.multi_timeframe,
             )
         )
-    return _assemble(parts, index[rows].rename("timestamp")), after
+    names, block = _assemble(parts, rows)
+    return names, block, after
 
 
 def _shift(x: np.ndarray, lag: int) -> np.ndarray:
@@ -420,48 +468,43 @@ def time_features(index: pd.DatetimeIndex) -> pd.DataFrame:
     (and carries nothing), on 24/7 crypto it is the hour cycle; 23:00 sits next to 00:00
     and Sunday next to Monday.
     """
-    # From the epoch seconds (the index is UTC): DatetimeIndex.hour and friends cost
-    # ~100 µs a call even for the live runner's single row.
-    seconds = np.asarray(index.asi8, dtype=np.int64) // 1_000_000_000
+    return pd.DataFrame(time_columns(index.asi8), index=index)
+
+
+def time_columns(opens: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`time_features` of bar open times in epoch nanoseconds (UTC), by name."""
+    # From the epoch seconds: DatetimeIndex.hour and friends cost ~100 µs a call even for
+    # the live runner's single row.
+    seconds = np.asarray(opens, dtype=np.int64) // 1_000_000_000
     day_fraction = (seconds % 86400) / 86400.0
     day_of_week = (seconds // 86400 + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
     week_fraction = (day_of_week + day_fraction) / 7.0
     two_pi = 2.0 * np.pi
-    return pd.DataFrame(
-        {
-            "time_of_day_sin": np.sin(two_pi * day_fraction),
-            "time_of_day_cos": np.cos(two_pi * day_fraction),
-            "day_of_week_sin": np.sin(two_pi * week_fraction),
-            "day_of_week_cos": np.cos(two_pi * week_fraction),
-            "is_weekend": (day_of_week >= 5).astype("float64"),
-        },
-        index=index,
-    )
+    return {
+        "time_of_day_sin": np.sin(two_pi * day_fraction),
+        "time_of_day_cos": np.cos(two_pi * day_fraction),
+        "day_of_week_sin": np.sin(two_pi * week_fraction),
+        "day_of_week_cos": np.cos(two_pi * week_fraction),
+        "is_weekend": (day_of_week >= 5).astype("float64"),
+    }
 
 
-def _assemble(parts: list[pd.DataFrame | dict[str, np.ndarray]], index: pd.Index) -> pd.DataFrame:
-    """Copy the last ``len(index)`` rows of the parts once into one float64 block
-    (inf -> NaN); pd.concat + astype would copy the million-row matrix several times."""
-    columns = [str(col) for part in parts for col in part]
-    if len(set(columns)) != len(columns):
-        raise AssertionError(f"duplicate feature names: {sorted(columns)}")
-    # (features, rows) in C order is the layout pandas keeps for a float block: no copy.
-    # A frame part is one float block already: its transpose is copied in one go; an
-    # array part column by column (each one contiguous copy).
-    n = len(index)
-    block = np.empty((len(columns), n), dtype=np.float64)
+def _assemble(parts: list[dict[str, np.ndarray]], n: int) -> tuple[tuple[str, ...], np.ndarray]:
+    """The names and the last ``n`` rows of the parts' columns, copied once into one
+    (features, rows) float64 block (inf -> NaN); pd.concat + astype would copy the
+    million-row matrix several times. The block's transpose is the C-order layout pandas
+    keeps for a float frame: no copy."""
+    names = tuple(str(col) for part in parts for col in part)
+    if len(set(names)) != len(names):
+        raise AssertionError(f"duplicate feature names: {sorted(names)}")
+    block = np.empty((len(names), n), dtype=np.float64)
     row = 0
     for part in parts:
-        if isinstance(part, pd.DataFrame):
-            values = part.to_numpy(dtype=np.float64, copy=False)
-            block[row : row + values.shape[1]] = values[len(values) - n :].T
-            row += values.shape[1]
-            continue
         for values in part.values():
             block[row] = values[values.size - n :]
             row += 1
     block[np.isinf(block)] = np.nan
-    return pd.DataFrame(block.T, index=index, columns=columns, copy=False)
+    return names, block
 
 
 # Which parameter makes each family of columns (checked in order; the first match wins).

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from numpy.lib.stride_tricks import sliding_window_view
 from pandas_ta.momentum.roc import nb_roc
 
 from ai_trade_bot.features import rolling
@@ -127,22 +126,14 @@ def atr(
     return rma(_presma(true_range(high, low, close, prenan), length), length)
 
 
-def _full_windows(x: np.ndarray, length: int, reduce) -> np.ndarray:
-    """``reduce`` over each full window of ``length`` (NaN before the first)."""
-    out = _nan(x.size)
-    if x.size >= length:
-        out[length - 1 :] = reduce(sliding_window_view(x, length), axis=1)
-    return out
-
-
 def rolling_min(x: np.ndarray, length: int) -> np.ndarray:
     """``Series.rolling(length).min()`` (a minimum is exact, whatever the order)."""
-    return _full_windows(x, length, np.min)
+    return rolling.extreme(np.ascontiguousarray(x, dtype=np.float64), length, False)
 
 
 def rolling_max(x: np.ndarray, length: int) -> np.ndarray:
     """``Series.rolling(length).max()``."""
-    return _full_windows(x, length, np.max)
+    return rolling.extreme(np.ascontiguousarray(x, dtype=np.float64), length, True)
 
 
 def rolling_std(x: np.ndarray, length: int) -> np.ndarray:

@@ -23,7 +23,19 @@ def build_labels(
         Columns ``next_return``, ``direction`` (0 down, 1 flat, 2 up; NaN at the end),
         ``flat_band`` and ``fwd_realized_vol_{horizon}``.
     """
-    c = close.to_numpy(dtype=np.float64)
+    columns = label_arrays(
+        close.to_numpy(dtype=np.float64),
+        horizon=horizon,
+        flat_band_sigmas=flat_band_sigmas,
+        band_window=band_window,
+    )
+    return pd.DataFrame(columns, index=close.index)
+
+
+def label_arrays(
+    c: np.ndarray, *, horizon: int, flat_band_sigmas: float, band_window: int
+) -> dict[str, np.ndarray]:
+    """:func:`build_labels` of an array of closes, by column name."""
     log_ret = np.concatenate([[np.nan], np.diff(np.log(c))])
     next_ret = np.concatenate([log_ret[1:], [np.nan]])
     band = flat_band_sigmas * rolling.mean_std(log_ret, band_window)[1]
@@ -33,12 +45,9 @@ def build_labels(
     # sum of r[t+1..t+h] squared: a trailing window sum read backwards, shifted onto t
     ahead = rolling.total((log_ret**2)[::-1], horizon)[::-1]
     fwd_var = np.concatenate([ahead[1:], [np.nan]])
-    return pd.DataFrame(
-        {
-            "next_return": next_ret,
-            "direction": direction,
-            "flat_band": band,
-            f"fwd_realized_vol_{horizon}": np.sqrt(fwd_var),
-        },
-        index=close.index,
-    )
+    return {
+        "next_return": next_ret,
+        "direction": direction,
+        "flat_band": band,
+        f"fwd_realized_vol_{horizon}": np.sqrt(fwd_var),
+    }

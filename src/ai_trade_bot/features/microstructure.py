@@ -44,16 +44,33 @@ def microstructure_features(
     A zero volume is a valid observation (no trades); only Amihud, which divides by it,
     skips that bar, and its window still gives a value from ``min_valid`` valid bars.
     """
+    arrays = (s.to_numpy(dtype=np.float64) for s in (close, log_ret, volume))
+    columns = microstructure_columns(
+        *arrays, window=window, norm_window=norm_window, min_valid=min_valid
+    )
+    return pd.DataFrame(columns, index=close.index)
+
+
+def microstructure_columns(
+    c: np.ndarray,
+    r: np.ndarray,
+    v: np.ndarray,
+    *,
+    window: int,
+    norm_window: int,
+    min_valid: int | None = None,
+    last: int | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`microstructure_features` of close, log return and volume arrays, by column
+    name. ``last``: the trailing median of the Amihud ratio only for the last ``last``
+    rows (NaN before; the other columns are cheap window sums, computed everywhere)."""
     min_valid = window if min_valid is None else min_valid
-    r = log_ret.to_numpy(dtype=np.float64)
-    c = close.to_numpy(dtype=np.float64)
-    v = volume.to_numpy(dtype=np.float64)
+    first = 0 if last is None else max(0, c.size - last)
     with np.errstate(invalid="ignore", divide="ignore"):
         dollar_volume = c * np.where(v > 0, v, np.nan)
         amihud = rolling.nanmean(np.abs(r) / dollar_volume, window, min_valid)
-        # the one pandas call left: a rolling median (pandas keeps a sorted skip list)
-        typical = pd.Series(amihud).rolling(norm_window, min_periods=window).median()
-        amihud_rel = np.log(amihud / typical.to_numpy())
+        typical = rolling.median(amihud, norm_window, window, first)
+        amihud_rel = np.log(amihud / typical)
         lagged = np.concatenate([[np.nan], r[:-1]])
         cov = rolling.cov_corr(r, lagged, window)[0]
         roll_spread = 2.0 * np.sqrt(np.clip(-cov, 0.0, None))
@@ -64,13 +81,10 @@ def microstructure_features(
         imbalance = rolling.total(sign * v, window) / rolling.total(v, window)
         # a bar with no volume sits at the floor instead of log(0)
         floor_volume = np.log(np.clip(rel_volume, 1e-3, None))
-    return pd.DataFrame(
-        {
-            f"amihud_rel_{window}": amihud_rel,
-            f"roll_spread_{window}": roll_spread,
-            f"kyle_lambda_{window}": kyle,
-            f"volume_imbalance_{window}": imbalance,
-            f"rel_volume_{window}": floor_volume,
-        },
-        index=close.index,
-    )
+    return {
+        f"amihud_rel_{window}": amihud_rel,
+        f"roll_spread_{window}": roll_spread,
+        f"kyle_lambda_{window}": kyle,
+        f"volume_imbalance_{window}": imbalance,
+        f"rel_volume_{window}": floor_volume,
+    }

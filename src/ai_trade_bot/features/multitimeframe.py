@@ -26,17 +26,18 @@ def _rsi(close: np.ndarray, length: int) -> np.ndarray:
         return 100.0 * up / (up + np.abs(down))
 
 
-def _resample(ohlcv: pd.DataFrame, rule: pd.Timedelta) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _resample(
+    opens: np.ndarray, col: dict[str, np.ndarray], rule: pd.Timedelta
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Higher bars of length ``rule`` that hold at least one base bar: their open times
     and OHLCV, as ``resample(rule, origin="epoch", label="left", closed="left")`` with
     empty bins dropped. Bins are anchored at the Unix epoch, so a bin never moves when
     history is cut. (On arrays: pandas' resampler costs ~4 ms per call on the live
     runner's 1,000-row window, for a few dozen bars.)"""
     step = rule.value
-    bins = ohlcv.index.asi8 // step
+    bins = opens // step
     starts = np.flatnonzero(np.concatenate([[True], bins[1:] != bins[:-1]]))
     ends = np.concatenate([starts[1:], [bins.size]]) - 1
-    col = {k: ohlcv[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close")}
     bars = {
         "open": col["open"][starts],
         "high": np.maximum.reduceat(col["high"], starts),
@@ -55,9 +56,25 @@ def higher_timeframe_features(
     T + H. The base bar may use the higher bar only if T + H <= t + base, i.e. the higher
     bar had closed when the base bar closed (an as-of join on close times).
     """
+    col = {k: ohlcv[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close")}
+    columns = higher_timeframe_columns(
+        ohlcv.index.asi8, col, base_timeframe=base_timeframe, higher=higher
+    )
+    return pd.DataFrame(columns, index=ohlcv.index)
+
+
+def higher_timeframe_columns(
+    opens: np.ndarray,
+    col: dict[str, np.ndarray],
+    *,
+    base_timeframe: str,
+    higher: tuple[str, ...],
+) -> dict[str, np.ndarray]:
+    """:func:`higher_timeframe_features` of base bars opening at ``opens`` (epoch ns)
+    with ``open``, ``high``, ``low`` and ``close`` arrays in ``col``, by column name."""
     base = timeframe_to_timedelta(base_timeframe)
     out: dict[str, np.ndarray] = {}
-    base_close = ohlcv.index.asi8 + base.value
+    base_close = opens + base.value
     for tf in higher:
         rule = timeframe_to_timedelta(tf)
         if rule <= base:
@@ -65,11 +82,11 @@ def higher_timeframe_features(
                 f"features.multi_timeframe: {tf!r} is not above the base timeframe "
                 f"{base_timeframe!r}; list only longer timeframes."
             )
-        if len(ohlcv) == 0:
+        if len(opens) == 0:
             feats = {k: np.empty(0) for k in ("ret", "rsi", "sma_dist", "range")}
             closes_at = np.empty(0, dtype=np.int64)
         else:
-            opens_at, htf = _resample(ohlcv, rule)
+            opens_at, htf = _resample(opens, col, rule)
             c = htf["close"]
             log_c = np.log(c)
             feats = {
@@ -83,7 +100,7 @@ def higher_timeframe_features(
         last = np.searchsorted(closes_at, base_close, side="right") - 1
         seen = last >= 0
         for name, values in feats.items():
-            aligned = np.full(len(ohlcv), np.nan)
+            aligned = np.full(len(opens), np.nan)
             aligned[seen] = values[last[seen]]
             out[f"htf_{tf}_{name}"] = aligned
-    return pd.DataFrame(out, index=ohlcv.index)
+    return out

@@ -224,3 +224,55 @@ def autocorrelations(x: np.ndarray, window: int, lags: int) -> np.ndarray:
             denominator = np.sqrt(squares[t] * squares[t - lag])
             out[lag - 1, t] = sab / denominator if denominator > 0 else np.nan
     return out
+
+
+@njit(cache=True)
+def median(x: np.ndarray, window: int, min_valid: int, first: int = 0) -> np.ndarray:
+    """Median of the valid (non-NaN) values of each window, NaN where fewer than
+    ``min_valid`` are valid: ``Series.rolling(window, min_periods=min_valid).median()``
+    (the middle value, or the mean of the two middle ones). Only rows from ``first`` on
+    are computed (the live runner needs the newest); the window's valid values are kept
+    sorted as it slides, so a value depends on its window only."""
+    n = x.size
+    out = np.full(n, np.nan)
+    ordered = np.empty(window)
+    count = 0
+    start = max(0, first - window + 1)
+    for t in range(start, n):
+        if t - window >= start:  # the value leaving the window
+            old = x[t - window]
+            if old == old:
+                k = np.searchsorted(ordered[:count], old)
+                ordered[k : count - 1] = ordered[k + 1 : count].copy()
+                count -= 1
+        value = x[t]
+        if value == value:  # insert, keeping the order
+            k = np.searchsorted(ordered[:count], value)
+            ordered[k + 1 : count + 1] = ordered[k:count].copy()
+            ordered[k] = value
+            count += 1
+        if t >= first and count >= min_valid and count > 0:
+            middle = count // 2
+            if count % 2:
+                out[t] = ordered[middle]
+            else:
+                out[t] = (ordered[middle - 1] + ordered[middle]) / 2.0
+    return out
+
+
+@njit(cache=True)
+def extreme(x: np.ndarray, window: int, highest: bool) -> np.ndarray:
+    """Minimum (``highest`` False) or maximum of each full window; NaN before the first
+    and for a window holding a NaN, as ``Series.rolling(window).min()`` / ``.max()``."""
+    n = x.size
+    out = np.full(n, np.nan)
+    for t in range(window - 1, n):
+        best = x[t - window + 1]
+        for v in x[t - window + 1 : t + 1]:
+            if v != v:
+                best = np.nan
+                break
+            if (v > best) if highest else (v < best):
+                best = v
+        out[t] = best
+    return out

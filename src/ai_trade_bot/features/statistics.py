@@ -34,9 +34,35 @@ def statistical_features(
     computed on its own, so those rows equal the full computation's exactly; the live
     runner needs the newest row only.
     """
-    r = log_ret.to_numpy(dtype=np.float64)
-    c = close.to_numpy(dtype=np.float64)
-    v = volume.to_numpy(dtype=np.float64)
+    columns = statistical_columns(
+        close.to_numpy(dtype=np.float64),
+        log_ret.to_numpy(dtype=np.float64),
+        volume.to_numpy(dtype=np.float64),
+        windows=windows,
+        rank_window=rank_window,
+        autocorr_window=autocorr_window,
+        autocorr_lags=autocorr_lags,
+        hurst_window=hurst_window,
+        sharpe_window=sharpe_window,
+        last=last,
+    )
+    return pd.DataFrame(columns, index=close.index)
+
+
+def statistical_columns(
+    c: np.ndarray,
+    r: np.ndarray,
+    v: np.ndarray,
+    *,
+    windows: tuple[int, ...],
+    rank_window: int,
+    autocorr_window: int,
+    autocorr_lags: int,
+    hurst_window: int,
+    sharpe_window: int,
+    last: int | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`statistical_features` of close, log return and volume arrays, by name."""
     n = r.size
 
     def tail(span: int, fn: Callable[..., Any], x: np.ndarray, *params: int) -> Any:
@@ -70,4 +96,4 @@ def statistical_features(
         out[f"hurst_{hurst_window}"] = tail(hurst_window, rolling_hurst, r, hurst_window, 8)
         mean, std = tail(sharpe_window, rolling.mean_std, r, sharpe_window)
         out[f"rolling_sharpe_{sharpe_window}"] = mean / std
-    return pd.DataFrame(out, index=close.index)
+    return out

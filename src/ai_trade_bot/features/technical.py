@@ -104,7 +104,34 @@ def technical_features(
     to traded volume. The indicators are pandas-ta's, computed on arrays
     (:mod:`ai_trade_bot.features.indicators`, checked against pandas-ta in the tests).
     """
-    o, h, lo, c, v = (ohlcv[k].to_numpy(dtype=np.float64) for k in _OHLCV)
+    arrays = (ohlcv[k].to_numpy(dtype=np.float64) for k in _OHLCV)
+    columns = technical_columns(
+        *arrays,
+        index=ohlcv.index,
+        sma_lengths=sma_lengths,
+        ema_lengths=ema_lengths,
+        rsi_length=rsi_length,
+        atr_length=atr_length,
+        vwap_anchor=vwap_anchor,
+    )
+    return pd.DataFrame(columns, index=ohlcv.index)
+
+
+def technical_columns(
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+    *,
+    index: pd.DatetimeIndex,
+    sma_lengths: tuple[int, ...],
+    ema_lengths: tuple[int, ...],
+    rsi_length: int,
+    atr_length: int,
+    vwap_anchor: str,
+) -> dict[str, np.ndarray]:
+    """:func:`technical_features` of OHLCV arrays (bars at ``index``), by column name."""
     out: dict[str, np.ndarray] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         for n in sma_lengths:
@@ -126,7 +153,7 @@ def technical_features(
         out["bb_pctb"] = pctb
         out["bb_width"] = width / 100.0
         out["kc_position"] = ind.keltner_position(h, lo, c, 20, 2.0)
-        vwap = _anchored_vwap(h, lo, c, v, period_codes(ohlcv.index, vwap_anchor))
+        vwap = _anchored_vwap(h, lo, c, v, period_codes(index, vwap_anchor))
         out["vwap_dist_atr"] = (c - vwap) / atr
         volume_60 = rolling.total(v, 60)
         volume_60[volume_60 == 0.0] = np.nan
@@ -136,7 +163,7 @@ def technical_features(
         )
         out["body_atr"] = (c - o) / atr
         out["range_atr"] = (h - lo) / atr
-    return pd.DataFrame(out, index=ohlcv.index)
+    return out
 
 
 _OHLCV = ("open", "high", "low", "close", "volume")

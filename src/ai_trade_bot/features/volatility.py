@@ -112,8 +112,33 @@ def garch_volatility(
         Columns ``garch_vol`` (forecast std of the next return) and ``garch_persistence``
         (alpha + beta of the parameters in force), and the state after the last row.
     """
+    variance, persistence, after = garch_arrays(
+        log_ret.to_numpy(dtype=np.float64),
+        fit_window=fit_window,
+        refit_every=refit_every,
+        min_obs=min_obs,
+        state=state,
+        past=past,
+    )
+    frame = pd.DataFrame(
+        {"garch_vol": np.sqrt(variance), "garch_persistence": persistence},
+        index=log_ret.index,
+    )
+    return frame, after
+
+
+def garch_arrays(
+    eps: np.ndarray,
+    *,
+    fit_window: int,
+    refit_every: int,
+    min_obs: int,
+    state: GarchState | None = None,
+    past: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, GarchState]:
+    """:func:`garch_volatility` of the log returns ``eps``: the forecast variances, the
+    persistences and the state after the last row."""
     state = GarchState() if state is None else state
-    eps = log_ret.to_numpy(dtype=np.float64)
     past = np.zeros(0) if past is None else np.asarray(past, dtype=np.float64)
     full = np.concatenate([past, eps])
     n = eps.size
@@ -148,8 +173,4 @@ def garch_volatility(
         beta=float(beta[-1]) if n else state.beta,
         var=float(variance[done[-1]]) if done.size else var0,
     )
-    frame = pd.DataFrame(
-        {"garch_vol": np.sqrt(variance), "garch_persistence": alpha + beta},
-        index=log_ret.index,
-    )
-    return frame, after
+    return variance, alpha + beta, after

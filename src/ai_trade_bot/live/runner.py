@@ -7,7 +7,7 @@ Per closed candle, in one SQLite transaction:
    open, with the backtest's costs, stops and limits;
 2. features, agents and the meta-agent (:class:`ai_trade_bot.live.stream.ModelStream`,
    the features code with carried state) give this candle's outputs;
-3. the decision layer (:func:`ai_trade_bot.evaluation.signals_for`, the one ``evaluate``
+3. the decision layer (:func:`ai_trade_bot.decision.decide_arrays`, the one ``evaluate``
    backtests) and the sizing turn them into the next target;
 4. orders for the change (deterministic client ids, UNIQUE), fills, position, cash and
    equity, the decision with every agent's vote, and the state to resume from.
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ai_trade_bot.backtest.costs import size_positions
 from ai_trade_bot.backtest.engine import (
     S_CASH,
     S_ENTRY_PX,
@@ -37,14 +38,11 @@ from ai_trade_bot.backtest.engine import (
     ExecutionCore,
 )
 from ai_trade_bot.bundle import Bundle
+from ai_trade_bot.decision import DecisionConfig, decide_arrays
 from ai_trade_bot.errors import AiTradeBotError
-from ai_trade_bot.evaluation import (
-    EvaluateConfig,
-    atr_and_rsi,
-    signals_for,
-    targets_from_signals,
-)
-from ai_trade_bot.features.build import LabelConfig, labels_for
+from ai_trade_bot.evaluation import EvaluateConfig, atr_and_rsi, decision_settings
+from ai_trade_bot.features.build import LabelConfig
+from ai_trade_bot.features.labels import label_arrays
 from ai_trade_bot.live.alerts import Alerts
 from ai_trade_bot.live.broker import CcxtBroker, client_order_id
 from ai_trade_bot.live.feeds import FeedEvent
@@ -148,7 +146,7 @@ class Runner:
         self._last_check = 0.0
         self.processed = 0
         self.window: pd.DataFrame | None = None
-        self._recent: pd.DataFrame | None = None  # recent decisions' outputs (_recent_meta)
+        self._recent: tuple[np.ndarray, np.ndarray] | None = None  # see _recent_meta
         self._last_reason = ""
 
     # -- model ---------------------------------------------------------------------------
@@ -222,8 +220,9 @@ class Runner:
                 self.stream_state = self.stream.start(history) if self.stream else None
                 if self.stream_state is not None:  # the agents' first windows, for a resume
                     n = len(self.bundle.feature_columns)
-                    for ts, row in self.stream_state.context.iterrows():
-                        self.store.add_feature_row(db, self.symbol, ts, row.to_numpy()[:n])
+                    state = self.stream_state
+                    for ts, row in zip(state.index, state.values, strict=True):
+                        self.store.add_feature_row(db, self.symbol, ts, row[:n])
                 self.store.save_runner(
                     db,
                     self.symbol,
@@ -353,38 +352,51 @@ class Runner:
         outputs, feature_row = None, None
         if self.stream is not None and self.stream_state is not None:
             feature_row, outputs, self.stream_state = self.stream.step(window, self.stream_state)
-        meta = self._meta_row(outputs, ts)
-        if outputs is not None and not np.isfinite(meta[["down", "flat", "up"]].to_numpy()).all():
+        meta = self._meta_values(outputs)  # DIRECTION's values; NaN without a model output
+        if outputs is not None and not np.isfinite(meta[:3]).all():
             self.alerts.send("fallback", f"NaN model output at {ts}: RSI fallback this candle")
-            meta.loc[:, list(DIRECTION)] = np.nan
+            meta[:] = np.nan
 
-        # 3. the decision layer and the sizing, on the recent decisions
-        history = self._recent_meta(settings.decision.accuracy_window + 2)
-        frame = meta if history.empty else pd.concat([history[history.index < ts], meta])
+        # 3. the decision layer and the sizing, on the recent decisions (arrays: a frame per
+        # candle cost more than the rules)
+        at = ts_int(ts)
+        times, rows = self._recent_meta(settings.decision.accuracy_window + 2)
+        earlier = times < at
+        times, rows = np.append(times[earlier], at), np.vstack([rows[earlier], meta[None, :]])
         label_config = self.bundle.labels if self.bundle else LabelConfig()
-        # a label reads band_window returns before its row and one after: label the rows of
-        # ``frame`` only, not the whole window
-        labels = labels_for(
-            window.iloc[-(len(frame) + label_config.band_window + 2) :], label_config
+        # a label reads band_window returns before its row and one after: label the rows
+        # decided on only, not the whole window
+        tail = len(rows) + label_config.band_window + 2
+        direction = label_arrays(
+            window["close"].to_numpy(dtype=np.float64)[-tail:],
+            horizon=label_config.horizon,
+            flat_band_sigmas=label_config.flat_band_sigmas,
+            band_window=label_config.band_window,
+        )["direction"]
+        realized = _aligned(window.index.asi8[-tail:], direction, times)
+        column = dict(zip(DIRECTION, rows.T, strict=True))
+        decided = decide_arrays(
+            column["down"],
+            column["flat"],
+            column["up"],
+            column["confidence"],
+            self._decision_settings(settings),
+            disagreement=column["disagreement"],
+            informative=column["informative"],
+            realized=realized,
+            rsi=np.full(len(rows), rsi_now),
         )
-        decided = signals_for(
-            frame,
-            labels["direction"],
-            settings,
-            gate=self.bundle.gate if self.bundle else None,
-            rsi=pd.Series(rsi_now, index=frame.index),
-        ).iloc[[-1]]
-        if self.bundle is None:  # no model at all: every candle is the RSI fallback
-            decided = decided.assign(reason="fallback_rsi")
+        signal = float(decided["signal"][-1])
+        # no model at all: every candle is the RSI fallback
+        reason = "fallback_rsi" if self.bundle is None else str(decided["reason"][-1])
         target = float(
-            targets_from_signals(
-                decided["signal"],
-                settings,
-                p_win=frame["confidence"].iloc[[-1]],
-                pred_vol=frame["magnitude"].iloc[[-1]] / ABS_PER_SIGMA,
-            ).iloc[0]
+            size_positions(
+                np.array([signal]),
+                settings.sizing,
+                p_win=column["confidence"][-1:],
+                pred_vol=column["magnitude"][-1:] / ABS_PER_SIGMA,
+            )[0]
         )
-        reason = str(decided["reason"].iloc[0])
         if reason == "kill_switch" and self._last_reason != "kill_switch":
             self.alerts.send("kill_switch", f"rolling accuracy below the kill level at {ts}")
         self._last_reason = reason
@@ -400,18 +412,18 @@ class Runner:
         pending = [o["client_order_id"] for o in self.store.orders(self.symbol, "submitted")]
         latency_ms = (time.perf_counter() - started) * 1000.0
         with self.store.transaction() as db:
-            self.store.add_candles(db, self.symbol, window.iloc[-1:])
+            self.store.add_candle(db, self.symbol, at, self._candle)
             if feature_row is not None:
                 self.store.add_feature_row(db, self.symbol, ts, feature_row.to_numpy())
             self.store.add_decision(
                 db,
                 self.symbol,
-                ts=ts_int(ts),
+                ts=at,
                 model_version=self.version,
-                signal=float(decided["signal"].iloc[0]),
+                signal=signal,
                 target=target,
                 reason=reason,
-                **{k: _num(meta[k].iloc[0]) for k in DIRECTION},
+                **{k: _num(v) for k, v in zip(DIRECTION, meta, strict=True)},
                 votes=self._votes(outputs),
                 rsi=_num(rsi_now),
                 latency_ms=latency_ms,
@@ -462,7 +474,7 @@ class Runner:
                 paused=int(paused),
                 halted_reason=halted or None,
             )
-        self._remember(meta, settings.decision.accuracy_window + 2)
+        self._remember(at, meta, settings.decision.accuracy_window + 2)
         for fill in fills:
             if fill["kind"] in ("stop", "target", "risk"):
                 self.alerts.send(
@@ -492,51 +504,58 @@ class Runner:
         """The trailing window with ``candle`` appended (one array, one frame)."""
         window = self._window()
         keep = self._window_rows() - 1
-        values = np.array([[float(candle[c]) for c in window.columns]])
-        block = np.concatenate([window.to_numpy(dtype=np.float64)[-keep:], values])
+        self._candle = np.array([float(candle[c]) for c in window.columns])
+        block = np.concatenate([window.to_numpy(dtype=np.float64)[-keep:], self._candle[None]])
         at = pd.DatetimeIndex([candle.name], name=window.index.name)
         return pd.DataFrame(block, index=window.index[-keep:].append(at), columns=window.columns)
 
     def _window_rows(self) -> int:
         return (self.bundle.feature_rows if self.bundle else FALLBACK_HISTORY) + 2
 
-    def _meta_row(self, outputs: pd.DataFrame | None, ts: pd.Timestamp) -> pd.DataFrame:
+    def _decision_settings(self, settings: EvaluateConfig) -> DecisionConfig:
+        """The decision layer's settings with the bundle's gate (kept per settings)."""
+        gate = self.bundle.gate if self.bundle else None
+        key = (id(settings), gate)
+        if getattr(self, "_decision", (None, None))[0] != key:
+            self._decision = (key, decision_settings(settings, gate))
+        return self._decision[1]
+
+    def _meta_values(self, outputs: pd.DataFrame | None) -> np.ndarray:
+        """The meta-agent's :data:`DIRECTION` outputs of this candle (NaN: none)."""
         if outputs is None:
-            return pd.DataFrame({k: [np.nan] for k in DIRECTION}, index=pd.DatetimeIndex([ts]))
-        positions = outputs.columns.get_indexer([f"meta.{k}" for k in DIRECTION])
-        if (positions < 0).any():
-            raise KeyError(f"model outputs lack meta columns {list(DIRECTION)}")
-        values = outputs.to_numpy(dtype=np.float64)[:, positions]
-        return pd.DataFrame(values, index=outputs.index, columns=list(DIRECTION))
+            return np.full(len(DIRECTION), np.nan)
+        cached = getattr(self, "_meta_positions", None)
+        if cached is None or cached[0] is not outputs.columns:
+            positions = outputs.columns.get_indexer([f"meta.{k}" for k in DIRECTION])
+            if (positions < 0).any():
+                raise KeyError(f"model outputs lack meta columns {list(DIRECTION)}")
+            cached = self._meta_positions = (outputs.columns, positions)
+        return outputs.to_numpy(dtype=np.float64)[0, cached[1]]
 
-    def _recent_meta(self, rows: int) -> pd.DataFrame:
-        """The last ``rows`` decisions' model outputs: read from the state file once, then
-        kept in memory as each candle's decision is committed (see :meth:`_remember`)."""
+    def _recent_meta(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """The last ``rows`` decisions' candle times (int64 ns) and model outputs
+        (:data:`DIRECTION`): read from the state file once, then kept in memory as each
+        candle's decision is committed (see :meth:`_remember`)."""
         if self._recent is None:
-            self._recent = self.store.decisions(self.symbol, rows, columns=DIRECTION)
-        return self._recent.iloc[-rows:]
+            self._recent = self.store.decision_arrays(self.symbol, rows, DIRECTION)
+        times, values = self._recent
+        return times[-rows:], values[-rows:]
 
-    def _remember(self, meta: pd.DataFrame, rows: int) -> None:
+    def _remember(self, at: int, meta: np.ndarray, rows: int) -> None:
         """Add the committed decision's outputs as the file holds them (non-finite: NaN)."""
         if self._recent is None:
             return
-        row = meta[list(DIRECTION)].to_numpy(dtype=np.float64)
-        row = np.where(np.isfinite(row), row, np.nan)
-        kept = self._recent
-        if len(kept) and kept.index[-1] >= meta.index[0]:  # a candle processed again
-            kept = kept[kept.index < meta.index[0]]
-        kept = kept.iloc[-(rows - 1) :]
-        self._recent = pd.DataFrame(
-            np.concatenate([kept.to_numpy(dtype=np.float64), row]),
-            index=kept.index.append(meta.index),
-            columns=list(DIRECTION),
-        )
+        row = np.where(np.isfinite(meta), meta, np.nan)
+        times, values = self._recent
+        kept = times < at  # a candle processed again replaces its decision
+        times, values = times[kept][-(rows - 1) :], values[kept][-(rows - 1) :]
+        self._recent = (np.append(times, at), np.vstack([values, row[None, :]]))
 
     def _votes(self, outputs: pd.DataFrame | None) -> dict[str, dict[str, float]]:
         if outputs is None:
             return {}
         votes: dict[str, dict[str, float]] = {}
-        for column, value in outputs.iloc[0].items():
+        for column, value in zip(outputs.columns, outputs.to_numpy()[0], strict=True):
             agent, _, field = str(column).partition(".")
             if agent != "meta":
                 votes.setdefault(agent, {})[field] = _num(value)
@@ -625,6 +644,17 @@ class Runner:
             self.store.update_order(
                 db, order["client_order_id"], status=status, exchange_id=str(result.get("id"))
             )
+
+
+def _aligned(times: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``values`` (at sorted ``times``) read at the times ``at``; NaN where absent (a
+    reindex on int64 times)."""
+    out = np.full(len(at), np.nan)
+    if len(times):
+        pos = np.minimum(np.searchsorted(times, at), len(times) - 1)
+        found = times[pos] == at
+        out[found] = values[pos[found]]
+    return out
 
 
 def _num(value: Any) -> float | None:

@@ -201,21 +201,9 @@ class StateStore:
         """The last ``limit`` decisions, oldest first, indexed by candle time; with
         ``columns`` (numeric ones), only those, read straight into a float frame."""
         if columns is not None:
-            unknown = set(columns) - _NUMERIC_DECISION_COLUMNS
-            if unknown:
-                raise ValueError(f"decisions: not numeric columns {sorted(unknown)}")
-            found = self.db.execute(
-                f"SELECT ts, {', '.join(columns)} FROM decisions WHERE symbol = ? "
-                "ORDER BY ts DESC LIMIT ?",
-                (symbol, int(limit)),
-            ).fetchall()[::-1]
-            values = np.array([tuple(r) for r in found], dtype=np.float64).reshape(
-                -1, 1 + len(columns)
-            )
-            index = pd.DatetimeIndex(
-                pd.to_datetime(values[:, 0].astype(np.int64), unit="ns", utc=True), name="timestamp"
-            )
-            return pd.DataFrame(values[:, 1:], index=index, columns=list(columns))
+            times, values = self.decision_arrays(symbol, limit, columns)
+            index = pd.DatetimeIndex(pd.to_datetime(times, unit="ns", utc=True), name="timestamp")
+            return pd.DataFrame(values, index=index, columns=list(columns))
         rows = self.db.execute(
             "SELECT * FROM decisions WHERE symbol = ? ORDER BY ts DESC LIMIT ?",
             (symbol, int(limit)),
@@ -225,6 +213,30 @@ class StateStore:
             return frame
         frame.index = pd.DatetimeIndex([ts_of(t) for t in frame["ts"]], name="timestamp")
         return frame
+
+    def decision_arrays(
+        self, symbol: str, limit: int, columns: tuple[str, ...]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The last ``limit`` decisions' candle times (int64 ns) and ``columns`` (numeric
+        ones; NULL is NaN) as a float array, oldest first."""
+        unknown = set(columns) - _NUMERIC_DECISION_COLUMNS
+        if unknown:
+            raise ValueError(f"decisions: not numeric columns {sorted(unknown)}")
+        found = self.db.execute(
+            f"SELECT ts, {', '.join(columns)} FROM decisions WHERE symbol = ? "
+            "ORDER BY ts DESC LIMIT ?",
+            (symbol, int(limit)),
+        ).fetchall()[::-1]
+        times = np.array([r[0] for r in found], dtype=np.int64)
+        values = np.array([tuple(r)[1:] for r in found], dtype=np.float64)
+        return times, values.reshape(len(found), len(columns))
+
+    def add_candle(self, db: sqlite3.Connection, symbol: str, ts: int, values: np.ndarray) -> None:
+        """One candle: epoch ns ``ts`` and open, high, low, close, volume."""
+        db.execute(
+            "INSERT OR REPLACE INTO candles VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (symbol, int(ts), *map(float, values)),
+        )
 
     def add_order(self, db: sqlite3.Connection, **values: Any) -> bool:
         """Insert an order; False when its client order id exists already (never twice)."""

@@ -10,6 +10,7 @@ features are incomplete are skipped by the agents, as the batch path drops them.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from ai_trade_bot.features.build import (
     prefit_features,
     update_features,
 )
+from ai_trade_bot.meta import OUTPUT_COLUMNS as META_COLUMNS
 
 
 @dataclass
@@ -34,7 +36,9 @@ class StreamState:
 
     features: FeatureState
     agents: dict[str, dict[str, Any]] = field(default_factory=dict)
-    context: pd.DataFrame | None = None  # the last complete model-input rows
+    # the last complete model-input rows (feature columns, then the candle's), newest last
+    values: np.ndarray | None = None
+    index: pd.Index | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": self.features.to_dict(), "agents": self.agents}
@@ -46,12 +50,22 @@ class ModelStream:
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.columns = list(bundle.feature_columns)
-        # one Index object for every context frame: agents keep their column positions
+        # one Index object for every call: agents keep their column positions
         self.model_columns = pd.Index([*self.columns, *BAR_COLUMNS])
         self._column_index = pd.Index(self.columns)
         self.keep = max(a.min_history for a in bundle.agents.values())
         self.seconds: dict[str, float] = {"features": 0.0, "agents": 0.0}  # the last step
         self._positions: tuple[pd.Index, np.ndarray] | None = None
+        # where each agent's outputs go in the one output row, then the meta-agent's
+        slots, names, start = [], [], 0
+        for name, agent in bundle.agents.items():
+            width = len(agent.output_columns)
+            slots.append((name, agent, slice(start, start + width)))
+            names += [f"{name}.{column}" for column in agent.output_columns]
+            start += width
+        self._slots = slots
+        self._agent_columns = pd.Index(names)
+        self.output_columns = pd.Index([*names, *(f"meta.{c}" for c in META_COLUMNS)])
 
     # -- start, restore ---------------------------------------------------------------
     def start(self, history: pd.DataFrame) -> StreamState:
@@ -66,38 +80,40 @@ class ModelStream:
             history, timeframe=bundle.timeframe, config=bundle.features
         )
         context = self._model_rows(frame[self.columns], history)
-        return self._with_agents(features, context)
+        states = {name: a.start_stream(context) for name, a in bundle.agents.items()}
+        return self._state(features, states, context)
 
     def restore(
         self, carry: dict[str, Any], feature_rows: pd.DataFrame, candles: pd.DataFrame
     ) -> StreamState:
         """A state saved by :meth:`StreamState.to_dict`, with the stored feature rows."""
         context = self._model_rows(feature_rows[self.columns], candles)
-        return StreamState(
-            FeatureState.from_dict(carry["features"]),
-            carry["agents"],
-            context.iloc[-self.keep :],
-        )
+        return self._state(FeatureState.from_dict(carry["features"]), carry["agents"], context)
 
-    def _with_agents(self, features: FeatureState, context: pd.DataFrame) -> StreamState:
-        states = {name: a.start_stream(context) for name, a in self.bundle.agents.items()}
-        return StreamState(features, states, context.iloc[-self.keep :])
+    def _state(
+        self, features: FeatureState, agents: dict[str, Any], context: pd.DataFrame
+    ) -> StreamState:
+        kept = context.iloc[-self.keep :]
+        return StreamState(features, agents, kept.to_numpy(dtype=np.float64), kept.index)
+
+    def context(self, state: StreamState) -> pd.DataFrame:
+        """The model-input rows a state keeps, as a frame."""
+        return pd.DataFrame(state.values, index=state.index, columns=self.model_columns)
 
     def _append(
-        self, context: pd.DataFrame | None, values: np.ndarray, at: pd.Index
-    ) -> pd.DataFrame:
-        """The last ``keep`` model-input rows after appending one (one array, one frame)."""
-        earlier = 0 if context is None else min(len(context), self.keep - 1)
+        self, state: StreamState, values: np.ndarray, at: pd.Index
+    ) -> tuple[np.ndarray, pd.Index]:
+        """The last ``keep`` model-input rows after appending one."""
+        earlier = 0 if state.values is None else min(len(state.values), self.keep - 1)
         if earlier == 0:
-            return pd.DataFrame([values], index=at, columns=self.model_columns)
-        block = np.concatenate([context.to_numpy(dtype=np.float64)[-earlier:], [values]])
-        index = context.index[-earlier:].append(at)
-        return pd.DataFrame(block, index=index, columns=self.model_columns)
+            return values[None, :], at
+        block = np.concatenate([state.values[len(state.values) - earlier :], values[None, :]])
+        return block, state.index[len(state.index) - earlier :].append(at)
 
     def _model_rows(self, features: pd.DataFrame, candles: pd.DataFrame) -> pd.DataFrame:
         bars = candles.reindex(features.index)[["open", "high", "low", "close", "volume"]]
         X = features.join(bars.set_axis(list(BAR_COLUMNS), axis=1))
-        return X[X.notna().all(axis=1)]
+        return X[X.notna().all(axis=1)].set_axis(self.model_columns, axis=1)
 
     def prefit(self, window: pd.DataFrame, state: StreamState) -> StreamState:
         """After the newest candle of ``window`` is done: the next candle's GARCH refit,
@@ -105,7 +121,7 @@ class ModelStream:
         features = prefit_features(window, state.features, config=self.bundle.features)
         if features is state.features:
             return state
-        return StreamState(features, state.agents, state.context)
+        return dataclasses.replace(state, features=features)
 
     # -- one candle ----------------------------------------------------------------------
     def step(
@@ -125,20 +141,20 @@ class ModelStream:
         candle = window.iloc[-1:, window.columns.get_indexer(_OHLCV)].to_numpy(dtype=np.float64)
         values = np.concatenate([row.to_numpy(), candle[0]])
         if not np.isfinite(values).all():
-            return row, None, StreamState(features, state.agents, state.context)
-        context = self._append(state.context, values, window.index[-1:])
-        columns: dict[str, np.ndarray] = {}
-        agents = {}
-        for name, agent in bundle.agents.items():
-            out, agents[name] = agent.predict_next(context, state.agents[name])
-            for column, value in out.items():
-                columns[f"{name}.{column}"] = value.to_numpy()
+            return row, None, dataclasses.replace(state, features=features)
         at = window.index[-1:]
-        meta = bundle.meta.predict(pd.DataFrame(columns, index=at))
-        columns.update({f"meta.{column}": value.to_numpy() for column, value in meta.items()})
-        outputs = pd.DataFrame(columns, index=at)
+        context, index = self._append(state, values, at)
+        out = np.empty(len(self.output_columns))
+        agents = {}
+        for name, agent, slot in self._slots:
+            out[slot], agents[name] = agent.predict_next_values(
+                context, self.model_columns, index, state.agents[name]
+            )
+        n = len(self._agent_columns)
+        out[n:] = bundle.meta.predict_values(out[None, :n], self._agent_columns)[0]
+        outputs = pd.DataFrame(out[None, :], index=at, columns=self.output_columns)
         self.seconds["agents"] = time.perf_counter() - started - self.seconds["features"]
-        return row, outputs, StreamState(features, agents, context)
+        return row, outputs, StreamState(features, agents, context, index)
 
 
 _OHLCV = ("open", "high", "low", "close", "volume")

@@ -8,12 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import logsumexp
-from scipy.stats import multivariate_normal
 from torch import nn
 
 from ai_trade_bot.agents.base import feature_columns
 from ai_trade_bot.agents.torch_agent import TorchAgent
+from ai_trade_bot.features._numba_kernels import hmm_forward_filter
 from ai_trade_bot.nn.networks import MLP
 
 REGIMES = ("trending_up", "trending_down", "ranging", "high_vol")
@@ -105,28 +104,40 @@ class RegimeAgent(TorchAgent):
 
     def _filter(self, z: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
         """:meth:`_filtered` of the standardised observations ``z``."""
-        log_b = np.column_stack([e.logpdf(z) for e in self._emissions()]).reshape(len(z), 4)
-        log_a = np.log(self.transmat_ + 1e-300)
-        out = np.empty_like(log_b)
-        for t in range(len(z)):
-            before = out[t - 1] if t else previous
-            if before is None:
-                alpha = np.log(self.startprob_ + 1e-300) + log_b[0]
-            else:
-                alpha = logsumexp(before[:, None] + log_a, axis=0) + log_b[t]
-            out[t] = alpha - logsumexp(alpha)
-        return out
+        means, whiten, log_norm = self._emissions()
+        start = np.zeros(len(self.startprob_)) if previous is None else previous
+        return hmm_forward_filter(
+            np.ascontiguousarray(z, dtype=np.float64),
+            means,
+            whiten,
+            log_norm,
+            np.log(self.transmat_ + 1e-300),
+            np.log(self.startprob_ + 1e-300),
+            np.asarray(start, dtype=np.float64),
+            previous is not None,
+        )
 
-    def _emissions(self) -> list[Any]:
-        """Each state's Gaussian, built once per fitted state (scipy factorises the
-        covariance when it builds one: most of a live candle's filter step)."""
+    def _emissions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each state's Gaussian as its mean, a whitening matrix and its log normaliser
+        (from the covariance's eigen-decomposition), built once per fitted state.
+        hmmlearn adds ``min_covar`` to every covariance's diagonal, so they are positive
+        definite; one that is not is refused rather than given a density."""
         cached = getattr(self, "_emission_cache", None)
         if cached is None or cached[0] is not self.means_ or cached[1] is not self.covars_:
-            gaussians = [
-                multivariate_normal(self.means_[k], self.covars_[k], allow_singular=True)
-                for k in range(len(self.means_))
-            ]
-            cached = self._emission_cache = (self.means_, self.covars_, gaussians)
+            states, dim = self.means_.shape
+            whiten = np.empty((states, dim, dim))
+            log_norm = np.empty(states)
+            for k in range(states):
+                variances, vectors = np.linalg.eigh(self.covars_[k])
+                if variances.min() <= 1e6 * np.finfo(np.float64).eps * np.abs(variances).max():
+                    raise ValueError(
+                        f"agent 'regime': HMM state {k} has a singular covariance "
+                        f"(eigenvalues {variances.tolist()}); refit the agent"
+                    )
+                whiten[k] = vectors / np.sqrt(variances)
+                log_norm[k] = -0.5 * (dim * np.log(2 * np.pi) + np.log(variances).sum())
+            means = np.ascontiguousarray(self.means_, dtype=np.float64)
+            cached = self._emission_cache = (self.means_, self.covars_, (means, whiten, log_norm))
         return cached[2]
 
     def _filtered_posteriors(self, X: pd.DataFrame) -> np.ndarray:

@@ -50,11 +50,11 @@ def _timed_groups() -> dict[str, float]:
     """Wrap the feature-group functions used by build_features to record their time."""
     spent: dict[str, float] = {}
     names = [
-        "technical_features",
-        "statistical_features",
-        "garch_volatility",
-        "microstructure_features",
-        "higher_timeframe_features",
+        "technical_columns",
+        "statistical_columns",
+        "garch_arrays",
+        "microstructure_columns",
+        "higher_timeframe_columns",
     ]
     for name in names:
         original = getattr(build_module, name)

@@ -97,10 +97,11 @@ class VolatilityAgent(TorchAgent):
         return self._baseline(X)[0]
 
     def _inputs(self, X: pd.DataFrame) -> np.ndarray:
-        return self._with_base(X, self._baseline_log_var(X))
+        return self._with_base(self._selected(X), self._baseline_log_var(X))
 
-    def _with_base(self, X: pd.DataFrame, base: np.ndarray) -> np.ndarray:
-        scaled = super()._inputs(X)
+    def _with_base(self, selected: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """The scaled features and the GARCH log variance (the MLP's inputs)."""
+        scaled = self._input_array(selected)
         return np.concatenate([scaled, base.astype(np.float32)[:, None]], axis=1)
 
     def _targets(self, X: pd.DataFrame, y: pd.DataFrame) -> np.ndarray:
@@ -151,8 +152,8 @@ class VolatilityAgent(TorchAgent):
         selected = self._stream_rows(values, columns, index, 1)
         eps = selected[:, self.columns_.index("log_return")]
         base, var = self._baseline_of(eps, state["var"])
-        inputs = np.concatenate([self._input_array(selected), base.astype(np.float32)[:, None]], 1)
-        return self._format_values(self._forward_last(inputs), base)[-1], {"var": var}
+        raw = self._forward_last(self._with_base(selected, base))
+        return self._format_values(raw, base)[-1], {"var": var}
 
     def _outputs(self, raw: Any, X: pd.DataFrame) -> pd.DataFrame:
         return self._format(raw, self._baseline_log_var(X)[self.window - 1 :])

@@ -38,7 +38,7 @@ from ai_trade_bot.backtest.engine import (
     ExecutionCore,
 )
 from ai_trade_bot.bundle import Bundle
-from ai_trade_bot.decision import DecisionConfig, decide_arrays
+from ai_trade_bot.decision import decide_arrays
 from ai_trade_bot.errors import AiTradeBotError
 from ai_trade_bot.evaluation import EvaluateConfig, atr_and_rsi, decision_settings
 from ai_trade_bot.features.build import LabelConfig
@@ -380,7 +380,7 @@ class Runner:
             column["flat"],
             column["up"],
             column["confidence"],
-            self._decision_settings(settings),
+            decision_settings(settings, self.bundle.gate if self.bundle else None),
             disagreement=column["disagreement"],
             informative=column["informative"],
             realized=realized,
@@ -412,7 +412,7 @@ class Runner:
         pending = [o["client_order_id"] for o in self.store.orders(self.symbol, "submitted")]
         latency_ms = (time.perf_counter() - started) * 1000.0
         with self.store.transaction() as db:
-            self.store.add_candle(db, self.symbol, at, self._candle)
+            self.store.add_candle(db, self.symbol, at, window.to_numpy(dtype=np.float64)[-1])
             if feature_row is not None:
                 self.store.add_feature_row(db, self.symbol, ts, feature_row.to_numpy())
             self.store.add_decision(
@@ -474,7 +474,7 @@ class Runner:
                 paused=int(paused),
                 halted_reason=halted or None,
             )
-        self._remember(at, meta, settings.decision.accuracy_window + 2)
+        self._remember(times, rows, settings.decision.accuracy_window + 2)
         for fill in fills:
             if fill["kind"] in ("stop", "target", "risk"):
                 self.alerts.send(
@@ -504,21 +504,13 @@ class Runner:
         """The trailing window with ``candle`` appended (one array, one frame)."""
         window = self._window()
         keep = self._window_rows() - 1
-        self._candle = np.array([float(candle[c]) for c in window.columns])
-        block = np.concatenate([window.to_numpy(dtype=np.float64)[-keep:], self._candle[None]])
+        values = np.array([[float(candle[c]) for c in window.columns]])
+        block = np.concatenate([window.to_numpy(dtype=np.float64)[-keep:], values])
         at = pd.DatetimeIndex([candle.name], name=window.index.name)
         return pd.DataFrame(block, index=window.index[-keep:].append(at), columns=window.columns)
 
     def _window_rows(self) -> int:
         return (self.bundle.feature_rows if self.bundle else FALLBACK_HISTORY) + 2
-
-    def _decision_settings(self, settings: EvaluateConfig) -> DecisionConfig:
-        """The decision layer's settings with the bundle's gate (kept per settings)."""
-        gate = self.bundle.gate if self.bundle else None
-        key = (id(settings), gate)
-        if getattr(self, "_decision", (None, None))[0] != key:
-            self._decision = (key, decision_settings(settings, gate))
-        return self._decision[1]
 
     def _meta_values(self, outputs: pd.DataFrame | None) -> np.ndarray:
         """The meta-agent's :data:`DIRECTION` outputs of this candle (NaN: none)."""
@@ -541,15 +533,11 @@ class Runner:
         times, values = self._recent
         return times[-rows:], values[-rows:]
 
-    def _remember(self, at: int, meta: np.ndarray, rows: int) -> None:
-        """Add the committed decision's outputs as the file holds them (non-finite: NaN)."""
-        if self._recent is None:
-            return
-        row = np.where(np.isfinite(meta), meta, np.nan)
-        times, values = self._recent
-        kept = times < at  # a candle processed again replaces its decision
-        times, values = times[kept][-(rows - 1) :], values[kept][-(rows - 1) :]
-        self._recent = (np.append(times, at), np.vstack([values, row[None, :]]))
+    def _remember(self, times: np.ndarray, rows: np.ndarray, keep: int) -> None:
+        """After the commit: the rows just decided on (the recent ones and this candle's)
+        are the recent decisions, as the file holds them (non-finite: NaN)."""
+        rows = rows[-keep:]
+        self._recent = (times[-keep:], np.where(np.isfinite(rows), rows, np.nan))
 
     def _votes(self, outputs: pd.DataFrame | None) -> dict[str, dict[str, float]]:
         if outputs is None:

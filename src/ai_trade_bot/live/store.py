@@ -156,7 +156,7 @@ class StateStore:
             (symbol, ts_int(ts), *map(float, row))
             for ts, row in zip(candles.index, candles[list(_OHLCV)].to_numpy(), strict=True)
         ]
-        db.executemany("INSERT OR REPLACE INTO candles VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(_INSERT_CANDLE, rows)
 
     def candles(self, symbol: str, limit: int | None = None) -> pd.DataFrame:
         query = "SELECT ts, open, high, low, close, volume FROM candles WHERE symbol = ? "
@@ -233,10 +233,7 @@ class StateStore:
 
     def add_candle(self, db: sqlite3.Connection, symbol: str, ts: int, values: np.ndarray) -> None:
         """One candle: epoch ns ``ts`` and open, high, low, close, volume."""
-        db.execute(
-            "INSERT OR REPLACE INTO candles VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (symbol, int(ts), *map(float, values)),
-        )
+        db.execute(_INSERT_CANDLE, (symbol, int(ts), *map(float, values)))
 
     def add_order(self, db: sqlite3.Connection, **values: Any) -> bool:
         """Insert an order; False when its client order id exists already (never twice)."""
@@ -358,6 +355,7 @@ class StateStore:
 
 
 _OHLCV = ("open", "high", "low", "close", "volume")
+_INSERT_CANDLE = "INSERT OR REPLACE INTO candles VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 def _json(value: Any) -> Any:

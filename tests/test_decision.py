@@ -27,14 +27,15 @@ def test_gates_and_thresholds_by_hand() -> None:
         ]
     )
     out = decide(frame, DecisionConfig())
-    assert out["signal"].tolist() == [1.0, -1.0, 0.0, 0.0, 0.0, 0.0]
+    # without a model output and no fallback asked for: a hold (NaN), not a flat signal
+    np.testing.assert_array_equal(out["signal"], [1.0, -1.0, 0.0, 0.0, 0.0, np.nan])
     assert out["reason"].tolist() == [
         "model",
         "model",
         "confidence_gate",
         "disagreement_gate",
         "no_edge",
-        "fallback_rsi",
+        "model_unavailable",
     ]
     no_short = decide(frame, DecisionConfig(allow_short=False))
     assert no_short["signal"].iloc[1] == 0.0

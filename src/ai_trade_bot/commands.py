@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -27,15 +29,29 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT}/mlruns/mlflow.db"
 
 
-def _fallback_settings():
-    """The decision, cost and engine settings of conf/base, for trading without a model."""
-    import yaml
+def live_argv(*args: str, **options: object) -> list[str]:
+    """The ``ai-trade-bot live`` command line for ``options`` (``replay="x.csv"`` becomes
+    ``--replay x.csv``; True is a bare flag, False and None are left out), run by this
+    interpreter: how tests and benchmarks start the runner."""
+    argv = [sys.executable, "-m", "ai_trade_bot", "live", *args]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is not None and value is not False:
+            argv += [flag, str(value)]
+    return argv
 
-    from ai_trade_bot.evaluation import parse_evaluate_config
 
-    path = PROJECT_ROOT / "conf" / "base" / "parameters_evaluate.yml"
-    block = yaml.safe_load(path.read_text())["evaluate"] if path.exists() else {}
-    return parse_evaluate_config(block)
+def project_parameters() -> dict:
+    """The project's parameters as ``kedro run`` resolves them: conf/base, then
+    conf/local over it (soft merge)."""
+    from kedro.config import OmegaConfigLoader
+
+    from ai_trade_bot.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), **CONFIG_LOADER_ARGS)
+    return dict(loader["parameters"])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,7 +77,8 @@ def main() -> None:
 @click.option("--state", "state_path", default=DEFAULT_STATE, show_default=True)
 @click.option("--tracking-uri", default=None, help="MLflow tracking/registry URI.")
 @click.option("--exchange", default="binance", show_default=True)
-@click.option("--symbol", default="BTC/USDT", show_default=True)
+@click.option("--symbol", default=None,
+              help="The exchange's market (ccxt feed and real orders), e.g. BTC/USDT.")  # fmt: skip
 @click.option("--timeframe", default="1h", show_default=True)
 @click.option("--exchange-url", default=None, help="Point the exchange's API at another host.")
 @click.option("--poll-seconds", type=float, default=5.0, show_default=True)
@@ -72,8 +89,19 @@ def main() -> None:
 @click.option("--api", "with_api", is_flag=True, help="Serve the status API and dashboard too.")
 @click.option("--api-bind", default="127.0.0.1", show_default=True)
 @click.option("--api-port", type=int, default=8765, show_default=True)
+@click.option("--fallback", type=click.Choice(["none", "rsi"]), default=None,
+              help="Without a usable model: make no new entries (none, the default) or trade "
+              "the RSI fallback at most evaluate.fallback.max_position of equity.")  # fmt: skip
+@click.option("--max-order-notional", type=float, default=None,
+              help="Cap every order at this much quote currency (live.max_order_notional; "
+              "required with --live).")  # fmt: skip
+@click.option("--map-symbol", "symbol_maps", multiple=True, metavar="MODEL=EXCHANGE",
+              help="Let the model trained on MODEL trade the market EXCHANGE.")  # fmt: skip
 @click.option("--live", "live_orders", is_flag=True,
               help="Send real orders (credentials: conf/local or the environment).")  # fmt: skip
+@click.option("--confirm-ungated", is_flag=True,
+              help="With --live and --fallback rsi: trade the ungated fallback without a "
+              "champion.")  # fmt: skip
 def live(
     feed: str,
     replay_source: str,
@@ -83,7 +111,7 @@ def live(
     state_path: str,
     tracking_uri: str | None,
     exchange: str,
-    symbol: str,
+    symbol: str | None,
     timeframe: str,
     exchange_url: str | None,
     poll_seconds: float,
@@ -94,19 +122,42 @@ def live(
     with_api: bool,
     api_bind: str,
     api_port: int,
+    fallback: str | None,
+    max_order_notional: float | None,
+    symbol_maps: tuple[str, ...],
     live_orders: bool,
+    confirm_ungated: bool,
 ) -> None:
     """Trade closed candles with the champion model; paper trading by default."""
+    from ai_trade_bot.errors import AiTradeBotError
+    from ai_trade_bot.evaluation import parse_evaluate_config
     from ai_trade_bot.live.alerts import Alerts
     from ai_trade_bot.live.broker import CcxtBroker, load_credentials, redact_logs
     from ai_trade_bot.live.feeds import CcxtFeed
     from ai_trade_bot.live.feeds import replay_source as make_replay
-    from ai_trade_bot.live.runner import ModelSource, Runner, RunnerConfig
+    from ai_trade_bot.live.runner import LiveConfig, ModelSource, Runner, RunnerConfig
     from ai_trade_bot.live.store import StateStore
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if live_orders and feed == "replay":
+        raise click.UsageError(
+            "--live sends real orders, and a replay is not the market: it is refused. Use "
+            "--feed ccxt with --symbol, or drop --live to paper trade the replay."
+        )
+    if live_orders and not symbol:
+        raise click.UsageError("--live needs --symbol: the exchange market to trade")
+    params = project_parameters()
+    settings = LiveConfig.parse(params.get("live"))
+    if max_order_notional is None:
+        max_order_notional = settings.max_order_notional
+    symbol_map = dict(settings.symbol_map)
+    for item in symbol_maps:
+        model, sep, market = item.partition("=")
+        if not sep or not model or not market:
+            raise click.BadParameter(f"{item!r}: expected MODEL=EXCHANGE", param_hint="map-symbol")
+        symbol_map[model] = market
     credentials = {}
     if live_orders:
         credentials = load_credentials(PROJECT_ROOT / "conf" / "local")
@@ -119,7 +170,7 @@ def live(
         client = make_exchange(exchange, api_host=exchange_url, credentials=credentials)
         source = CcxtFeed(
             client,
-            symbol=symbol,
+            symbol=symbol or "BTC/USDT",
             timeframe=timeframe,
             poll_seconds=poll_seconds,
             stale_after=stale_after,
@@ -136,6 +187,8 @@ def live(
     import torch
 
     torch.set_num_threads(1)
+    # the API process gets its token and report folder from here, before any model loads
+    api = _start_api(state_path, api_bind, api_port, settings.api_hosts) if with_api else None
     store = StateStore(state_path)
     runner = Runner(
         source,
@@ -146,18 +199,29 @@ def live(
             timeframe=source.timeframe,
             mode="live" if live_orders else "paper",
             reload_check_seconds=reload_check_seconds,
-            fallback=_fallback_settings(),
+            settings=parse_evaluate_config(params.get("evaluate") or {}),
+            use_fallback=(fallback or settings.fallback) == "rsi",
+            allow_ungated_live=confirm_ungated,
+            symbol_map=symbol_map,
+            max_order_notional=max_order_notional,
         ),
         alerts=Alerts(store, source.symbol, webhook_url=webhook),
         broker=broker,
     )
-    runner.start()
-    api = _start_api(state_path, api_bind, api_port) if with_api else None
+    stopped = "the replay ended" if feed == "replay" else "the feed ended"
     try:
-        runner.run(max_candles=max_candles)
+        with _sigterm_as_interrupt():
+            try:
+                runner.start()
+            except AiTradeBotError as exc:
+                raise click.ClickException(str(exc)) from exc
+            runner.run(max_candles=max_candles)
     except KeyboardInterrupt:
+        stopped = "stopped by a signal"
         click.echo(f"stopped; resume with the same command (state in {state_path})")
     finally:
+        if getattr(runner, "state", None):
+            runner.stop(stopped)
         store.close()
         if api is not None:
             api.terminate()
@@ -175,13 +239,29 @@ def live(
         )
 
 
-def _serve_api(state_path: str, host: str, port: int, parent: int) -> None:
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (``kill``, a service manager) stops the runner like Ctrl-C: the same stop
+    line and a clean, resumable state."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _serve_api(state_path: str, host: str, port: int, parent: int, options: dict) -> None:
     """The API in its own process (its requests never wait on the runner's GIL); it ends
-    when the runner's process does."""
+    when the runner's process does. ``options`` (tokens, report folder, hosts) come from
+    the runner's process, so the child reads nothing from its own import path."""
     import threading
     import time
 
-    from ai_trade_bot.live.api import load_token, serve
+    from ai_trade_bot.live.api import serve
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -189,24 +269,31 @@ def _serve_api(state_path: str, host: str, port: int, parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, daemon=True).start()
-    token = load_token(PROJECT_ROOT / "conf" / "local")
-    serve(
-        state_path,
-        host=host,
-        port=port,
-        token=token,
-        drift_dir=PROJECT_ROOT / "data" / "08_reporting",
-    )
+    serve(state_path, host=host, port=port, **options)
 
 
-def _start_api(state_path: str, host: str, port: int):
+def _api_options(allowed_hosts: list[str]) -> dict:
+    from ai_trade_bot.live.api import load_tokens
+
+    return {
+        "tokens": load_tokens(PROJECT_ROOT / "conf" / "local"),
+        "drift_dir": str(PROJECT_ROOT / "data" / "08_reporting"),
+        "allowed_hosts": list(allowed_hosts),
+    }
+
+
+def _start_api(state_path: str, host: str, port: int, allowed_hosts: list[str]):
     import multiprocessing
 
+    options = _api_options(allowed_hosts)
     process = multiprocessing.get_context("spawn").Process(
-        target=_serve_api, args=(state_path, host, port, os.getpid()), daemon=True
+        target=_serve_api, args=(state_path, host, port, os.getpid(), options), daemon=True
     )
     process.start()
-    click.echo(f"status API and dashboard on http://{host}:{port}/")
+    click.echo(
+        f"status API and dashboard on http://{host}:{port}/ "
+        f"(commands {'on' if options['tokens'] else 'off: no token configured'})"
+    )
     return process
 
 
@@ -216,16 +303,16 @@ def _start_api(state_path: str, host: str, port: int):
 @click.option("--port", type=int, default=8765, show_default=True)
 def serve(state_path: str, bind: str, port: int) -> None:
     """Serve the status API and dashboard over a runner's state file."""
-    from ai_trade_bot.live.api import load_token
     from ai_trade_bot.live.api import serve as run_server
+    from ai_trade_bot.live.runner import LiveConfig
 
-    token = load_token(PROJECT_ROOT / "conf" / "local")
+    settings = LiveConfig.parse(project_parameters().get("live"))
+    options = _api_options(settings.api_hosts)
     click.echo(
         f"status API and dashboard on http://{bind}:{port}/ "
-        f"(commands {'on' if token else 'off: no token configured'})"
+        f"(commands {'on' if options['tokens'] else 'off: no token configured'})"
     )
-    run_server(state_path, host=bind, port=port, token=token,
-               drift_dir=PROJECT_ROOT / "data" / "08_reporting")  # fmt: skip
+    run_server(state_path, host=bind, port=port, **options)
 
 
 @main.command()

@@ -7,12 +7,15 @@ From direction probabilities, confidence and disagreement to a signal in {-1, 0,
 - gates: no trade when confidence < ``confidence_gate`` (0.6) or disagreement >
   ``disagreement_gate`` (0.4);
 - kill switch: no trade while rolling accuracy < ``kill_below`` (0.4);
-- RSI fallback: where the models are unavailable (NaN), buy below RSI 30, sell above 70;
+- where the model is unavailable (NaN): hold (signal NaN: no new entry, an open position
+  kept) or, only when asked (an ``rsi`` is given), the RSI fallback: buy below RSI 30,
+  sell above 70;
 - no trade on an output that is the class prior (column ``informative`` = 0): a model
   with no edge over the trivial baseline does not trade.
 
 Each bar's ``reason`` is the first rule that kept it from trading, in this order: model
-unavailable (``fallback_rsi``), ``prior_only``, no probability past its threshold
+unavailable (``model_unavailable``, or ``fallback_rsi`` when the fallback decides it),
+``prior_only``, no probability past its threshold
 (``no_edge``), ``kill_switch``, ``confidence_gate``, ``disagreement_gate``; ``model`` when
 it trades. The kill switch and the gates are counted only where they blocked a trade.
 
@@ -105,7 +108,8 @@ def decide(
             ``informative``.
         config: Thresholds and gates.
         realized: True direction labels (0/1/2) for the rolling accuracy (NaN where unknown).
-        rsi: RSI per row, used where the model output is missing.
+        rsi: RSI per row: the fallback trades it where the model output is missing (without
+            it those rows hold: signal NaN).
 
     Returns:
         Columns ``signal`` (-1, 0, 1), ``rolling_accuracy``, ``buy_threshold``,
@@ -176,7 +180,7 @@ def decide_arrays(
     reason = np.select(
         [~available, prior_only, raw == 0, killed, gated_conf, gated_dis],
         [
-            "fallback_rsi",
+            "fallback_rsi" if rsi is not None else "model_unavailable",
             "prior_only",
             "no_edge",
             "kill_switch",
@@ -188,7 +192,7 @@ def decide_arrays(
     if rsi is not None:
         signal = np.where(available, signal, _rsi_signal(rsi, config))
     else:
-        signal = np.where(available, signal, 0.0)
+        signal = np.where(available, signal, np.nan)
     return {
         "signal": signal,
         "rolling_accuracy": acc,

@@ -94,13 +94,20 @@ def pyfunc_class() -> type:
 
 
 def load_bundle(uri: str) -> Bundle:
-    """A bundle from a local directory or an MLflow model URI (``models:/name@alias``)."""
+    """A bundle from a local directory or an MLflow model URI (``models:/name@alias``).
+
+    The registered model's ``bundle`` artifact is downloaded and read with
+    :meth:`Bundle.load`, not through ``mlflow.pyfunc.load_model``: that puts the copy of
+    this package logged with the model first on ``sys.path``, so every module imported
+    afterwards (and every process spawned from it) would run the logged copy, whose
+    project root holds neither ``conf/local`` nor the reports.
+    """
     if Path(uri).exists():
         return Bundle.load(uri)
     import mlflow
 
-    model = mlflow.pyfunc.load_model(uri)
-    return model.unwrap_python_model().bundle
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    return Bundle.load(local / "artifacts" / "bundle")
 
 
 def log_bundle(bundle: Bundle, candles: pd.DataFrame, name: str) -> Any:

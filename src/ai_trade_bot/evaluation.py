@@ -12,8 +12,8 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from ai_trade_bot.agents.regime import REGIMES
-from ai_trade_bot.backtest.costs import CostConfig, SizingConfig, size_positions
-from ai_trade_bot.backtest.engine import EngineConfig, run_backtest
+from ai_trade_bot.backtest.costs import CostConfig, SizingConfig
+from ai_trade_bot.backtest.engine import EngineConfig, bar_length, run_backtest
 from ai_trade_bot.backtest.metrics import periods_per_year, return_metrics, trade_metrics
 from ai_trade_bot.backtest.signals import crossover_positions, rolling_mean
 from ai_trade_bot.backtest.statistics import (
@@ -24,10 +24,11 @@ from ai_trade_bot.backtest.statistics import (
 )
 from ai_trade_bot.calibration import log_loss_rows
 from ai_trade_bot.config import parse_config
-from ai_trade_bot.decision import DecisionConfig, decide, rsi_fallback
+from ai_trade_bot.decision import DecisionConfig, rsi_fallback
 from ai_trade_bot.features import indicators
 from ai_trade_bot.meta import ABS_PER_SIGMA, direction_agents
 from ai_trade_bot.scoring import class_prior, direction_scores
+from ai_trade_bot.strategy.step import FallbackConfig, decide_targets
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class EvaluateConfig:
     sizing: SizingConfig = field(default_factory=SizingConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
+    fallback: FallbackConfig = field(default_factory=FallbackConfig)
     atr_length: int = 14
     rsi_length: int = 14
     sma_fast: int = 20
@@ -61,6 +63,7 @@ NESTED_BLOCKS = {
     "sizing": SizingConfig,
     "engine": EngineConfig,
     "decision": DecisionConfig,
+    "fallback": FallbackConfig,
 }
 
 
@@ -96,6 +99,7 @@ class Span:
     atr: np.ndarray
     rsi: pd.Series
     periods_per_year: float  # from the whole history: the data's own calendar
+    bar: pd.Timedelta  # the timeframe (the risk clamp's day is the next bar's expected day)
 
 
 def atr_and_rsi(ohlcv: pd.DataFrame, config: EvaluateConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -120,6 +124,7 @@ def make_span(
         atr.reindex(bars.index).bfill().to_numpy(),
         rsi.reindex(bars.index),
         periods_per_year(ohlcv.index),
+        bar_length(ohlcv.index),
     )
 
 
@@ -154,6 +159,7 @@ def run_strategy(
         fee=config.costs.fee(),
         slip=config.costs.slip(span.atr / bars["close"].to_numpy()),
         atr=span.atr,
+        bar=span.bar,
     )
     metrics = return_metrics(result.equity, span.periods_per_year) | trade_metrics(
         result, span.periods_per_year
@@ -161,23 +167,6 @@ def run_strategy(
     return Strategy(
         name, target, result.equity, result.returns, metrics, result.trades, reasons or {}
     )
-
-
-def targets_from_signals(
-    signal: pd.Series,
-    config: EvaluateConfig,
-    *,
-    p_win: pd.Series | None = None,
-    pred_vol: pd.Series | None = None,
-) -> pd.Series:
-    """Signed position fractions from {-1, 0, 1} signals with the configured sizing."""
-    size = size_positions(
-        signal.to_numpy(),
-        config.sizing,
-        p_win=None if p_win is None else p_win.to_numpy(),
-        pred_vol=None if pred_vol is None else pred_vol.to_numpy(),
-    )
-    return pd.Series(size, index=signal.index)
 
 
 def model_strategy(
@@ -190,25 +179,32 @@ def model_strategy(
     gate: float,
     pred_vol: pd.Series | None = None,
 ) -> Strategy:
-    """A model's output traded through the decision layer on every bar of the span.
+    """A model's output traded through the strategy step on every bar of the span.
 
-    A bar without a complete model output is a bar with no model signal: the decision
-    layer's RSI fallback decides it, exactly as the live runner would; it is never removed
-    from the price path. Half-Kelly sizes by the output's confidence, vol-target by
-    ``pred_vol``.
+    A bar without a complete model output is a bar with no model signal: it holds (no new
+    entry; an open position keeps its stops and targets), exactly as the live runner does
+    without ``--fallback``; it is never removed from the price path. Half-Kelly sizes by
+    the output's confidence, vol-target by ``pred_vol``.
     """
     frame = output.reindex(span.bars.index)
-    decided = signals_for(frame, labels, config, gate=gate, rsi=span.rsi)
-    vol = None if pred_vol is None else pred_vol.reindex(span.bars.index)
-    target = targets_from_signals(
-        decided["signal"], config, p_win=frame["confidence"], pred_vol=vol
+    vol = None if pred_vol is None else pred_vol.reindex(span.bars.index).to_numpy()
+    decided = decide_targets(
+        {k: frame[k].to_numpy(dtype=np.float64) for k in frame.columns},
+        decision=config.decision,
+        sizing=config.sizing,
+        fallback=config.fallback,
+        gate=gate,
+        realized=labels.reindex(frame.index).to_numpy(dtype=np.float64),
+        pred_vol=vol if vol is not None else np.full(len(frame), np.nan),
     )
-    counts = decided["reason"].value_counts()
+    target = pd.Series(decided["target"], index=frame.index)
+    counts = pd.Series(decided["reason"]).value_counts()
     return run_strategy(name, target, span, config, reasons={k: int(v) for k, v in counts.items()})
 
 
 def baseline_targets(span: Span, config: EvaluateConfig) -> dict[str, pd.Series]:
-    """Buy-and-hold, an SMA crossover (long/flat, fixed windows) and the RSI fallback."""
+    """Buy-and-hold, an SMA crossover (long/flat, fixed windows) and the RSI fallback (at
+    ``fallback.max_position``, the most the runner's ``--fallback rsi`` trades)."""
     bars, rsi = span.bars, span.rsi
     close = bars["close"].to_numpy(np.float64)
     sma = crossover_positions(
@@ -217,26 +213,9 @@ def baseline_targets(span: Span, config: EvaluateConfig) -> dict[str, pd.Series]
     return {
         "buy_and_hold": pd.Series(1.0, index=bars.index),
         f"sma_{config.sma_fast}_{config.sma_slow}": pd.Series(sma, index=bars.index),
-        "rsi_fallback": rsi_fallback(rsi, config.decision).fillna(0.0),
+        "rsi_fallback": rsi_fallback(rsi, config.decision).fillna(0.0)
+        * config.fallback.max_position,
     }
-
-
-def signals_for(
-    output: pd.DataFrame,
-    labels: pd.Series,
-    config: EvaluateConfig,
-    gate: float | None = None,
-    rsi: pd.Series | None = None,
-) -> pd.DataFrame:
-    """Decision-layer signals for one model output (agent or meta)."""
-    return decide(output, decision_settings(config, gate), realized=labels, rsi=rsi)
-
-
-def decision_settings(config: EvaluateConfig, gate: float | None = None) -> DecisionConfig:
-    """The decision layer's settings, with the confidence ``gate`` chosen by evaluate."""
-    if gate is None:
-        return config.decision
-    return dataclasses.replace(config.decision, confidence_gate=gate)
 
 
 def classification_report(

@@ -134,8 +134,9 @@ def test_drawdown_breaker_goes_flat_then_resumes_from_a_new_peak() -> None:
 
 
 def _random_case(seed: int):
-    """Hourly bars with big moves, a target made of runs (NaN and flips included) and a
-    random mix of stops, targets and risk limits."""
+    """Hourly bars with big moves and gaps (some across days), a target made of runs (NaN
+    holds and flips included) and a random mix of stops, targets, risk limits and an
+    order cap."""
     rng = np.random.default_rng(seed)
     n = 600
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
@@ -143,6 +144,11 @@ def _random_case(seed: int):
     high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.02, n))
     low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.02, n))
     ohlc = bars(open_, high, low, close, freq="1h")
+    gaps = rng.choice(n - 1, size=int(rng.integers(0, 80)), replace=False) + 1  # hours missing
+    shift = np.zeros(n, dtype=np.int64)
+    for at in gaps:
+        shift[at:] += int(rng.integers(2, 30))
+    ohlc.index = ohlc.index + pd.to_timedelta(shift, unit="h")
     levels = np.array([-1.0, -0.5, 0.0, 0.0, 0.3, 1.0, 1.5, np.nan])
     runs = rng.integers(1, 40, size=n)
     target = np.repeat(rng.choice(levels, size=n), runs)[:n]
@@ -157,13 +163,14 @@ def _random_case(seed: int):
         take_value=float(rng.choice([0.03, 2.0])),
         trailing=bool(rng.integers(2)),
         max_position=float(rng.choice([1.0, 0.5])),
-        max_daily_loss=float(rng.choice([1.0, 0.03])),
+        max_daily_loss=float(rng.choice([1.0, 0.03, 0.01])),
         max_trades_per_day=int(rng.choice([1_000_000, 2])),
         dd_reduce_start=dd[0],
         dd_reduce_end=dd[1],
         dd_cooloff_bars=int(rng.choice([3, 20])),
         rebalance_threshold=float(rng.choice([0.0, 0.05])),
         integer_units=bool(rng.integers(2)),
+        max_order_notional=[None, 3_000.0][rng.integers(2)],
     )
     atr = (high - low) * 1.2
     return ohlc, target, config, atr
@@ -207,3 +214,35 @@ def test_bars_out_of_time_order_and_bad_windows_are_refused_with_the_row() -> No
         sweep_crossovers(ohlc, [(0, 3)], EngineConfig())
     with pytest.raises(ValueError, match="must not exceed"):
         run_backtest(ohlc, [0.0] * 4, EngineConfig(dd_reduce_start=0.2, dd_reduce_end=0.1))
+
+
+@pytest.mark.parametrize("fast_paths", [True, False])
+def test_the_daily_halt_holds_across_a_gap_the_clamp_did_not_expect(fast_paths) -> None:
+    # Friday 20:00 and 21:00, then Sunday 22:00 (a weekend the hourly clamp cannot know
+    # of). Long at Friday 21:00's open, which closes 3% down: past the 2% daily loss. The
+    # clamp at that close counts the next order in Friday (the bar it expects next), so
+    # the position is closed at Sunday's open for the risk limit, as the live runner does.
+    index = pd.DatetimeIndex(["2024-01-05 20:00", "2024-01-05 21:00", "2024-01-07 22:00",
+                              "2024-01-07 23:00"], tz="UTC")  # fmt: skip
+    ohlc = pd.DataFrame(
+        {"open": [100, 100, 97, 97], "high": [100, 100, 97, 97], "low": [100, 97, 97, 97],
+         "close": [100, 97, 97, 97]}, index=index,
+    )  # fmt: skip
+    config = EngineConfig(initial_cash=1_000, max_daily_loss=0.02)
+    result = run_backtest(ohlc, [1.0] * 4, config, fast_paths=fast_paths)
+    assert result.trades["reason"].iloc[0] == "risk" and result.trades["exit_bar"].iloc[0] == 2
+    # Sunday is a new day: the next decision may trade again
+    assert result.units.iloc[3] > 0
+
+
+def test_an_order_cap_builds_a_position_in_steps_and_a_nan_target_holds() -> None:
+    flat = bars([100.0] * 8, [100.0] * 8, [100.0] * 8, [100.0] * 8, freq="1h")
+    config = EngineConfig(initial_cash=10_000, max_order_notional=3_000.0, rebalance_threshold=0.5)
+    result = run_backtest(flat, [1.0] * 8, config)
+    # each order is at most 3,000 of notional (a resize below the rebalance threshold is
+    # still made when the cap bound): 30, 60, 90, then the remaining 10 units
+    np.testing.assert_allclose(result.units.to_numpy()[:6], [0, 30, 60, 90, 100, 100], rtol=1e-12)
+    held = run_backtest(flat, [1.0, 1.0, np.nan, np.nan, 0.0, np.nan, np.nan, np.nan],
+                        EngineConfig(initial_cash=10_000))  # fmt: skip
+    units = held.units.to_numpy()
+    assert units[1] == units[2] == units[3] == 100 and units[5] == units[6] == 0.0

@@ -83,6 +83,25 @@ def make_klines(
     return rows
 
 
+def klines_of(candles, *, end_ms: int | None = None) -> list[list]:
+    """Binance kline rows with the prices and volumes of ``candles`` (a frame of open ...
+    volume), one hour apart, the last one opening at ``end_ms`` (default: two hours before
+    now, so that every one of them has closed)."""
+    import time as _time
+
+    step = 3_600_000
+    end = end_ms if end_ms is not None else (int(_time.time() * 1000) // step - 2) * step
+    start = end - step * (len(candles) - 1)
+    rows = []
+    for k, (o, h, low, c, v) in enumerate(
+        candles[["open", "high", "low", "close", "volume"]].to_numpy()
+    ):
+        t = start + k * step
+        rows.append([t, f"{o:.8f}", f"{h:.8f}", f"{low:.8f}", f"{c:.8f}", f"{v:.4f}",
+                     t + step - 1, "0", 10, "0", "0", "0"])  # fmt: skip
+    return rows
+
+
 class FakeBinance:
     """Serves /api/v3/exchangeInfo and /api/v3/klines from an in-memory list of klines.
 
@@ -96,7 +115,14 @@ class FakeBinance:
     Orders (``POST /api/v3/order``) are kept by client order id; a second order with the
     same id is refused like Binance does. ``order_plan`` maps the n-th order request to
     ``"slow"`` (the order is taken, the answer comes after ``slow_seconds``: a client
-    timeout) or ``"open"`` (the order stays open instead of filling at once).
+    timeout) or ``"open"`` (the order stays open instead of filling at once). ``DELETE
+    /api/v3/order`` cancels an open one. ``accepted`` lists every order taken, in order.
+
+    ``down = True`` is an outage: every request gets 503 until it is set back. With
+    ``visible`` set, only the first ``visible`` klines exist; the second request in a row
+    for candles from the first hidden one on reveals it (the first, an empty page, ends a
+    history's paging), so a runner's feed gets its history and then one new closed candle
+    every other poll.
     """
 
     def __init__(
@@ -114,8 +140,12 @@ class FakeBinance:
         self.order_plan = order_plan or {}
         self.slow_seconds = slow_seconds
         self.orders: dict[str, dict] = {}
+        self.accepted: list[str] = []
         self.order_requests = 0
         self.requests: list[dict] = []
+        self.down = False
+        self.visible: int | None = None
+        self._asked_beyond: int | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -139,15 +169,24 @@ class FakeBinance:
             return 429, {"code": -1003, "msg": "Too many requests; current limit exceeded."}
         start = int(query.get("startTime", ["0"])[0])
         limit = int(query.get("limit", ["500"])[0])
-        rows = [r for r in self.klines if r[0] >= start]
+        klines = self.klines
+        if self.visible is not None:
+            if self.visible < len(klines) and start >= klines[self.visible][0]:
+                if self._asked_beyond == start:
+                    self.visible += 1  # polled again for the next candle: it has closed
+                    self._asked_beyond = None
+                else:
+                    self._asked_beyond = start
+            klines = klines[: self.visible]
+        rows = [r for r in klines if r[0] >= start]
         if behaviour == "overlap":
-            before = [r for r in self.klines if r[0] < start][-self.overlap_bars :]
+            before = [r for r in klines if r[0] < start][-self.overlap_bars :]
             rows = before + rows
         page = rows[:limit]
         if behaviour == "duplicate" and page:
             page = [*page, page[-1]]
         if behaviour == "old":
-            page = [*page, *[r for r in self.klines if r[0] < start][-1:]]
+            page = [*page, *[r for r in klines if r[0] < start][-1:]]
         if behaviour and behaviour.startswith("skip:"):
             page = page[int(behaviour.split(":")[1]) :]
         return 200, page
@@ -158,7 +197,8 @@ class FakeBinance:
         cid = query["newClientOrderId"][0]
         if cid in self.orders:
             return 400, {"code": -2010, "msg": "Duplicate order sent."}
-        price = float(self.klines[-1][4])
+        shown = self.klines if self.visible is None else self.klines[: self.visible]
+        price = float(shown[-1][4])
         qty = query["quantity"][0]
         status = "NEW" if self.order_plan.get(n) == "open" else "FILLED"
         order = {
@@ -182,8 +222,17 @@ class FakeBinance:
             else [],
         }
         self.orders[cid] = order
+        self.accepted.append(cid)
         if self.order_plan.get(n) == "slow":
             time.sleep(self.slow_seconds)
+        return 200, order
+
+    def _cancel(self, query: dict) -> tuple[int, object]:
+        cid = (query.get("origClientOrderId") or [None])[0]
+        order = self.orders.get(cid)
+        if order is None or order["status"] != "NEW":
+            return 400, {"code": -2011, "msg": "Unknown order sent."}
+        order["status"] = "CANCELED"
         return 200, order
 
     def _lookup(self, query: dict) -> tuple[int, object]:
@@ -205,8 +254,17 @@ class FakeBinance:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     query |= parse_qs(self.rfile.read(length).decode())
-                fake.requests.append({"path": parts.path, "query": query, "method": method})
-                if parts.path.endswith("/exchangeInfo"):
+                fake.requests.append(
+                    {
+                        "path": parts.path,
+                        "query": query,
+                        "method": method,
+                        "headers": dict(self.headers.items()),
+                    }
+                )
+                if fake.down:
+                    status, body = 503, {"code": -1001, "msg": "Service unavailable."}
+                elif parts.path.endswith("/exchangeInfo"):
                     status, body = 200, EXCHANGE_INFO
                 elif parts.path.endswith("/klines"):
                     if fake._next_is("drop"):
@@ -218,6 +276,8 @@ class FakeBinance:
                     body = [o for o in fake.orders.values() if o["status"] == "NEW"]
                 elif parts.path.endswith("/order") and method == "POST":
                     status, body = fake._order(query)
+                elif parts.path.endswith("/order") and method == "DELETE":
+                    status, body = fake._cancel(query)
                 elif parts.path.endswith("/order"):
                     status, body = fake._lookup(query)
                 else:
@@ -234,6 +294,9 @@ class FakeBinance:
 
             def do_POST(self) -> None:
                 self._answer("POST")
+
+            def do_DELETE(self) -> None:
+                self._answer("DELETE")
 
         return Handler
 

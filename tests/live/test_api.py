@@ -5,32 +5,26 @@ from __future__ import annotations
 import json
 import logging
 
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from ai_trade_bot.live.api import create_app
-from ai_trade_bot.live.feeds import ReplayFeed
-from ai_trade_bot.live.runner import ModelSource, Runner, RunnerConfig
-from ai_trade_bot.live.store import StateStore
+from tests.live.conftest import replay_runner
 
 TOKEN = "api-token-7b1f9e2c"
+LOCAL = "http://127.0.0.1"  # the API answers only local Host names (and configured ones)
+
+
+def client_for(path, **options) -> TestClient:
+    return TestClient(create_app(path, **options), base_url=LOCAL)
 
 
 @pytest.fixture(scope="module")
 def state(tiny_run, tmp_path_factory):
     """A runner that traded 30 candles of the test span, and its state file."""
-    ohlcv = tiny_run["ohlcv_clean"]
-    start = pd.Timestamp(tiny_run["evaluation"]["test_span"]["start"])
     path = tmp_path_factory.mktemp("api") / "state.db"
-    store = StateStore(path)
-    runner = Runner(
-        ReplayFeed(ohlcv, symbol="EURUSD", timeframe="1h", start=start),
-        store,
-        ModelSource(str(tiny_run["bundle_path"])),
-        RunnerConfig(symbol="EURUSD", timeframe="1h"),
-    )
+    runner, store = replay_runner(tiny_run, path)
     runner.start()
     runner.run(max_candles=30)
     return {"path": path, "runner": runner, "store": store}
@@ -40,7 +34,7 @@ def test_every_read_endpoint_answers_with_the_documented_fields(state, tiny_run,
     drift_dir = tmp_path / "reports"
     drift_dir.mkdir()
     (drift_dir / "drift_summary.json").write_text(json.dumps({"dataset_drift": True}))
-    client = TestClient(create_app(state["path"], token=TOKEN, drift_dir=drift_dir))
+    client = client_for(state["path"], token=TOKEN, drift_dir=drift_dir)
     assert client.get("/health").json()["status"] == "ok"
     status = client.get("/status").json()
     assert {
@@ -73,7 +67,7 @@ def test_every_read_endpoint_answers_with_the_documented_fields(state, tiny_run,
 
 
 def test_metrics_parse_as_prometheus_text(state) -> None:
-    client = TestClient(create_app(state["path"], token=TOKEN))
+    client = client_for(state["path"], token=TOKEN)
     response = client.get("/metrics")
     assert response.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
@@ -96,23 +90,24 @@ def test_metrics_parse_as_prometheus_text(state) -> None:
 
 
 def test_commands_need_the_token_and_the_runner_obeys_them(state, caplog) -> None:
-    client = TestClient(create_app(state["path"], token=TOKEN))
+    client = client_for(state["path"], token=TOKEN)
     assert client.post("/pause").status_code == 401
     assert client.post("/pause", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    off = TestClient(create_app(state["path"], token=None))
+    off = client_for(state["path"], token=None)
     assert off.post("/pause", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 403
     with caplog.at_level(logging.DEBUG):
         ok = client.post(
             "/pause",
-            headers={"Authorization": f"Bearer {TOKEN}", "X-Requested-By": "alice"},
+            headers={"Authorization": f"Bearer {TOKEN}", "X-Requested-By": "mallory"},
         )
-    assert ok.status_code == 200 and ok.json()["requested_by"] == "alice"
+    # the audit names the token that asked, never what a header claims
+    assert ok.status_code == 200 and ok.json()["requested_by"] == "token:api"
     runner, store = state["runner"], state["store"]
     runner.run(max_candles=1)
     assert client.get("/status").json()["paused"] is True
     assert client.get("/status").json()["halted_reason"] == "paused"
     command = store.db.execute("SELECT * FROM commands WHERE command = 'pause'").fetchone()
-    assert command["requested_by"] == "alice" and command["applied_at"] is not None
+    assert command["requested_by"] == "token:api" and command["applied_at"] is not None
     client.post("/flatten", headers={"Authorization": f"Bearer {TOKEN}"})
     client.post("/resume", headers={"Authorization": f"Bearer {TOKEN}"})
     runner.run(max_candles=1)

@@ -93,14 +93,17 @@ def test_a_stale_feed_is_reported_then_recovers() -> None:
     assert after and after[0].candle.name == START + pd.Timedelta(hours=102)
 
 
-def test_replay_feed_splits_history_and_yields_the_rest_in_order() -> None:
+def test_replay_feed_splits_history_and_yields_the_rest_as_the_file_has_it() -> None:
     idx = pd.date_range("2024-01-01", periods=10, freq="1h", tz="UTC")
     frame = pd.DataFrame({c: range(10) for c in ("open", "high", "low", "close", "volume")}, idx)
-    feed = ReplayFeed(frame.iloc[::-1], symbol="X", timeframe="1h", start="2024-01-01 06:00")
+    # rows 7 and 8 swapped and row 9 repeated: the runner, not the feed, judges them
+    order = [0, 1, 2, 3, 4, 5, 6, 8, 7, 9, 9]
+    feed = ReplayFeed(frame.iloc[order], symbol="X", timeframe="1h", start="2024-01-01 06:00")
     assert list(feed.history().index) == list(idx[:6])
-    events = list(feed.events(after=idx[7]))
-    assert [e.candle.name for e in events] == list(idx[8:])
-    assert all(isinstance(e, FeedEvent) and e.live for e in events)
+    assert [e.candle.name for e in feed.events()] == list(idx[[6, 8, 7, 9, 9]])
+    # after a restart: the rows after the first one at the last committed time
+    assert [e.candle.name for e in feed.events(after=idx[8])] == list(idx[[7, 9, 9]])
+    assert all(isinstance(e, FeedEvent) and e.live for e in feed.events())
 
 
 class StubExchange:
@@ -115,7 +118,7 @@ class StubExchange:
         return self.pages.pop(0) if self.pages else []
 
 
-def test_the_feed_drops_and_counts_duplicate_and_out_of_order_candles() -> None:
+def test_the_feed_passes_on_and_counts_duplicate_and_out_of_order_candles() -> None:
     def row(hour: int) -> list[float]:
         return [int((START + pd.Timedelta(hours=hour)).value // 1_000_000), 1, 2, 0.5, 1.5, 10]
 
@@ -131,5 +134,7 @@ def test_the_feed_drops_and_counts_duplicate_and_out_of_order_candles() -> None:
         max_polls=3,
     )
     times = [e.candle.name for e in feed.events(after=START) if e.kind == "candle"]
-    assert times == [START + pd.Timedelta(hours=h) for h in (1, 2, 3, 4)]
-    assert feed.dropped == 3
+    # as they came: the runner quarantines the three that are not later (a duplicate of
+    # hour 2, then hour 1 and hour 0 again)
+    assert times == [START + pd.Timedelta(hours=h) for h in (1, 2, 2, 1, 3, 0, 4)]
+    assert feed.not_later == 3

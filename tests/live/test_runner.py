@@ -3,56 +3,22 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from ai_trade_bot.data.sources import make_exchange
-from ai_trade_bot.live.broker import CcxtBroker, client_order_id
+from ai_trade_bot.live.broker import client_order_id
 from ai_trade_bot.live.feeds import FeedEvent
-from ai_trade_bot.live.runner import ModelSource, Runner, RunnerConfig
+from ai_trade_bot.live.runner import Runner, RunnerConfig
 from ai_trade_bot.live.store import StateStore
 from tests.data.fake_binance import FakeBinance, make_klines
+from tests.live.conftest import ScriptedFeed, exchange_broker, make_runner, split
 
-
-class ScriptedFeed:
-    """History, then exactly the given events."""
-
-    def __init__(self, history: pd.DataFrame, events: list[FeedEvent], symbol="EURUSD") -> None:
-        self._history, self._events = history, events
-        self.symbol, self.timeframe = symbol, "1h"
-
-    def history(self, rows: int | None = None) -> pd.DataFrame:
-        return self._history if rows is None else self._history.iloc[-rows:]
-
-    def events(self, after: pd.Timestamp | None = None):
-        for event in self._events:
-            if event.kind != "candle" or after is None or event.candle.name > after:
-                yield event
-
-
-def _split(tiny_run, n: int) -> tuple[pd.DataFrame, list[FeedEvent]]:
-    ohlcv = tiny_run["ohlcv_clean"]
-    first = ohlcv.index.get_loc(pd.Timestamp(tiny_run["evaluation"]["test_span"]["start"]))
-    candles = [FeedEvent("candle", row.rename(ts)) for ts, row in ohlcv.iloc[first:].iterrows()]
-    return ohlcv.iloc[:first], candles[:n]
-
-
-def _runner(tmp_path: Path, feed, model: str, **config) -> tuple[Runner, StateStore]:
-    store = StateStore(tmp_path / "state.db")
-    runner = Runner(
-        feed,
-        store,
-        ModelSource(model, config.pop("tracking_uri", None)),
-        RunnerConfig(symbol=feed.symbol, timeframe="1h", **config),
-    )
-    return runner, store
+HOUR_MS = 3_600_000
 
 
 def test_a_stale_feed_halts_new_entries_until_it_recovers(tiny_run, tmp_path) -> None:
-    history, candles = _split(tiny_run, 60)
+    history, candles = split(tiny_run, 60)
     events = [
         *candles[:20],
         FeedEvent("stale", message="no candle for 2h"),
@@ -60,7 +26,9 @@ def test_a_stale_feed_halts_new_entries_until_it_recovers(tiny_run, tmp_path) ->
         FeedEvent("recovered", message="back"),
         *candles[40:],
     ]
-    runner, store = _runner(tmp_path, ScriptedFeed(history, events), str(tiny_run["bundle_path"]))
+    runner, store = make_runner(
+        tmp_path / "state.db", ScriptedFeed(history, events), str(tiny_run["bundle_path"])
+    )
     runner.start()
     runner.run()
     decisions = store.decisions("EURUSD", 1000)
@@ -74,79 +42,111 @@ def test_a_stale_feed_halts_new_entries_until_it_recovers(tiny_run, tmp_path) ->
     assert any(a["kind"] == "stale_feed" for a in store.alerts())
 
 
-def test_missing_registry_falls_back_to_rsi_with_an_alert(tiny_run, tmp_path) -> None:
-    history, candles = _split(tiny_run, 40)
-    runner, store = _runner(
-        tmp_path,
+def test_without_a_model_no_new_entries_and_one_alert_per_episode(tiny_run, tmp_path) -> None:
+    history, candles = split(tiny_run, 40)
+    registry = f"sqlite:///{tmp_path}/no/such/dir/mlflow.db"
+
+    def runner_on(events: list[FeedEvent]) -> tuple[Runner, StateStore]:
+        return make_runner(
+            tmp_path / "state.db",
+            ScriptedFeed(history, events),
+            "models:/ai_trade_bot@champion",
+            tracking_uri=registry,
+        )
+
+    runner, store = runner_on(candles[:20])
+    runner.start()
+    runner.run()
+    decisions = store.decisions("EURUSD", 1000)
+    assert len(decisions) == 20 and (decisions["reason"] == "model_unavailable").all()
+    assert (decisions["model_version"] == "none").all()
+    assert decisions["signal"].isna().all()  # a hold, not a flat signal
+    assert store.orders("EURUSD") == [] and store.fills("EURUSD") == []
+    assert [a["kind"] for a in store.alerts()].count("fallback") == 1
+    store.close()
+    # a restart in the same episode raises no second alert
+    runner, store = runner_on(candles)
+    runner.start()
+    runner.run()
+    assert len(store.decisions("EURUSD", 1000)) == 40
+    assert [a["kind"] for a in store.alerts()].count("fallback") == 1
+    assert store.runner("EURUSD")["trading"].startswith("no new entries")
+
+
+def test_the_rsi_fallback_trades_only_when_asked_and_small(tiny_run, tmp_path) -> None:
+    history, candles = split(tiny_run, 200)
+    runner, store = make_runner(
+        tmp_path / "state.db",
         ScriptedFeed(history, candles),
         "models:/ai_trade_bot@champion",
         tracking_uri=f"sqlite:///{tmp_path}/no/such/dir/mlflow.db",
+        use_fallback=True,
     )
     runner.start()
     runner.run()
     decisions = store.decisions("EURUSD", 1000)
-    assert len(decisions) == 40 and (decisions["reason"] == "fallback_rsi").all()
-    assert (decisions["model_version"] == "fallback").all()
-    rsi = decisions["rsi"]
-    # the fallback trades only at RSI extremes
-    assert (
-        decisions.loc[decisions["signal"] != 0, "rsi"].pipe(lambda r: (r < 30) | (r > 70))
-    ).all()
-    assert rsi.notna().all()
-    assert any(a["kind"] == "fallback" for a in store.alerts())
+    assert (decisions["reason"] == "fallback_rsi").all()
+    traded = decisions["signal"] != 0
+    assert traded.any(), "the span reaches an RSI extreme, so the fallback trades"
+    assert ((decisions.loc[traded, "rsi"] < 30) | (decisions.loc[traded, "rsi"] > 70)).all()
+    cap = runner.settings.fallback.max_position
+    assert cap == 0.05 and decisions["target"].abs().max() == pytest.approx(cap)
+    equity = store.equity("EURUSD")
+    exposure = (equity["units"] * equity["price"]).abs() / equity["equity"]
+    assert exposure.max() <= cap * 1.01  # at most the fallback's size (one bar of drift)
+    assert store.orders("EURUSD")
 
 
-def test_a_corrupt_model_falls_back_to_rsi(tiny_run, tmp_path) -> None:
+def test_a_corrupt_model_makes_no_new_entries(tiny_run, tmp_path) -> None:
     broken = tmp_path / "broken_bundle"
     shutil.copytree(tiny_run["bundle_path"], broken)
     (broken / "meta.joblib").write_bytes(b"not a pickle")
-    history, candles = _split(tiny_run, 10)
-    runner, store = _runner(tmp_path, ScriptedFeed(history, candles), str(broken))
+    history, candles = split(tiny_run, 10)
+    runner, store = make_runner(tmp_path / "state.db", ScriptedFeed(history, candles), str(broken))
     runner.start()
     runner.run()
-    assert runner.bundle is None and runner.version == "fallback"
-    assert (store.decisions("EURUSD", 100)["reason"] == "fallback_rsi").all()
+    assert runner.bundle is None and runner.version == "none"
+    assert (store.decisions("EURUSD", 100)["reason"] == "model_unavailable").all()
     alert = next(a for a in store.alerts() if a["kind"] == "fallback")
-    assert "cannot load" in alert["message"]
+    assert "cannot load" in alert["message"] and "no new entries" in alert["message"]
 
 
-def test_a_nan_output_never_trades_and_alerts(tiny_run, tmp_path, monkeypatch) -> None:
-    history, candles = _split(tiny_run, 30)
-    runner, store = _runner(tmp_path, ScriptedFeed(history, candles), str(tiny_run["bundle_path"]))
+def test_a_nan_output_holds_and_the_model_recovers_on_the_next_candle(
+    tiny_run, tmp_path, monkeypatch
+) -> None:
+    history, candles = split(tiny_run, 30)
+    runner, store = make_runner(
+        tmp_path / "state.db", ScriptedFeed(history, candles), str(tiny_run["bundle_path"])
+    )
     runner.start()
     meta = runner.bundle.meta
     real = meta.predict_values  # the live path: one row of agent outputs at a time
+    calls = {"n": 0}
+    broken_calls = {5, 6, 12}
 
-    def broken(values, columns):
+    def sometimes_nan(values, columns):
         out = real(values, columns)
-        out[:, :3] = np.nan  # down, flat, up
+        if calls["n"] in broken_calls:
+            out[:, :3] = np.nan  # down, flat, up
+        calls["n"] += 1
         return out
 
-    monkeypatch.setattr(meta, "predict_values", broken)
+    monkeypatch.setattr(meta, "predict_values", sometimes_nan)
     runner.run()
     decisions = store.decisions("EURUSD", 100)
-    assert (decisions["reason"] == "fallback_rsi").all()
-    assert decisions["up"].isna().all()
-    traded = decisions["signal"] != 0
-    assert ((decisions.loc[traded, "rsi"] < 30) | (decisions.loc[traded, "rsi"] > 70)).all()
-    assert sum(a["kind"] == "fallback" for a in store.alerts()) == 30
-
-
-HOUR_MS = 3_600_000
-
-
-def _broker(server: FakeBinance, timeout_ms: int = 5000) -> CcxtBroker:
-    credentials = {"apiKey": "test-key", "secret": "test-secret"}
-    exchange = make_exchange(
-        "binance", api_host=server.url, timeout_ms=timeout_ms, credentials=credentials
-    )
-    return CcxtBroker(exchange, "BTC/USDT", backoff_seconds=0.01)
+    unavailable = decisions["reason"] == "model_unavailable"
+    assert list(np.flatnonzero(unavailable)) == sorted(broken_calls)
+    assert decisions.loc[unavailable, "up"].isna().all()
+    assert decisions.loc[~unavailable, "up"].notna().all()  # back on the next good candle
+    kinds = [a["kind"] for a in reversed(store.alerts())]
+    # two episodes (candles 5-6 and 12): one alert as the model drops out, one as it returns
+    assert [k for k in kinds if k in ("fallback", "model_back")] == ["fallback", "model_back"] * 2
 
 
 def test_real_orders_carry_the_client_id_and_a_timed_out_submission_is_not_duplicated() -> None:
     klines = make_klines(1_700_000_000_000, 50, HOUR_MS)
     with FakeBinance(klines, order_plan={1: "slow"}, slow_seconds=1.5) as server:
-        broker = _broker(server, timeout_ms=700)
+        broker = exchange_broker(server, timeout_ms=700)
         first = client_order_id("3", "BTC/USDT", 1, "buy")
         order = broker.submit(first, "buy", 0.01)
         assert order["clientOrderId"] == first and order["status"] == "closed"
@@ -164,50 +164,61 @@ def test_real_orders_carry_the_client_id_and_a_timed_out_submission_is_not_dupli
 
 
 def test_at_start_live_mode_reconciles_stored_orders_with_the_exchange(tiny_run, tmp_path) -> None:
-    history, candles = _split(tiny_run, 3)
+    history, candles = split(tiny_run, 3)
     klines = make_klines(1_700_000_000_000, 50, HOUR_MS)
     with FakeBinance(klines, order_plan={0: "open"}) as server:
-        broker = _broker(server)
+        broker = exchange_broker(server)
         stranger = client_order_id("x", "BTC/USDT", 9, "buy")
         broker.submit(stranger, "buy", 0.01)  # an open order the runner did not make
         feed = ScriptedFeed(history, candles, symbol="BTC/USDT")
-        store = StateStore(tmp_path / "state.db")
-        runner = Runner(
+        runner, store = make_runner(
+            tmp_path / "state.db",
             feed,
-            store,
-            ModelSource(str(tiny_run["bundle_path"])),
-            RunnerConfig(symbol="BTC/USDT", timeframe="1h", mode="live"),
+            str(tiny_run["bundle_path"]),
             broker=broker,
+            mode="live",
+            symbol_map={"EURUSD": "BTC/USDT"},
+            max_order_notional=50_000.0,
         )
         runner.start()
-        # an order written before a crash but never sent
+        # an order written before a crash but never sent, and one that did reach the
+        # exchange before the crash (its answer was lost)
         unsent = client_order_id("1", "BTC/USDT", 5, "buy")
+        arrived = client_order_id("1", "BTC/USDT", 6, "buy")
+        broker.submit(arrived, "buy", 0.02)
         with store.transaction() as db:
-            store.add_order(
-                db,
-                client_order_id=unsent,
-                symbol="BTC/USDT",
-                ts=5,
-                side="buy",
-                target=0.5,
-                amount=0.01,
-                status="new",
-                mode="live",
-            )
+            for cid in (unsent, arrived):
+                store.add_order(
+                    db,
+                    client_order_id=cid,
+                    symbol="BTC/USDT",
+                    ts=5,
+                    side="buy",
+                    target=0.5,
+                    amount=0.01,
+                    status="new",
+                    mode="live",
+                )
         runner.start()  # a restart: reconcile
-        assert unsent in server.orders
+        assert unsent not in server.orders  # stale: never sent after the fact
         stored = {o["client_order_id"]: o for o in store.orders("BTC/USDT")}
-        assert stored[unsent]["status"] == "closed" and stored[unsent]["exchange_id"]
+        assert stored[unsent]["status"] == "cancelled" and not stored[unsent]["sent"]
+        assert stored[arrived]["status"] == "closed" and stored[arrived]["sent"]
+        assert stored[arrived]["filled"] == pytest.approx(0.02)
+        assert store.runner("BTC/USDT")["exchange_units"] == pytest.approx(0.02)
         assert any("not ours" in a["message"] for a in store.alerts())
-        # and the orders of live candles go to the exchange with their client ids
+        # the orders of live candles go to the exchange with their client ids
         runner.run()
-        sent = [o for o in store.orders("BTC/USDT") if o["client_order_id"] != unsent]
-        assert all(o["client_order_id"] in server.orders for o in sent)
+        sent = {o["client_order_id"] for o in store.orders("BTC/USDT") if o["sent"]}
+        assert sent == set(server.orders) - {stranger}
 
 
 def test_live_mode_needs_a_broker_and_credentials(tmp_path, monkeypatch) -> None:
+    import pandas as pd
+
     from ai_trade_bot.errors import AiTradeBotError, ConfigError
     from ai_trade_bot.live.broker import load_credentials
+    from ai_trade_bot.live.runner import ModelSource
 
     monkeypatch.delenv("AI_TRADE_BOT_API_KEY", raising=False)
     monkeypatch.delenv("AI_TRADE_BOT_API_SECRET", raising=False)

@@ -1,56 +1,49 @@
-"""A planted API key never appears in logs, the state store, alerts or reports."""
+"""A planted API key never appears in logs, the state store, alerts or what is sent to
+the exchange outside its authentication header."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
-import pandas as pd
-
-from tests.data.fake_binance import FakeBinance, make_klines
+from ai_trade_bot.commands import live_argv
+from tests.data.fake_binance import FakeBinance, klines_of
+from tests.live.conftest import test_span
 
 KEY = "PLANTED-KEY-5f0c2a9e7d"
 SECRET = "PLANTED-SECRET-b81e44c03a"
 
 
-def test_secrets_never_reach_logs_or_state_with_real_orders(tiny_run, tmp_path) -> None:
-    ohlcv = tiny_run["ohlcv_clean"]
-    start = pd.Timestamp(tiny_run["evaluation"]["test_span"]["start"])
-    first = ohlcv.index.get_loc(start)
-    csv = tmp_path / "eurusd.csv"
-    ohlcv.iloc[: first + 40].to_csv(csv)
+def test_secrets_never_reach_logs_state_or_requests_with_real_orders(tiny_run, tmp_path) -> None:
+    ohlcv, _, first = test_span(tiny_run)
     state = tmp_path / "state.db"
     env = {**os.environ, "AI_TRADE_BOT_API_KEY": KEY, "AI_TRADE_BOT_API_SECRET": SECRET}
-    with FakeBinance(make_klines(1_700_000_000_000, 50, 3_600_000)) as server:
+    with FakeBinance(klines_of(ohlcv.iloc[: first + 60])) as server:
+        server.visible = first  # the history; then one new closed candle per poll
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ai_trade_bot",
-                "live",
-                "--replay",
-                str(csv),
-                "--start",
-                str(start),
-                "--model",
-                str(tiny_run["bundle_path"]),
-                "--state",
-                str(state),
-                "--live",
-                "--exchange-url",
-                server.url,
-                "--symbol",
-                "BTC/USDT",
-            ],
+            live_argv(
+                feed="ccxt",
+                exchange_url=server.url,
+                symbol="BTC/USDT",
+                timeframe="1h",
+                model=tiny_run["bundle_path"],
+                state=state,
+                live=True,
+                map_symbol="EURUSD=BTC/USDT",
+                max_order_notional=20_000,
+                poll_seconds=0.01,
+                stale_after=1e9,  # the fake's candles are hours old by the clock
+                max_candles=40,
+            ),
             env=env,
             capture_output=True,
             text=True,
             timeout=600,
         )
-        signed = [r for r in server.requests if r["method"] == "POST"]
+        requests = list(server.requests)
+        accepted = list(server.accepted)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert signed, "the run sent real orders (signed with the planted key)"
+    assert accepted, "the run sent real orders (signed with the planted key)"
     logs = done.stdout + done.stderr
     assert "order" in logs.lower()
     for secret in (KEY, SECRET):
@@ -58,3 +51,8 @@ def test_secrets_never_reach_logs_or_state_with_real_orders(tiny_run, tmp_path) 
         for path in tmp_path.rglob("*"):
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
+        for request in requests:  # never in a query string or a body; the key only in
+            assert secret not in repr(request["query"]), request["path"]  # its header
+            headers = {k.lower(): v for k, v in request["headers"].items()}
+            assert all(secret not in v for k, v in headers.items() if k != "x-mbx-apikey")
+    assert any(r["headers"].get("X-MBX-APIKEY") == KEY for r in requests if r["method"] == "POST")

@@ -2,7 +2,11 @@
 
 Conventions (shared with the live runner):
 - ``target[t]`` is the signed fraction of equity wanted, decided at the close of bar t; it
-  is filled at the open of bar t+1.
+  is filled at the open of bar t+1. NaN means hold: no new entry, the open position kept
+  as it is (its stops, targets and the risk limits still act).
+- The risk clamp (:func:`clamp_target`) runs on the target before anything is ordered, at
+  the close of bar t, in the UTC day bar t+1 is expected on; the fill
+  (:func:`fill_bar`) happens at bar t+1's open.
 - Fees are charged on traded notional (``fee``); spread and slippage move the fill price
   against the trade (``slip``).
 - Stops and targets are checked inside each bar, the stop first when both are touched;
@@ -54,6 +58,7 @@ class EngineConfig:
     dd_cooloff_bars: int = 20  # after which the drawdown is measured from a new peak
     rebalance_threshold: float = 0.05  # resize an open position when the target moves more
     integer_units: bool = False
+    max_order_notional: float | None = None  # quote currency per order; None: no cap
 
 
 @njit(cache=True)
@@ -91,7 +96,9 @@ S_PREV_RAW = 17
 S_LAST_CLEAN = 18
 S_DAY = 19  # UTC day of the last bar
 S_N_TRADES = 20  # round trips closed so far
-STATE_SIZE = 21
+S_FORCED = 21  # 1 when the clamp zeroed a wanted position (breaker, daily loss): a risk exit
+S_CAPPED = 22  # the order cap is building the position: resize however small the step
+STATE_SIZE = 23
 STATE_FIELDS = (
     "cash",
     "units",
@@ -114,6 +121,8 @@ STATE_FIELDS = (
     "last_clean",
     "day",
     "n_trades",
+    "forced",
+    "capped",
 )
 # fills: (bar, signed units, price, fee, kind)
 FILL_FIELDS = ("bar", "units", "price", "fee", "kind")
@@ -170,27 +179,155 @@ def _close_position(
     return units * px - f, abs(units) * px, f
 
 
+# ---- clamp reasons (bits of the code clamp_target returns) ----
+CLAMP_BLOCKED_SIDE = 1  # the side a stop closed, until the signal changes
+CLAMP_MAX_POSITION = 2  # |fraction| above max_position / max_exposure
+CLAMP_BREAKER = 4  # drawdown past dd_reduce_end: flat for dd_cooloff_bars
+CLAMP_DRAWDOWN = 8  # size scaled down between dd_reduce_start and dd_reduce_end
+CLAMP_DAILY_LOSS = 16  # the day's loss passed max_daily_loss: flat until the next day
+CLAMP_TRADES_PER_DAY = 32  # no new entry past max_trades_per_day
+CLAMP_ORDER_NOTIONAL = 64  # the order cut to max_order_notional
+CLAMP_REASONS = (
+    (CLAMP_BLOCKED_SIDE, "blocked_side"),
+    (CLAMP_MAX_POSITION, "max_position"),
+    (CLAMP_BREAKER, "drawdown_breaker"),
+    (CLAMP_DRAWDOWN, "drawdown_scaling"),
+    (CLAMP_DAILY_LOSS, "daily_loss"),
+    (CLAMP_TRADES_PER_DAY, "trades_per_day"),
+    (CLAMP_ORDER_NOTIONAL, "max_order_notional"),
+)
+
+
+def clamp_reasons(code: int) -> list[str]:
+    """The names of the limits set in a :func:`clamp_target` code."""
+    return [name for bit, name in CLAMP_REASONS if int(code) & bit]
+
+
 @njit(cache=True)
-def step_bar(
+def _new_day(state, day):
+    """Start UTC day ``day`` when it is not the state's day: the loss and trade counters
+    restart from the equity at the last close."""
+    if day != state[S_DAY]:
+        state[S_DAY_START] = state[S_EQUITY]
+        state[S_TRADES_TODAY] = 0.0
+        state[S_HALTED] = 0.0
+        state[S_DAY] = day
+
+
+@njit(cache=True)
+def clamp_target(state, i, want, day, cfg_f, cfg_i):
+    """The risk clamp: the position that may be ordered for bar ``i`` when ``want`` (a
+    signed fraction of equity; NaN: hold, no new entries) is wanted at the close before it.
+
+    Every limit is applied here, before anything is ordered, on paper or on an exchange:
+    the side blocked after a stop, ``max_position``/``max_exposure``, the drawdown breaker
+    and scaling, the daily loss halt, the trades-per-day cap and ``max_order_notional``.
+    ``day`` is the UTC day bar ``i`` is expected on (the decision's time plus one bar):
+    the backtest and the live runner both pass it, so both clamp alike.
+
+    The state is updated with what the clamp decides (blocked side, breaker, the raw and
+    clamped wants); :func:`fill_bar` then fills the returned fraction at bar ``i``'s open.
+    Returns (the clamped fraction, a code of the limits that bound: ``CLAMP_*`` bits).
+    """
+    max_pos, max_exp, dd0, dd1 = cfg_f[3], cfg_f[4], cfg_f[6], cfg_f[7]
+    rebalance, max_notional = cfg_f[8], cfg_f[9]
+    max_trades, cooloff = cfg_i[3], cfg_i[5]
+    _new_day(state, day)
+    units = state[S_UNITS]
+    cash = state[S_CASH]
+    eq_prev = state[S_EQUITY]
+    prev_target = state[S_PREV_TARGET]
+    blocked_side = state[S_BLOCKED]
+    cooloff_until = state[S_COOLOFF_UNTIL]
+    peak = state[S_PEAK]
+    code = 0
+    lim = min(max_pos, max_exp)
+    hold = np.isnan(want)
+    raw = want
+    if hold:  # keep the open position as it is (it still meets the breaker and halt)
+        want = prev_target if units != 0.0 else 0.0
+    else:
+        if blocked_side != 0.0 and _sign(want) == blocked_side:
+            want = 0.0
+            code |= CLAMP_BLOCKED_SIDE
+        elif _sign(want) != blocked_side:
+            blocked_side = 0.0
+        if abs(want) > lim:
+            want = lim * _sign(want)
+            code |= CLAMP_MAX_POSITION
+    forced = False
+    if i == cooloff_until:  # the circuit breaker ends: measure drawdown afresh
+        peak = eq_prev
+    dd = 1.0 - eq_prev / peak
+    if i < cooloff_until:
+        if want != 0.0:
+            forced = True
+            code |= CLAMP_BREAKER
+        want = 0.0
+    elif dd >= dd1:
+        if want != 0.0:
+            forced = True
+            code |= CLAMP_BREAKER
+        want = 0.0
+        cooloff_until = i + cooloff
+    elif dd > dd0 and not hold:
+        want *= (dd1 - dd) / (dd1 - dd0)
+        code |= CLAMP_DRAWDOWN
+    if state[S_HALTED] != 0.0:
+        if want != 0.0:
+            forced = True
+            code |= CLAMP_DAILY_LOSS
+        want = 0.0
+    side = _sign(units)
+    want_side = _sign(want)
+    if want_side != 0.0 and want_side != side and state[S_TRADES_TODAY] >= max_trades:
+        want = 0.0
+        want_side = 0.0
+        code |= CLAMP_TRADES_PER_DAY
+    # the order the fill will make (a close, an entry, a resize past the threshold or the
+    # next step of a position the cap is building), valued at the last close: held at
+    # max_order_notional. S_CAPPED: 1 the cap bound (more steps to come), 2 the last step.
+    capped = 0.0
+    if max_notional < np.inf:
+        building = state[S_CAPPED] == 1.0
+        trades = want_side != side or (
+            side != 0.0 and (building or abs(want - prev_target) > rebalance)
+        )
+        held = eq_prev - cash  # units * close
+        order = want * eq_prev - held
+        if trades and abs(order) > max_notional:
+            want = (held + _sign(order) * max_notional) / eq_prev if eq_prev > 0.0 else 0.0
+            capped = 1.0
+            code |= CLAMP_ORDER_NOTIONAL
+        elif trades and building:
+            capped = 2.0
+    state[S_BLOCKED] = blocked_side
+    state[S_COOLOFF_UNTIL] = cooloff_until
+    state[S_PEAK] = peak
+    state[S_FORCED] = 1.0 if forced else 0.0
+    state[S_CAPPED] = capped
+    state[S_PREV_RAW] = raw
+    state[S_LAST_CLEAN] = 1.0 if want == raw else 0.0
+    return want, code
+
+
+@njit(cache=True)
+def fill_bar(
     state, i, o, h, lo, c, want, atr_prev, atr_now, day, fee_i, slip_i, cfg_f, cfg_i,
     trades, k0, record_trades, fills, record_fills,
 ):  # fmt: skip
-    """Every execution rule for bar ``i``: the one implementation the backtest, the sweep
-    and the live paper broker call.
-
-    ``want`` is the signed fraction of equity decided at the close of bar ``i - 1`` (NaN
-    means flat); it fills at this bar's open ``o`` with fee ``fee_i`` and slippage plus
-    half-spread ``slip_i``. Then stops and targets are checked inside the bar (stop first,
-    a gap fills at the open), the trailing stop moves, and equity is marked at the close
-    ``c``. Risk limits: maximum position/exposure, the side blocked after a stop, drawdown
-    scaling from ``dd_reduce_start`` to ``dd_reduce_end`` then a cool-off and a new peak,
-    the daily loss halt and the trades-per-day cap (days are UTC day numbers ``day``).
+    """Bar ``i``: fill ``want`` (the fraction :func:`clamp_target` returned; NaN: no order
+    this bar) at the open ``o`` with fee ``fee_i`` and slippage plus half-spread
+    ``slip_i``; then stops and targets inside the bar (stop first, a gap fills at the
+    open), the trailing stop, and the mark at the close ``c`` with the daily loss check
+    (days are UTC day numbers ``day``).
 
     Closed round trips go to ``trades[k0], trades[k0 + 1] ...`` and fills to ``fills[0]
     ...`` when recorded. Returns (round trips closed, fills made) on this bar.
     """
-    (_, stop_value, take_value, max_pos, max_exp, max_dloss, dd0, dd1, rebalance) = cfg_f
-    stop_kind, take_kind, trailing, max_trades, integer_units, cooloff, _ = cfg_i
+    stop_value, take_value, max_dloss, rebalance = cfg_f[1], cfg_f[2], cfg_f[5], cfg_f[8]
+    stop_kind, take_kind, trailing, integer_units = cfg_i[0], cfg_i[1], cfg_i[2], cfg_i[4]
+    _new_day(state, day)
     cash = state[S_CASH]
     units = state[S_UNITS]
     entry_px = state[S_ENTRY_PX]
@@ -199,106 +336,68 @@ def step_bar(
     realized = state[S_REALIZED]
     stop = state[S_STOP]
     take = state[S_TAKE]
-    peak = state[S_PEAK]
-    day_start = state[S_DAY_START]
     trades_today = state[S_TRADES_TODAY]
-    halted = state[S_HALTED] != 0.0
     blocked_side = state[S_BLOCKED]
     traded_notional = state[S_NOTIONAL]
     prev_target = state[S_PREV_TARGET]
-    eq_prev = state[S_EQUITY]
-    cooloff_until = state[S_COOLOFF_UNTIL]
+    forced = state[S_FORCED] != 0.0
+    capped = state[S_CAPPED] != 0.0
     k = k0
     j = 0
-    lim = min(max_pos, max_exp)
-    if day != state[S_DAY]:
-        day_start = eq_prev
-        trades_today = 0.0
-        halted = False
-    if np.isnan(want):
-        want = 0.0
-    raw = want
-    if blocked_side != 0.0 and _sign(want) == blocked_side:
-        want = 0.0
-    elif _sign(want) != blocked_side:
-        blocked_side = 0.0
-    if abs(want) > lim:
-        want = lim * _sign(want)
-    forced = False
-    if i == cooloff_until:  # the circuit breaker ends: measure drawdown afresh
-        peak = eq_prev
-    dd = 1.0 - eq_prev / peak
-    if i < cooloff_until:
-        forced = want != 0.0
-        want = 0.0
-    elif dd >= dd1:
-        forced = want != 0.0
-        want = 0.0
-        cooloff_until = i + cooloff
-    elif dd > dd0:
-        want *= (dd1 - dd) / (dd1 - dd0)
-    if halted:
-        forced = forced or want != 0.0
-        want = 0.0
     side = _sign(units)
-    want_side = _sign(want)
-    opening = want_side != 0.0 and want_side != side
-    if opening and trades_today >= max_trades:
-        want = 0.0
-        want_side = 0.0
-        opening = False
-    eq_open = cash + units * o
-    # ---- close at the open when flat or flipping is wanted ----
-    if side != 0.0 and want_side != side:
-        px = o * (1.0 - side * slip_i)
-        reason = 3.0 if forced else 0.0
-        dcash, notional, paid = _close_position(
-            trades, k, record_trades, entry_bar, i, units, entry_px, px, fee_i, realized,
-            entry_fees, reason,
-        )  # fmt: skip
-        j = _fill(fills, j, record_fills, i, -units, px, paid, reason)
-        k += 1
-        cash += dcash
-        traded_notional += notional
-        units = 0.0
-        side = 0.0
-    # ---- open or resize ----
-    if want_side != 0.0:
-        px = o * (1.0 + want_side * slip_i)
-        desired = want * eq_open / (px * (1.0 + fee_i))
-        if integer_units:
-            desired = _sign(desired) * np.floor(abs(desired))
-        if side == 0.0 and desired != 0.0:
-            f = abs(desired) * px * fee_i
-            cash -= desired * px + f
-            traded_notional += abs(desired) * px
-            units = desired
-            entry_px = px
-            entry_bar = i
-            entry_fees = f
-            realized = 0.0
-            trades_today += 1.0
-            j = _fill(fills, j, record_fills, i, desired, px, f, 5.0)
-            ref = atr_prev if stop_kind == STOP_ATR else px
-            stop = (px - want_side * stop_value * ref) if stop_kind != STOP_NONE else np.nan
-            ref = atr_prev if take_kind == STOP_ATR else px
-            take = (px + want_side * take_value * ref) if take_kind != STOP_NONE else np.nan
-        elif side != 0.0 and abs(want - prev_target) > rebalance:
-            delta = desired - units
-            if delta != 0.0:
-                dpx = o * (1.0 + _sign(delta) * slip_i)
-                f = abs(delta) * dpx * fee_i
-                cash -= delta * dpx + f
-                traded_notional += abs(delta) * dpx
-                if abs(desired) > abs(units):  # average in
-                    entry_px = (entry_px * units + dpx * delta) / desired
-                else:  # scale out: book the closed part
-                    realized += -delta * (dpx - entry_px)
-                entry_fees += f
+    if not np.isnan(want):
+        want_side = _sign(want)
+        eq_open = cash + units * o
+        # ---- close at the open when flat or flipping is wanted ----
+        if side != 0.0 and want_side != side:
+            px = o * (1.0 - side * slip_i)
+            reason = 3.0 if forced else 0.0
+            dcash, notional, paid = _close_position(
+                trades, k, record_trades, entry_bar, i, units, entry_px, px, fee_i, realized,
+                entry_fees, reason,
+            )  # fmt: skip
+            j = _fill(fills, j, record_fills, i, -units, px, paid, reason)
+            k += 1
+            cash += dcash
+            traded_notional += notional
+            units = 0.0
+            side = 0.0
+        # ---- open or resize ----
+        if want_side != 0.0:
+            px = o * (1.0 + want_side * slip_i)
+            desired = want * eq_open / (px * (1.0 + fee_i))
+            if integer_units:
+                desired = _sign(desired) * np.floor(abs(desired))
+            if side == 0.0 and desired != 0.0:
+                f = abs(desired) * px * fee_i
+                cash -= desired * px + f
+                traded_notional += abs(desired) * px
                 units = desired
-                j = _fill(fills, j, record_fills, i, delta, dpx, f, 6.0)
-    prev_target = want
-    last_clean = want == raw
+                entry_px = px
+                entry_bar = i
+                entry_fees = f
+                realized = 0.0
+                trades_today += 1.0
+                j = _fill(fills, j, record_fills, i, desired, px, f, 5.0)
+                ref = atr_prev if stop_kind == STOP_ATR else px
+                stop = (px - want_side * stop_value * ref) if stop_kind != STOP_NONE else np.nan
+                ref = atr_prev if take_kind == STOP_ATR else px
+                take = (px + want_side * take_value * ref) if take_kind != STOP_NONE else np.nan
+            elif side != 0.0 and (capped or abs(want - prev_target) > rebalance):
+                delta = desired - units
+                if delta != 0.0:
+                    dpx = o * (1.0 + _sign(delta) * slip_i)
+                    f = abs(delta) * dpx * fee_i
+                    cash -= delta * dpx + f
+                    traded_notional += abs(delta) * dpx
+                    if abs(desired) > abs(units):  # average in
+                        entry_px = (entry_px * units + dpx * delta) / desired
+                    else:  # scale out: book the closed part
+                        realized += -delta * (dpx - entry_px)
+                    entry_fees += f
+                    units = desired
+                    j = _fill(fills, j, record_fills, i, delta, dpx, f, 6.0)
+        prev_target = want
     # ---- stop / target inside the bar (stop first) ----
     if units != 0.0:
         s = _sign(units)
@@ -329,9 +428,9 @@ def step_bar(
                 dist_hi, dist_lo = stop_value * h, stop_value * lo
             stop = max(stop, h - dist_hi) if s > 0 else min(stop, lo + dist_lo)
     eq_prev = cash + units * c
-    peak = max(peak, eq_prev)
-    if eq_prev < day_start * (1.0 - max_dloss):
-        halted = True
+    state[S_PEAK] = max(state[S_PEAK], eq_prev)
+    if eq_prev < state[S_DAY_START] * (1.0 - max_dloss):
+        state[S_HALTED] = 1.0
     state[S_CASH] = cash
     state[S_UNITS] = units
     state[S_ENTRY_PX] = entry_px
@@ -340,24 +439,36 @@ def step_bar(
     state[S_REALIZED] = realized
     state[S_STOP] = stop
     state[S_TAKE] = take
-    state[S_PEAK] = peak
-    state[S_DAY_START] = day_start
     state[S_TRADES_TODAY] = trades_today
-    state[S_HALTED] = 1.0 if halted else 0.0
     state[S_BLOCKED] = blocked_side
     state[S_NOTIONAL] = traded_notional
     state[S_PREV_TARGET] = prev_target
     state[S_EQUITY] = eq_prev
-    state[S_COOLOFF_UNTIL] = cooloff_until
-    state[S_PREV_RAW] = raw
-    state[S_LAST_CLEAN] = 1.0 if last_clean else 0.0
-    state[S_DAY] = day
     state[S_N_TRADES] += k - k0
     return k - k0, j
 
 
 @njit(cache=True)
-def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, record_trades):
+def step_bar(
+    state, i, o, h, lo, c, want, atr_prev, atr_now, day, clamp_day, fee_i, slip_i, cfg_f,
+    cfg_i, trades, k0, record_trades, fills, record_fills,
+):  # fmt: skip
+    """Every execution rule for bar ``i``: :func:`clamp_target` of ``want`` (decided at
+    the close of bar ``i - 1``; ``clamp_day`` is the day bar ``i`` was expected on), then
+    :func:`fill_bar`. The backtest loop and the sweep call it; the live runner calls the
+    two halves at their own times (the clamp before it orders, the fill when the next
+    candle comes), on the same state."""
+    clamped, _ = clamp_target(state, i, want, clamp_day, cfg_f, cfg_i)
+    return fill_bar(
+        state, i, o, h, lo, c, clamped, atr_prev, atr_now, day, fee_i, slip_i, cfg_f, cfg_i,
+        trades, k0, record_trades, fills, record_fills,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def _simulate(
+    open_, high, low, close, target, atr, day, clamp_day, fee, slip, cfg_f, cfg_i, record_trades
+):
     """The batch loop over :func:`step_bar`; see :func:`run_backtest`. ``cfg_f``/``cfg_i``
     pack EngineConfig."""
     cash0 = cfg_f[0]
@@ -393,8 +504,7 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
             end = int(cooloff_until) if cooloff_until >= i else n  # the breaker's end resets
             first = i
             while i < end:
-                want = target[i - 1]
-                if want != 0.0 and want == want:  # not zero and not NaN
+                if target[i - 1] != 0.0:  # (a NaN, hold, leaves too: it keeps the blocked side)
                     break
                 i += 1
             if i > first:
@@ -413,11 +523,14 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
                 state[S_PREV_TARGET] = 0.0
                 state[S_PREV_RAW] = 0.0
                 state[S_LAST_CLEAN] = 1.0
+                state[S_FORCED] = 0.0
+                state[S_CAPPED] = 0.0
                 state[S_EQUITY] = cash
         elif (
             fast_paths
             and units != 0.0
             and state[S_LAST_CLEAN] != 0.0
+            and state[S_CAPPED] == 0.0
             and state[S_BLOCKED] == 0.0
             and np.isnan(state[S_STOP])
             and np.isnan(state[S_TAKE])
@@ -440,6 +553,8 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
             day_floor = day_start * (1.0 - max_dloss)
             while i < n:
                 if day[i] != cur_day:  # (repeated harmlessly by step_bar on a break)
+                    if clamp_day[i] != day[i]:
+                        break  # a day the clamp did not expect: step_bar's clamp decides
                     day_start = eq_prev
                     trades_today = 0.0
                     halted = False
@@ -466,7 +581,8 @@ def _simulate(open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i
         k = int(state[S_N_TRADES])
         step_bar(
             state, i, open_[i], high[i], low[i], close[i], target[i - 1], atr[i - 1], atr[i],
-            day[i], fee[i], slip[i], cfg_f, cfg_i, trades, k, record_trades, no_fills, False,
+            day[i], clamp_day[i], fee[i], slip[i], cfg_f, cfg_i, trades, k, record_trades,
+            no_fills, False,
         )  # fmt: skip
         if record_trades:
             equity[i] = state[S_EQUITY]
@@ -503,6 +619,11 @@ def _pack(cfg: EngineConfig, fast_paths: bool = True) -> tuple[np.ndarray, np.nd
             f"backtest: dd_reduce_start ({cfg.dd_reduce_start}) must not exceed "
             f"dd_reduce_end ({cfg.dd_reduce_end})"
         )
+    if cfg.max_order_notional is not None and not cfg.max_order_notional > 0:
+        raise ValueError(
+            f"backtest: max_order_notional must be > 0 (quote currency) or null, got "
+            f"{cfg.max_order_notional}"
+        )
     cfg_f = np.array(
         [
             cfg.initial_cash,
@@ -514,6 +635,7 @@ def _pack(cfg: EngineConfig, fast_paths: bool = True) -> tuple[np.ndarray, np.nd
             cfg.dd_reduce_start,
             cfg.dd_reduce_end,
             cfg.rebalance_threshold,
+            np.inf if cfg.max_order_notional is None else cfg.max_order_notional,
         ],
         dtype=np.float64,
     )
@@ -535,9 +657,10 @@ def _pack(cfg: EngineConfig, fast_paths: bool = True) -> tuple[np.ndarray, np.nd
 class ExecutionCore:
     """The execution rules for one bar at a time: the live paper broker's engine.
 
-    It calls the same :func:`step_bar` the backtest loop and the sweep call, on a state
-    array the caller keeps (and persists): parity with the backtest is a property of the
-    code, not of a second implementation.
+    It calls the same :func:`clamp_target` and :func:`fill_bar` the backtest's
+    :func:`step_bar` calls, on a state array the caller keeps (and persists): parity with
+    the backtest is a property of the code, not of a second implementation. The runner
+    clamps at the close (before anything is ordered) and fills when the next candle comes.
     """
 
     def __init__(self, config: EngineConfig) -> None:
@@ -550,7 +673,13 @@ class ExecutionCore:
         """The state of a flat account before its first bar (UTC day number ``day``)."""
         return new_state(self.config.initial_cash, day)
 
-    def step(
+    def clamp(self, state: np.ndarray, bar: int, want: float, *, day: int) -> tuple[float, int]:
+        """:func:`clamp_target`: the fraction that may be ordered for bar ``bar`` (expected
+        on UTC day ``day``) when ``want`` is wanted; updates ``state`` in place."""
+        clamped, code = clamp_target(state, int(bar), float(want), int(day), self.cfg_f, self.cfg_i)
+        return float(clamped), int(code)
+
+    def fill(
         self,
         state: np.ndarray,
         bar: int,
@@ -563,11 +692,11 @@ class ExecutionCore:
         fee: float,
         slip: float,
     ) -> list[dict[str, float | str]]:
-        """Apply bar ``bar`` (open, high, low, close) to ``state`` in place, filling
-        ``want`` (decided at the previous close) at its open; returns its fills."""
+        """:func:`fill_bar`: apply bar ``bar`` (open, high, low, close) to ``state`` in
+        place, filling the clamped ``want`` at its open (NaN: no order); returns its fills."""
         o, h, lo, c = (float(x) for x in candle)
-        _, n_fills = step_bar(
-            state, bar, o, h, lo, c, float(want), float(atr_prev), float(atr_now), int(day),
+        _, n_fills = fill_bar(
+            state, int(bar), o, h, lo, c, float(want), float(atr_prev), float(atr_now), int(day),
             float(fee), float(slip), self.cfg_f, self.cfg_i, self._trades, 0, False,
             self._fills, True,
         )  # fmt: skip
@@ -616,7 +745,25 @@ def _per_bar(value, n: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _arrays(ohlc: pd.DataFrame, target, atr, fee, slip):
+DAY_NS = 86_400_000_000_000
+
+
+def expected_day(ts_ns: int | np.ndarray, bar: pd.Timedelta) -> int | np.ndarray:
+    """The UTC day number of the bar expected after the one at ``ts_ns`` (epoch ns): the
+    day the risk clamp counts a decision's order in, in the backtest and the live runner."""
+    return (ts_ns + bar.value) // DAY_NS
+
+
+def bar_length(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """The most common spacing of ``index`` (how the timeframe is inferred elsewhere)."""
+    spacing = np.diff(index.asi8)
+    if spacing.size == 0:
+        return pd.Timedelta(days=1)
+    values, counts = np.unique(spacing, return_counts=True)
+    return pd.Timedelta(int(values[np.argmax(counts)]))
+
+
+def _arrays(ohlc: pd.DataFrame, target, atr, fee, slip, bar: pd.Timedelta | None = None):
     n = len(ohlc)
     # UTC calendar day of each bar (integer division of epoch nanoseconds: no datetime work)
     if isinstance(ohlc.index, pd.DatetimeIndex):
@@ -626,9 +773,16 @@ def _arrays(ohlc: pd.DataFrame, target, atr, fee, slip):
                 f"backtest: bars must be in time order; row {broken} "
                 f"({ohlc.index[broken]}) comes before the row above it"
             )
-        day = ohlc.index.asi8 // 86_400_000_000_000
+        times = ohlc.index.asi8
+        day = times // DAY_NS
+        # the clamp of bar i's order runs at bar i-1's close, in the day bar i is expected
+        # on (what the live runner knows then); never past the day it actually came on
+        clamp_day = day.copy()
+        expected = expected_day(times[:-1], bar_length(ohlc.index) if bar is None else bar)
+        clamp_day[1:] = np.clip(expected, day[:-1], day[1:])
     else:
         day = np.zeros(n, dtype=np.int64)
+        clamp_day = day
     return (
         _column(ohlc, "open"),
         _column(ohlc, "high"),
@@ -637,6 +791,7 @@ def _arrays(ohlc: pd.DataFrame, target, atr, fee, slip):
         _per_bar(target, n),
         _per_bar(np.nan if atr is None else atr, n),
         np.asarray(day, dtype=np.int64),
+        np.asarray(clamp_day, dtype=np.int64),
         _per_bar(fee, n),
         _per_bar(slip, n),
     )
@@ -651,6 +806,7 @@ def run_backtest(
     slip: float | np.ndarray = 0.0,
     atr: np.ndarray | None = None,
     fast_paths: bool = True,
+    bar: pd.Timedelta | None = None,
 ) -> BacktestResult:
     """Simulate ``target`` positions over ``ohlc`` bars.
 
@@ -664,12 +820,14 @@ def run_backtest(
         atr: ATR per bar, in price units (needed for ATR stops and targets).
         fast_paths: False sends every bar through the full rules; slower, same result
             (the tests use it to check the fast paths).
+        bar: The timeframe (default: the most common spacing of the bars); the risk
+            clamp counts an order in the UTC day the next bar is expected on.
     """
     if STOP_ATR in (config.stop_kind, config.take_kind) and atr is None:
         raise ValueError("ATR stops or targets need the atr array")
     cfg_f, cfg_i = _pack(config, fast_paths)
     equity, units, trades, notional = _simulate(
-        *_arrays(ohlc, target, atr, fee, slip), cfg_f, cfg_i, True
+        *_arrays(ohlc, target, atr, fee, slip, bar), cfg_f, cfg_i, True
     )
     frame = pd.DataFrame(trades, columns=list(TRADE_FIELDS))
     for col in ("entry_bar", "exit_bar"):
@@ -687,19 +845,21 @@ def run_backtest(
 
 
 @njit(cache=True, parallel=True)
-def _simulate_many(open_, high, low, close, targets, atr, day, fee, slip, cfg_f, cfg_i):
+def _simulate_many(open_, high, low, close, targets, atr, day, clamp_day, fee, slip, cfg_f,
+                   cfg_i):  # fmt: skip
     finals = np.empty(targets.shape[0])
     for p in prange(targets.shape[0]):
         equity, _, _, _ = _simulate(
-            open_, high, low, close, targets[p], atr, day, fee, slip, cfg_f, cfg_i, False
-        )
+            open_, high, low, close, targets[p], atr, day, clamp_day, fee, slip, cfg_f, cfg_i,
+            False,
+        )  # fmt: skip
         finals[p] = equity[-1]
     return finals
 
 
 @njit(cache=True, parallel=True)
-def _simulate_crossovers(open_, high, low, close, windows, pairs, size, atr, day, fee, slip,
-                         cfg_f, cfg_i):  # fmt: skip
+def _simulate_crossovers(open_, high, low, close, windows, pairs, size, atr, day, clamp_day,
+                         fee, slip, cfg_f, cfg_i):  # fmt: skip
     """Each distinct window's mean once, then every (fast, slow) set: its positions into
     a fresh buffer (never a sets x bars matrix), simulated by the same :func:`_simulate`
     a single run uses. Sets are handed to threads one at a time (see the caller)."""
@@ -712,7 +872,7 @@ def _simulate_crossovers(open_, high, low, close, windows, pairs, size, atr, day
         target = np.empty(close.size)
         _crossover_into(means[pairs[p, 0]], means[pairs[p, 1]], size, target)
         equity, _, _, _ = _simulate(
-            open_, high, low, close, target, atr, day, fee, slip, cfg_f, cfg_i, False
+            open_, high, low, close, target, atr, day, clamp_day, fee, slip, cfg_f, cfg_i, False
         )
         finals[p] = equity[0]
     return finals
@@ -733,7 +893,7 @@ def sweep_crossovers(
     bad = [pair for pair in windows if min(pair) < 1]
     if bad:
         raise ValueError(f"sweep_crossovers: windows must be >= 1, got {bad[:3]}")
-    o, h, lo, c, _, a, d, f, s = _arrays(ohlc, np.zeros(len(ohlc)), None, fee, slip)
+    o, h, lo, c, _, a, d, cd, f, s = _arrays(ohlc, np.zeros(len(ohlc)), None, fee, slip)
     distinct = sorted({w for pair in windows for w in pair})
     position = {w: k for k, w in enumerate(distinct)}
     pairs = np.array([(position[fa], position[sl]) for fa, sl in windows], dtype=np.int64)
@@ -750,6 +910,7 @@ def sweep_crossovers(
             size,
             a,
             d,
+            cd,
             f,
             s,
             cfg_f,
@@ -767,8 +928,7 @@ def run_many(
     atr: np.ndarray | None = None,
 ) -> np.ndarray:
     """Final equity of many target series (rows of ``targets``) in one compiled call."""
-    o, h, lo, c, _, a, d, f, s = _arrays(ohlc, np.zeros(len(ohlc)), atr, fee, slip)
+    o, h, lo, c, _, a, d, cd, f, s = _arrays(ohlc, np.zeros(len(ohlc)), atr, fee, slip)
     cfg_f, cfg_i = _pack(config)
-    return _simulate_many(
-        o, h, lo, c, np.ascontiguousarray(targets, dtype=np.float64), a, d, f, s, cfg_f, cfg_i
-    )
+    targets = np.ascontiguousarray(targets, dtype=np.float64)
+    return _simulate_many(o, h, lo, c, targets, a, d, cd, f, s, cfg_f, cfg_i)

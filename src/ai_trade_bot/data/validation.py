@@ -52,9 +52,54 @@ class ValidationConfig:
             raise ValueError(f"gap_tolerance_bars must be >= 0, got {self.gap_tolerance_bars}")
 
 
-def _finite(check: str, lower_ok: bool) -> pa.Check:
-    def fn(s: pd.Series) -> pd.Series:
-        return np.isfinite(s) & ((s >= 0) if lower_ok else (s > 0))
+# The row rules as numpy predicates (True: the row keeps the rule). The pandera schema
+# below runs them for ingestion; the live runner checks each new candle with the same
+# functions (:func:`candle_rule`), so a candle is judged alike wherever it comes from.
+def _positive(values: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (values > 0)
+
+
+def _non_negative(values: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (values >= 0)
+
+
+def _high_brackets(high: np.ndarray, open_: np.ndarray, close: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return high >= np.maximum(open_, close)
+
+
+def _low_brackets(low: np.ndarray, open_: np.ndarray, close: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return low <= np.minimum(open_, close)
+
+
+def candle_rule(open_: float, high: float, low: float, close: float, volume: float) -> str | None:
+    """The first row rule (in :data:`RULES` order) one candle breaks, or None."""
+    prices = np.array([open_, high, low, close], dtype=np.float64)
+    if not _positive(prices).all():
+        return "prices_finite_positive"
+    if not _non_negative(np.array([volume], dtype=np.float64))[0]:
+        return "volume_finite_non_negative"
+    if not _high_brackets(prices[1:2], prices[0:1], prices[3:4])[0]:
+        return "high_ge_max_open_close"
+    if not _low_brackets(prices[2:3], prices[0:1], prices[3:4])[0]:
+        return "low_le_min_open_close"
+    return None
+
+
+def _column_check(check: str, predicate) -> pa.Check:
+    def fn(series: pd.Series) -> pd.Series:
+        return pd.Series(predicate(series.to_numpy(dtype=np.float64)), index=series.index)
+
+    return pa.Check(fn, name=check, ignore_na=False)
+
+
+def _frame_check(check: str, predicate, column: str) -> pa.Check:
+    def fn(df: pd.DataFrame) -> pd.Series:
+        values = (df[k].to_numpy(dtype=np.float64) for k in (column, "open", "close"))
+        return pd.Series(predicate(*values), index=df.index)
 
     return pa.Check(fn, name=check, ignore_na=False)
 
@@ -64,22 +109,18 @@ def _finite(check: str, lower_ok: bool) -> pa.Check:
 ROW_SCHEMA = pa.DataFrameSchema(
     columns={
         **{
-            col: pa.Column("float64", _finite("prices_finite_positive", False), nullable=True)
+            col: pa.Column(
+                "float64", _column_check("prices_finite_positive", _positive), nullable=True
+            )
             for col in PRICE_COLUMNS
         },
-        "volume": pa.Column("float64", _finite("volume_finite_non_negative", True), nullable=True),
+        "volume": pa.Column(
+            "float64", _column_check("volume_finite_non_negative", _non_negative), nullable=True
+        ),
     },
     checks=[
-        pa.Check(
-            lambda df: df["high"] >= df[["open", "close"]].max(axis=1),
-            name="high_ge_max_open_close",
-            ignore_na=False,
-        ),
-        pa.Check(
-            lambda df: df["low"] <= df[["open", "close"]].min(axis=1),
-            name="low_le_min_open_close",
-            ignore_na=False,
-        ),
+        _frame_check("high_ge_max_open_close", _high_brackets, "high"),
+        _frame_check("low_le_min_open_close", _low_brackets, "low"),
     ],
     strict=True,
 )

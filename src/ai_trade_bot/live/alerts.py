@@ -12,12 +12,15 @@ logger = logging.getLogger(__name__)
 
 KINDS = (
     "kill_switch",
-    "fallback",
+    "fallback",  # the model dropped out (none, refused, failing): what trades instead
+    "model_back",  # ... and came back
     "stale_feed",
+    "bad_candle",  # a candle quarantined, with the rule it broke
+    "gap",
     "limit_breach",
     "model_change",
     "order",
-    "command",
+    "command",  # pause, resume, flatten applied
 )
 
 

@@ -4,9 +4,14 @@ Read endpoints open the state file read-only (WAL lets them read while the runne
 ``/health``, ``/status``, ``/positions``, ``/orders``, ``/decisions``, ``/equity``,
 ``/alerts``, ``/drift`` and ``/metrics`` (Prometheus text). ``POST /pause``, ``/resume``
 and ``/flatten`` need ``Authorization: Bearer <token>`` (compared in constant time); they
-queue a command the runner obeys between candles, recording who asked and when. With no
-token configured they are off. ``/`` is the dashboard; its chart library is plotly.js from
-the installed ``plotly`` package (no CDN).
+queue a command the runner obeys between candles, recording which token asked (its name,
+never a header the client chose) and when. With no token configured they are off. ``/`` is
+the dashboard; its chart library is plotly.js from the installed ``plotly`` package (no
+CDN).
+
+Safe to open: only requests whose ``Host`` is 127.0.0.1, localhost or a configured name are
+answered (400 otherwise: a DNS-rebinding page cannot reach the API), every response carries
+a Content-Security-Policy that allows no inline script, and the page writes data as text.
 """
 
 from __future__ import annotations
@@ -25,24 +30,56 @@ import orjson
 import yaml
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 ENV_TOKEN = "AI_TRADE_BOT_API_TOKEN"
 COMMANDS = ("pause", "resume", "flatten")
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 
 
-def load_token(conf_local: str | Path = "conf/local") -> str | None:
-    """The API token from the environment or ``conf/local/credentials.yml`` (``api:
-    {token: ...}``); None switches the mutating endpoints off."""
-    token = os.environ.get(ENV_TOKEN)
-    if token:
-        return token
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+# no inline script or style attribute can run: data written into the page stays text
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def load_tokens(conf_local: str | Path = "conf/local") -> dict[str, str]:
+    """The API tokens by name: ``AI_TRADE_BOT_API_TOKEN`` (named ``env``), and from
+    ``conf/local/credentials.yml`` ``api: {token: ...}`` (named ``api``) or ``api: {tokens:
+    {alice: ..., ops: ...}}``. Empty: the mutating endpoints are off. The name is what the
+    audit trail records."""
+    tokens: dict[str, str] = {}
     path = Path(conf_local) / "credentials.yml"
     if path.exists():
         block = (yaml.safe_load(path.read_text()) or {}).get("api") or {}
         if block.get("token"):
-            return str(block["token"])
-    return None
+            tokens["api"] = str(block["token"])
+        for name, value in (block.get("tokens") or {}).items():
+            if value:
+                tokens[str(name)] = str(value)
+    if os.environ.get(ENV_TOKEN):
+        tokens["env"] = os.environ[ENV_TOKEN]
+    return tokens
+
+
+def _pid_running(pid: int | None) -> bool:
+    """Whether process ``pid`` runs on this machine (a zombie does not)."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _rows(db: sqlite3.Connection, query: str, args: tuple = ()) -> list[dict[str, Any]]:
@@ -115,13 +152,35 @@ class _CachedReader:
 def create_app(
     state_path: str | Path,
     *,
+    tokens: dict[str, str] | None = None,
     token: str | None = None,
     drift_dir: str | Path = "data/08_reporting",
+    allowed_hosts: list[str] | tuple[str, ...] = (),
 ) -> Any:
-    """The FastAPI application (see the module docstring)."""
+    """The FastAPI application (see the module docstring). ``tokens`` maps a name to a
+    token (``token`` alone is named ``api``); ``allowed_hosts`` are Host names answered
+    besides the local ones."""
     state_path, drift_dir = Path(state_path), Path(drift_dir)
+    tokens = dict(tokens or {})
+    if token:
+        tokens.setdefault("api", token)
     app = FastAPI(title="ai_trade_bot status", docs_url=None, redoc_url=None)
-    page = resources.files("ai_trade_bot.live").joinpath("static/dashboard.html").read_text()
+    app.add_middleware(
+        TrustedHostMiddleware, allowed_hosts=[*LOCAL_HOSTS, *(h for h in allowed_hosts if h)]
+    )
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        return response
+
+    static = resources.files("ai_trade_bot.live").joinpath("static")
+    page = static.joinpath("dashboard.html").read_text()
+    page_js = static.joinpath("dashboard.js").read_bytes()
     plotly_js = (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
 
     reader = _CachedReader(state_path)
@@ -130,41 +189,17 @@ def create_app(
         """``build(db)``'s JSON, rebuilt only when the runner has committed since."""
         return Response(reader.get(key, build), media_type="application/json")
 
-    def runner(db: sqlite3.Connection) -> dict[str, Any]:
-        rows = _rows(db, "SELECT * FROM runner ORDER BY updated_at DESC LIMIT 1")
-        if not rows:
-            raise HTTPException(503, "the runner has not started yet")
-        return rows[0]
-
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "state_file": str(state_path), "state_exists": state_path.exists()}
 
     @app.get("/status")
-    async def status() -> Response:
+    async def status(symbol: str | None = None) -> Response:
         def build(db: sqlite3.Connection) -> dict[str, Any]:
-            state = runner(db)
-            position = _rows(db, "SELECT * FROM positions WHERE symbol = ?", (state["symbol"],))
-            alerts = _rows(db, "SELECT kind, message, at FROM alerts ORDER BY id DESC LIMIT 1")
-            halted = state["halted_reason"] or ("paused" if state["paused"] else None)
-            return {
-                "symbol": state["symbol"],
-                "timeframe": state["timeframe"],
-                "mode": state["mode"],
-                "model_version": state["model_version"],
-                "last_candle": _iso(state["last_ts"]),
-                "bar": state["bar"],
-                "feed_state": state["feed_state"] or "ok",
-                "paused": bool(state["paused"]),
-                "halted": halted is not None,
-                "halted_reason": halted,
-                "equity": position[0]["equity"] if position else None,
-                "units": position[0]["units"] if position else None,
-                "updated_at": state["updated_at"],
-                "last_alert": alerts[0] if alerts else None,
-            }
+            return _status(db, symbol)
 
-        return cached(("status",), build)
+        # liveness and age move with the clock: built on every request (cheap reads)
+        return Response(orjson.dumps(reader.run(build)), media_type="application/json")
 
     @app.get("/positions")
     async def positions() -> Response:
@@ -239,37 +274,47 @@ def create_app(
         text = reader.run(lambda db: generate_latest(_metrics_registry(db)))
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
-    def command(name: str, request: Request) -> dict[str, Any]:
-        if token is None:
+    def command(name: str, request: Request, symbol: str | None) -> dict[str, Any]:
+        if not tokens:
             raise HTTPException(403, f"{name} is off: no API token configured ({ENV_TOKEN})")
         header = request.headers.get("authorization", "")
-        given = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        given = (header[len("Bearer ") :] if header.startswith("Bearer ") else "").encode()
+        who = None
+        for identity, secret in tokens.items():  # every token compared, in constant time
+            if hmac.compare_digest(given, secret.encode()) and who is None:
+                who = identity
+        if who is None:
             raise HTTPException(401, "a valid bearer token is required")
-        who = request.headers.get("x-requested-by") or (
-            request.client.host if request.client else "unknown"
-        )
         db = sqlite3.connect(state_path, timeout=30)
         try:
-            row = db.execute(
-                "SELECT symbol FROM runner ORDER BY updated_at DESC LIMIT 1"
-            ).fetchone()
-            if row is None:
+            symbols = [r[0] for r in db.execute("SELECT symbol FROM runner ORDER BY symbol")]
+            if not symbols:
                 raise HTTPException(503, "the runner has not started yet")
-            db.execute(
-                "INSERT INTO commands (symbol, command, requested_by, requested_at) "
-                "VALUES (?, ?, ?, ?)",
-                (row[0], name, who, time.time()),
-            )
+            if symbol is not None and symbol not in symbols:
+                raise HTTPException(404, f"no runner trades {symbol!r}; it trades {symbols}")
+            now = time.time()
+            for target in [symbol] if symbol is not None else symbols:
+                db.execute(
+                    "INSERT INTO commands (symbol, command, requested_by, requested_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (target, name, f"token:{who}", now),
+                )
             db.commit()
         finally:
             db.close()
-        return {"queued": name, "requested_by": who, "applied": "at the next candle"}
+        return {
+            "queued": name,
+            "symbols": [symbol] if symbol is not None else symbols,
+            "requested_by": f"token:{who}",
+            "applied": "at the next candle",
+        }
 
     for name in COMMANDS:
 
-        def endpoint(request: Request, _name: str = name) -> dict[str, Any]:
-            return command(_name, request)
+        def endpoint(
+            request: Request, symbol: str | None = None, _name: str = name
+        ) -> dict[str, Any]:
+            return command(_name, request, symbol)
 
         app.post(f"/{name}")(endpoint)
 
@@ -281,11 +326,61 @@ def create_app(
     def plotly() -> Response:
         return Response(plotly_js, media_type="application/javascript")
 
+    @app.get("/static/dashboard.js")
+    def dashboard_js() -> Response:
+        return Response(page_js, media_type="application/javascript")
+
     @app.exception_handler(sqlite3.Error)
     def database_busy(request: Request, exc: sqlite3.Error) -> JSONResponse:
         return JSONResponse({"detail": f"state file unavailable: {exc}"}, status_code=503)
 
     return app
+
+
+def _status(db: sqlite3.Connection, symbol: str | None) -> dict[str, Any]:
+    """What ``/status`` says of one symbol's runner (the one updated last without
+    ``symbol``): its mode and model, what trades now, the last candle, feed, halts, equity,
+    and whether the runner still runs and how old its last update is."""
+    if symbol is None:
+        rows = _rows(db, "SELECT * FROM runner ORDER BY updated_at DESC LIMIT 1")
+    else:
+        rows = _rows(db, "SELECT * FROM runner WHERE symbol = ?", (symbol,))
+    if not rows:
+        raise HTTPException(503 if symbol is None else 404, "no runner state for that yet")
+    state = rows[0]
+    position = _rows(db, "SELECT * FROM positions WHERE symbol = ?", (state["symbol"],))
+    alerts = _rows(
+        db,
+        "SELECT kind, message, at FROM alerts WHERE symbol = ? OR symbol IS NULL "
+        "ORDER BY id DESC LIMIT 1",
+        (state["symbol"],),
+    )
+    halted = state["halted_reason"] or ("paused" if state["paused"] else None)
+    running = state["stopped_at"] is None and _pid_running(state["pid"])
+    updated = state["updated_at"]
+    return {
+        "symbol": state["symbol"],
+        "timeframe": state["timeframe"],
+        "mode": state["mode"],
+        "model_version": state["model_version"],
+        "model_state": state["model_state"] or "ok",
+        "model_note": state["model_note"] or "",
+        "trading": state["trading"] or "",
+        "last_candle": _iso(state["last_ts"]),
+        "bar": state["bar"],
+        "feed_state": state["feed_state"] or "ok",
+        "paused": bool(state["paused"]),
+        "halted": halted is not None,
+        "halted_reason": halted,
+        "equity": position[0]["equity"] if position else None,
+        "units": position[0]["units"] if position else None,
+        "updated_at": updated,
+        "age_seconds": None if updated is None else max(time.time() - updated, 0.0),
+        "running": running,
+        "runner": "running" if running else "stopped",
+        "stop_reason": state["stop_reason"],
+        "last_alert": alerts[0] if alerts else None,
+    }
 
 
 def _metrics_registry(db: sqlite3.Connection) -> Any:

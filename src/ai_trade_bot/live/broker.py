@@ -127,3 +127,29 @@ class CcxtBroker:
 
     def open_orders(self) -> list[dict[str, Any]]:
         return self.exchange.fetch_open_orders(self.symbol)
+
+    def cancel(self, cid: str) -> dict[str, Any] | None:
+        """Cancel the open order with client id ``cid``; None when the exchange has no
+        such open order."""
+        import ccxt
+
+        try:
+            return self.exchange.cancel_order(None, self.symbol, {"origClientOrderId": cid})
+        except ccxt.OrderNotFound:
+            return None
+
+
+def signed_filled(order: dict[str, Any] | None, side: str) -> float:
+    """The base-asset amount an exchange order record says was filled, signed by side
+    (+ bought, - sold); 0 when nothing was."""
+    if not order:
+        return 0.0
+    filled = order.get("filled")
+    if filled is None:
+        status = str(order.get("status") or "")
+        filled = order.get("amount") if status == "closed" else 0.0
+    try:
+        amount = float(filled or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    return amount if side == "buy" else -amount

@@ -3,7 +3,9 @@
 Every feed yields events: a closed candle (``live`` is False for candles fetched to fill
 a gap, which update the state but never trade), or a change of the feed's health
 (``stale`` when no new candle came within the timeout, ``recovered`` when one comes).
-Candles at or before the last one are dropped and logged (duplicates, out of order).
+Feeds pass candles on as they come: the runner checks every one alike
+(:class:`ai_trade_bot.live.guard.CandleGuard`), so duplicates, candles out of order, bad
+values and gaps are quarantined or reported the same way for a replay as for an exchange.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ai_trade_bot.data.normalise import OHLCV_COLUMNS
@@ -35,7 +39,9 @@ class FeedEvent:
 
 
 class ReplayFeed:
-    """Candles of a frame in time order, from ``start`` on; everything before is history.
+    """The candles of a frame in the frame's own order, from position ``start`` on;
+    everything before is history. Nothing is sorted or dropped here: the runner's checks
+    see the file as it is.
 
     ``speed`` is candles per second (0: as fast as possible).
     """
@@ -46,35 +52,49 @@ class ReplayFeed:
         *,
         symbol: str,
         timeframe: str,
-        start: pd.Timestamp | int | None = None,
+        start: pd.Timestamp | int | str | None = None,
         speed: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.candles = candles.sort_index()
+        self.candles = candles
         self.symbol, self.timeframe = symbol, timeframe
+        times = candles.index
         if start is None:
-            self.start = self.candles.index[0]
+            self.first = 0
         elif isinstance(start, int):
-            self.start = self.candles.index[start]
+            self.first = start if start >= 0 else len(candles) + start
         else:
             stamp = pd.Timestamp(start)
-            self.start = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+            later = np.flatnonzero(times >= stamp)
+            self.first = int(later[0]) if later.size else len(candles)
         self.speed = speed
         self._sleep = sleep
 
+    @property
+    def start(self) -> pd.Timestamp | None:
+        return self.candles.index[self.first] if self.first < len(self.candles) else None
+
     def history(self, rows: int | None = None) -> pd.DataFrame:
-        """The candles before the replay starts (the last ``rows`` of them)."""
-        before = self.candles.loc[self.candles.index < self.start]
+        """The candles before the replay starts (the last ``rows`` of them), in time
+        order (the runner quarantines the ones that break a rule)."""
+        before = self.candles.iloc[: self.first]
+        before = before.iloc[np.argsort(before.index.asi8, kind="stable")]
         return before if rows is None else before.iloc[-rows:]
 
     def events(self, after: pd.Timestamp | None = None) -> Iterator[FeedEvent]:
-        rows = self.candles.loc[self.candles.index >= self.start]
+        """Candles from the start on; after a restart, those after the first one at
+        ``after`` (the last the runner committed)."""
+        first = self.first
         if after is not None:
-            rows = rows.loc[rows.index > after]
-        for ts, row in rows.iterrows():
+            seen = np.flatnonzero(self.candles.index.asi8 == after.value)
+            seen = seen[seen >= first - 1]
+            first = int(seen[0]) + 1 if seen.size else first
+        for position in range(first, len(self.candles)):
             if self.speed > 0:
                 self._sleep(1.0 / self.speed)
-            yield FeedEvent("candle", row.rename(ts))
+            row = self.candles.iloc[position]
+            yield FeedEvent("candle", row.rename(self.candles.index[position]))
 
 
 def replay_source(
@@ -86,9 +106,8 @@ def replay_source(
         candles, symbol, timeframe = load_bundled(name_or_path)
     else:
         candles = load_file(name_or_path)
-        symbol = name_or_path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        symbol = Path(name_or_path).stem
         timeframe = infer_timeframe(candles.index.sort_values().unique())
-    candles = candles[~candles.index.duplicated()].sort_index()
     first = int(len(candles) * 0.8) if start is None else start
     if isinstance(first, str) and first.lstrip("-").isdigit():
         first = int(first)
@@ -131,7 +150,7 @@ class CcxtFeed:
         self.limit, self.max_retries, self.backoff = limit, max_retries, backoff_seconds
         self._clock, self._sleep = clock, sleep
         self.max_polls = max_polls
-        self.dropped = 0
+        self.not_later = 0
         self.backfilled = 0
 
     def _now(self) -> pd.Timestamp:
@@ -185,23 +204,20 @@ class CcxtFeed:
             polls += 1
             since = last + self.bar if last is not None else self._now() - self.bar * 2
             frame = self._poll(since)
-            fresh = []
+            fresh: list[FeedEvent] = []  # in the order the runner must see them
             if frame is not None:
                 for ts, row in frame.iterrows():
                     if last is not None and ts <= last:
-                        self.dropped += 1
-                        logger.info(
-                            "%s: dropped candle %s (at or before %s)", self.symbol, ts, last
-                        )
-                        continue
-                    if last is not None and ts > last + self.bar:
-                        yield from self._backfill(last, ts)
-                    fresh.append(row.rename(ts))
-                    last = ts
+                        self.not_later += 1
+                    else:
+                        if last is not None and ts > last + self.bar:
+                            fresh.extend(self._backfill(last, ts))
+                        last = ts
+                    fresh.append(FeedEvent("candle", row.rename(ts)))
             if fresh and stale:
                 stale = False
-                yield FeedEvent("recovered", message=f"new candle {fresh[0].name}")
-            yield from (FeedEvent("candle", row) for row in fresh)
+                yield FeedEvent("recovered", message=f"new candle {fresh[0].candle.name}")
+            yield from fresh
             expected = (last + 2 * self.bar) if last is not None else self._now()
             late = (self._now() - expected).total_seconds()
             if not fresh and not stale and late > self.stale_after:

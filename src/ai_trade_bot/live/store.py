@@ -39,7 +39,16 @@ CREATE TABLE IF NOT EXISTS runner (
     paused INTEGER NOT NULL DEFAULT 0,
     halted_reason TEXT,
     feed_state TEXT,
-    updated_at REAL
+    updated_at REAL,
+    model_state TEXT,
+    model_note TEXT,
+    decided_target REAL,
+    exchange_units REAL,
+    pid INTEGER,
+    started_at REAL,
+    stopped_at REAL,
+    stop_reason TEXT,
+    trading TEXT
 );
 CREATE TABLE IF NOT EXISTS candles (
     symbol TEXT NOT NULL, ts INTEGER NOT NULL,
@@ -61,7 +70,8 @@ CREATE TABLE IF NOT EXISTS orders (
     client_order_id TEXT NOT NULL UNIQUE,
     symbol TEXT NOT NULL, ts INTEGER NOT NULL, side TEXT NOT NULL,
     target REAL, amount REAL, status TEXT NOT NULL, mode TEXT NOT NULL,
-    exchange_id TEXT, created_at REAL, updated_at REAL, note TEXT
+    exchange_id TEXT, created_at REAL, updated_at REAL, note TEXT,
+    sent INTEGER NOT NULL DEFAULT 0, filled REAL, average REAL, price REAL
 );
 CREATE TABLE IF NOT EXISTS fills (
     symbol TEXT NOT NULL, ts INTEGER NOT NULL, bar INTEGER NOT NULL, seq INTEGER NOT NULL,
@@ -80,6 +90,11 @@ CREATE TABLE IF NOT EXISTS positions (
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL, symbol TEXT, kind TEXT NOT NULL, message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    symbol TEXT NOT NULL, ts INTEGER NOT NULL, rule TEXT NOT NULL,
+    open REAL, high REAL, low REAL, close REAL, volume REAL, message TEXT, at REAL,
+    PRIMARY KEY (symbol, ts, rule)
 );
 CREATE TABLE IF NOT EXISTS commands (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -118,6 +133,7 @@ class StateStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
+            _add_missing_columns(self.db)
         self.db.row_factory = sqlite3.Row
 
     def close(self) -> None:
@@ -317,6 +333,32 @@ class StateStore:
             frame.index = pd.DatetimeIndex([ts_of(t) for t in frame["ts"]], name="timestamp")
         return frame
 
+    # -- quarantine -------------------------------------------------------------------------
+    def add_quarantine(
+        self,
+        db: sqlite3.Connection,
+        symbol: str,
+        ts: int,
+        rule: str,
+        values: np.ndarray,
+        message: str,
+    ) -> bool:
+        """Keep a candle the runner refused, with the rule it broke; False when it was
+        quarantined for that rule already (a replay after a restart)."""
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (symbol, int(ts), rule, *(_num(v) for v in values), message, time.time()),
+        )
+        return cursor.rowcount == 1
+
+    def quarantined(self, symbol: str) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in self.db.execute(
+                "SELECT * FROM quarantine WHERE symbol = ? ORDER BY at, ts", (symbol,)
+            )
+        ]
+
     # -- alerts and commands ----------------------------------------------------------------
     def add_alert(self, symbol: str | None, kind: str, message: str) -> None:
         self.db.execute(
@@ -354,8 +396,33 @@ class StateStore:
         )
 
 
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Columns the schema gained since a state file was written (added empty; SQLite's
+    CREATE TABLE IF NOT EXISTS leaves an existing table as it is)."""
+    for statement in SCHEMA.split(";"):
+        if "CREATE TABLE" not in statement:
+            continue
+        table = statement.split("EXISTS", 1)[1].split("(", 1)[0].strip()
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        body = statement.split("(", 1)[1].rsplit(")", 1)[0]
+        for part in body.replace("\n", " ").split(","):
+            words = part.split()
+            column = words[0] if len(words) >= 2 and words[0].isidentifier() else None
+            if column and column.upper() not in ("PRIMARY", "UNIQUE") and column not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {' '.join(words)}")
+
+
 _OHLCV = ("open", "high", "low", "close", "volume")
 _INSERT_CANDLE = "INSERT OR REPLACE INTO candles VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+
+def _num(value: Any) -> float | None:
+    """A float for SQLite, or NULL for what is not a finite number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
 
 
 def _json(value: Any) -> Any:

@@ -1,0 +1,118 @@
+"use strict";
+// Every value from the API is written with textContent (never as HTML): a symbol, a
+// reason or a model name cannot inject script. The page's Content-Security-Policy
+// refuses inline script anyway.
+const fmt = (v, d = 4) => (v === null || v === undefined) ? "" :
+  (typeof v === "number" ? v.toFixed(d) : String(v));
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined) { node.textContent = text; }
+  if (cls) { node.className = cls; }
+  return node;
+}
+function fill(id, rows) {
+  const body = document.querySelector(`#${id} tbody`);
+  body.replaceChildren(...rows.map(r => { const tr = document.createElement("tr");
+    r.forEach(v => tr.appendChild(el("td", v))); return tr; }));
+}
+function item(label, value, id, cls) {
+  const span = el("span", `${label} `, cls);
+  if (id) { span.id = id; }
+  span.appendChild(el("b", value));
+  return span;
+}
+function age(seconds) {
+  if (seconds === null || seconds === undefined) { return "never"; }
+  if (seconds < 120) { return `${seconds.toFixed(0)} s ago`; }
+  if (seconds < 7200) { return `${(seconds / 60).toFixed(0)} min ago`; }
+  return `${(seconds / 3600).toFixed(1)} h ago`;
+}
+async function get(path) {
+  const response = await fetch(path);
+  if (!response.ok) { throw new Error(`${path}: ${response.status}`); }
+  return response.json();
+}
+const layout = { margin: { l: 50, r: 10, t: 10, b: 30 }, showlegend: false };
+function showStatus(s) {
+  const parts = [
+    item("symbol", s.symbol), item("mode", s.mode), item("model", s.model_version),
+    item("trading", s.trading || (s.model_state === "ok" ? "model" : s.model_note)),
+    item("last candle", s.last_candle), item("feed", s.feed_state),
+    item("equity", fmt(s.equity, 2)),
+    item("runner", `${s.runner} (updated ${age(s.age_seconds)})`, "runner",
+      s.running ? "" : "stopped"),
+    el("span", s.paused ? "paused" : (s.running ? "running" : "stopped"), s.running ? "" : "stopped"),
+  ];
+  parts[parts.length - 1].id = "state";
+  if (s.halted) {
+    const halted = el("span", `halted: ${s.halted_reason}`, "halted");
+    halted.id = "halted";
+    parts.push(halted);
+  }
+  document.getElementById("status").replaceChildren(...parts);
+}
+let failing = "";
+async function refresh() {
+  try {
+    const s = await get("/status");
+    showStatus(s);
+    const e = await get("/equity");
+    Plotly.react("equity-chart", [{ x: e.time, y: e.equity, mode: "lines" }], layout, { displayModeBar: false });
+    Plotly.react("drawdown-chart", [{ x: e.time, y: e.drawdown, mode: "lines", fill: "tozeroy",
+      line: { color: "#c33" } }], layout, { displayModeBar: false });
+    const decisions = await get("/decisions?limit=1");
+    if (decisions.length) {
+      const d = decisions[0];
+      const direction = ["down", "flat", "up", "confidence"];
+      const rows = Object.entries(d.votes).map(([agent, v]) => [agent,
+        ...direction.map(k => fmt(v[k])),
+        Object.entries(v).filter(([k]) => !direction.includes(k))
+          .map(([k, x]) => `${k} ${fmt(x)}`).join(", ")]);
+      rows.push(["meta-agent", fmt(d.meta.down), fmt(d.meta.flat), fmt(d.meta.up),
+        fmt(d.meta.confidence), `disagreement ${fmt(d.meta.disagreement)}`]);
+      fill("votes", rows);
+      document.getElementById("decision").textContent =
+        `${d.time}: signal ${d.signal}, target ${fmt(d.target, 3)}, reason: ${d.reason}`;
+    }
+    const p = await get("/positions");
+    fill("positions", p.map(r => [r.symbol, fmt(r.units, 6), fmt(r.entry_price), fmt(r.cash, 2), fmt(r.equity, 2)]));
+    const o = await get("/orders?limit=10");
+    fill("orders", o.orders.map(r => [r.time, r.side, fmt(r.target, 3), fmt(r.amount, 6), r.status]));
+    fill("fills", o.fills.map(r => [r.time, r.kind, fmt(r.units, 6), fmt(r.price), fmt(r.fee, 4)]));
+    const a = await get("/alerts?limit=10");
+    fill("alerts", a.map(r => [new Date(r.at * 1000).toISOString(), r.kind, r.message]));
+    const drift = await get("/drift");
+    const summary = drift.drift_summary;
+    document.getElementById("drift").textContent = summary ?
+      `${drift.status}: ${(100 * summary.feature_drift_share).toFixed(1)}% of features drifted ` +
+      `(${summary.method.numerical}); retrain required: ${drift.retrain_required ? drift.retrain_required.retrain : "n/a"}` :
+      drift.status;
+    if (failing) {  // an error that has passed is cleared
+      failing = "";
+      setMessage("", false);
+    }
+  } catch (error) {
+    failing = `refresh: ${error.message}`;
+    setMessage(failing, true);
+  }
+}
+function setMessage(text, isError) {
+  const message = document.getElementById("message");
+  message.textContent = text;
+  message.className = isError ? "error" : "";
+}
+async function command(name) {
+  const token = document.getElementById("token").value;
+  const response = await fetch(`/${name}`, { method: "POST",
+    headers: { "Authorization": `Bearer ${token}` } });
+  const body = await response.json();
+  setMessage(response.ok ? `${name} queued (applied at the next candle)` : `${name}: ${body.detail}`,
+    !response.ok);
+}
+document.addEventListener("DOMContentLoaded", () => {
+  for (const name of ["pause", "resume", "flatten"]) {
+    document.getElementById(name).addEventListener("click", () => command(name));
+  }
+  refresh();
+  setInterval(refresh, 1500);
+});

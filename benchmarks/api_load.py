@@ -29,6 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_latency import CACHE, build_bundle
 
+from ai_trade_bot.commands import live_argv
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -37,23 +39,14 @@ def free_port() -> int:
 
 
 def runner_command(state: Path, port: int, candles: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "ai_trade_bot",
-        "live",
-        "--replay",
-        str(CACHE / "eurusd.csv"),
-        "--start",
-        str(-candles),
-        "--model",
-        str(CACHE / "live_bundle"),
-        "--state",
-        str(state),
-        "--api",
-        "--api-port",
-        str(port),
-    ]
+    return live_argv(
+        replay=CACHE / "eurusd.csv",
+        start=-candles,
+        model=CACHE / "live_bundle",
+        state=state,
+        api=True,
+        api_port=port,
+    )
 
 
 def wait_ready(port: int, timeout: float = 120.0) -> None:

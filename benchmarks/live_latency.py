@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ai_trade_bot.commands import live_argv
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "data" / "benchmarks"
 
@@ -79,20 +81,9 @@ def main() -> None:
         print(f"trained the benchmark bundle in {time.perf_counter() - started:.0f} s")
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "state.db"
-        command = [
-            sys.executable,
-            "-m",
-            "ai_trade_bot",
-            "live",
-            "--replay",
-            str(CACHE / "eurusd.csv"),
-            "--start",
-            str(-args.candles),
-            "--model",
-            str(bundle),
-            "--state",
-            str(state),
-        ]
+        command = live_argv(
+            replay=CACHE / "eurusd.csv", start=-args.candles, model=bundle, state=state
+        )
         started = time.perf_counter()
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -203,7 +203,8 @@ def render_report(
         f"<div class='disclaimer'><b>Disclaimer.</b> {html.escape(evaluation['disclaimer'])}</div>",
         f"<div class='headline'><b>Held-out test span</b> {span['start']} to {span['end']} "
         f"({span['bars']} bars, every clean candle; {span['bars_with_model_output']} with a "
-        f"complete model output, the rest decided by the RSI fallback; "
+        f"complete model output; on the rest the strategy holds, making no new entry, as "
+        f"the live runner does without a model; "
         f"{span['bars_per_year']:.0f} bars a year), evaluated once. "
         f"Meta-agent: <b>{sel['method']}</b> with confidence gate "
         f"{sel['confidence_gate']}, chosen on the validation rows "
@@ -244,10 +245,12 @@ def render_report(
         "(a signal passed every gate), <i>no_edge</i> (probabilities below the buy/sell "
         "thresholds), <i>confidence_gate</i>, <i>disagreement_gate</i>, <i>kill_switch</i> "
         "(rolling accuracy too low), <i>prior_only</i> (the model outputs the class prior, "
-        "so it never trades) and <i>fallback_rsi</i> (no complete model output). Each bar "
-        "counts once, under the first rule that kept it from trading in that order "
-        "(fallback, prior, no edge, kill switch, gates): a gate is counted only where it "
-        "blocked a signal.</p>",
+        "so it never trades) and <i>model_unavailable</i> (no complete model output: the "
+        "position is held, no new entry). Each bar counts once, under the first rule that "
+        "kept it from trading in that order (unavailable, prior, no edge, kill switch, "
+        "gates): a gate is counted only where it blocked a signal. The RSI fallback "
+        "baseline trades at most the fallback's own size (<i>fallback.max_position</i>), "
+        "as <code>ai-trade-bot live --fallback rsi</code> does.</p>",
         _table(reason_rows, reason_columns),
         "<h2>Agents against their trivial baselines (out of fold, train)</h2>",
         "<p>Direction agents against the class prior of the rows each fold learned from "

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 
 from ai_trade_bot.data.sources import make_exchange
 from ai_trade_bot.live.broker import CcxtBroker
@@ -86,12 +85,3 @@ def exchange_broker(server: FakeBinance, symbol: str = "BTC/USDT", timeout_ms: i
         "binance", api_host=server.url, timeout_ms=timeout_ms, credentials=credentials
     )
     return CcxtBroker(exchange, symbol, backoff_seconds=0.01)
-
-
-@pytest.fixture
-def project_local(monkeypatch, tmp_path):
-    """No developer's conf/local leaks into a test's runner: credentials and tokens come
-    only from the environment the test sets."""
-    for name in ("AI_TRADE_BOT_API_KEY", "AI_TRADE_BOT_API_SECRET", "AI_TRADE_BOT_API_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path

@@ -118,6 +118,10 @@ def test_commands_need_the_token_and_the_runner_obeys_them(state, caplog) -> Non
     assert response.status_code == 200, response.text
     decision = response.json()[0]
     assert decision["reason"] == "flatten" and decision["target"] == 0.0
+    # one alert each for pause, flatten and resume, naming the token that asked
+    commands = [a["message"] for a in store.alerts() if a["kind"] == "command"]
+    assert sorted(m.split()[0] for m in commands) == ["flatten", "pause", "resume"]
+    assert all("asked by token:api" in m for m in commands)
     # the token appears in no response, no page, no log record
     for path in ("/status", "/decisions", "/orders", "/", "/metrics", "/alerts"):
         assert TOKEN not in client.get(path).text

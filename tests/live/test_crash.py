@@ -7,12 +7,13 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ai_trade_bot.commands import live_argv
 
 # enough candles that the 20 kills land before the replay ends: a kill comes at most
 # 0.12 s after a committed candle, and a candle takes ~10 ms
@@ -21,20 +22,7 @@ KILLS = 20
 
 
 def _command(csv: Path, start: str, bundle: Path, state: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "ai_trade_bot",
-        "live",
-        "--replay",
-        str(csv),
-        "--start",
-        start,
-        "--model",
-        str(bundle),
-        "--state",
-        str(state),
-    ]
+    return live_argv(replay=csv, start=start, model=bundle, state=state)
 
 
 def _run_cli(args: list[str]) -> None:

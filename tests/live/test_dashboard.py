@@ -1,7 +1,8 @@
 """The dashboard, the evaluation report and the drift report in a real headless Chromium.
 
-Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); in CI these
-tests run, they are not skipped.
+Debian's ``chromium`` and ``chromium-driver``, found on ``PATH`` as ``.ci/run`` finds them
+(``.ci/run`` installs them). Under CI (the ``CI`` variable set) a missing browser fails
+these tests; elsewhere they skip and say how to install it.
 """
 
 from __future__ import annotations
@@ -10,22 +11,27 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-TOKEN = "dashboard-token-41c9"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+from ai_trade_bot.commands import live_argv
+from tests.live.conftest import test_span
 
-needs_chromium = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
-)
+TOKEN = "dashboard-token-41c9"
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+INSTALL = "sudo apt-get install -y chromium chromium-driver"
+
+
+def needs_chromium(test):
+    """Run ``test`` with Chromium; without it, skip with the install command, except under
+    CI, where the ``browser`` fixture fails instead."""
+    if (CHROMIUM and CHROMEDRIVER) or os.environ.get("CI"):
+        return test
+    return pytest.mark.skip(reason=f"needs chromium and chromedriver on PATH: {INSTALL}")(test)
 
 
 def _free_port() -> int:
@@ -38,6 +44,9 @@ def _free_port() -> int:
 def browser(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.fail(f"CI runs the browser tests: no chromium/chromedriver on PATH ({INSTALL})")
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -78,32 +87,21 @@ def _wait(predicate, timeout: float = 60.0, what: str = "condition"):
 def test_dashboard_shows_the_runner_trading_and_pauses_it(tiny_run, browser, tmp_path) -> None:
     from selenium.webdriver.common.by import By
 
-    ohlcv = tiny_run["ohlcv_clean"]
-    start = pd.Timestamp(tiny_run["evaluation"]["test_span"]["start"])
+    ohlcv, start, first = test_span(tiny_run)
     csv = tmp_path / "eurusd.csv"
-    ohlcv.iloc[: ohlcv.index.get_loc(start) + 400].to_csv(csv)
+    ohlcv.iloc[: first + 400].to_csv(csv)
     port = _free_port()
     env = {**os.environ, "AI_TRADE_BOT_API_TOKEN": TOKEN}
     runner = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ai_trade_bot",
-            "live",
-            "--replay",
-            str(csv),
-            "--start",
-            str(start),
-            "--model",
-            str(tiny_run["bundle_path"]),
-            "--state",
-            str(tmp_path / "state.db"),
-            "--speed",
-            "4",
-            "--api",
-            "--api-port",
-            str(port),
-        ],
+        live_argv(
+            replay=csv,
+            start=start,
+            model=tiny_run["bundle_path"],
+            state=tmp_path / "state.db",
+            speed=4,
+            api=True,
+            api_port=port,
+        ),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -166,6 +164,57 @@ def test_dashboard_shows_the_runner_trading_and_pauses_it(tiny_run, browser, tmp
         runner.terminate()
         output, _ = runner.communicate(timeout=60)
     assert TOKEN not in output
+
+
+@needs_chromium
+def test_safety_a_hostile_symbol_renders_as_text(tiny_run, browser, tmp_path) -> None:
+    """A replay file's name is the symbol the page shows: markup in it stays text (and
+    the page's policy would refuse an inline handler anyway)."""
+    from selenium.webdriver.common.by import By
+
+    hostile = "<img src=x onerror=document.title='pwned'>"
+    ohlcv, start, first = test_span(tiny_run)
+    csv = tmp_path / f"{hostile}.csv"
+    ohlcv.iloc[: first + 300].to_csv(csv)
+    port = _free_port()
+    runner = subprocess.Popen(
+        live_argv(
+            replay=csv,
+            start=start,
+            model=tiny_run["bundle_path"],
+            state=tmp_path / "state.db",
+            speed=4,
+            api=True,
+            api_port=port,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def started() -> bool:
+            try:
+                with urllib.request.urlopen(f"{url}/status", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        _wait(started, timeout=120, what="the runner's first state")
+        browser.get(url)
+        shown = _wait(
+            lambda: hostile in browser.find_element(By.ID, "status").text,
+            what="the symbol in the status line",
+        )
+        assert shown
+        time.sleep(2.0)  # two refreshes: a handler would have run by now
+        assert browser.title == "ai_trade_bot: live"
+        assert browser.find_elements(By.CSS_SELECTOR, "#status img") == []
+        assert _severe(browser) == []  # nothing was even tried against the policy
+    finally:
+        runner.terminate()
+        runner.communicate(timeout=60)
 
 
 @needs_chromium

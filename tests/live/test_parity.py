@@ -11,23 +11,14 @@ import pytest
 from ai_trade_bot.bundle import Bundle
 from ai_trade_bot.evaluation import make_span, model_strategy
 from ai_trade_bot.features.build import build_features
-from ai_trade_bot.live.feeds import ReplayFeed
-from ai_trade_bot.live.runner import ModelSource, Runner, RunnerConfig
-from ai_trade_bot.live.store import StateStore
 from ai_trade_bot.meta import ABS_PER_SIGMA
+from tests.live.conftest import replay_runner, test_span
 
 
 @pytest.fixture(scope="module")
 def replay(tiny_run, tmp_path_factory) -> dict:
-    ohlcv = tiny_run["ohlcv_clean"]
-    start = pd.Timestamp(tiny_run["evaluation"]["test_span"]["start"])
-    store = StateStore(tmp_path_factory.mktemp("parity") / "state.db")
-    runner = Runner(
-        ReplayFeed(ohlcv, symbol="EURUSD", timeframe="1h", start=start),
-        store,
-        ModelSource(str(tiny_run["bundle_path"])),
-        RunnerConfig(symbol="EURUSD", timeframe="1h"),
-    )
+    ohlcv, start, _ = test_span(tiny_run)
+    runner, store = replay_runner(tiny_run, tmp_path_factory.mktemp("parity") / "state.db")
     runner.start()
     runner.run()
     return {"store": store, "start": start, "ohlcv": ohlcv, "runner": runner}

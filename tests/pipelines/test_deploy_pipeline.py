@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import mlflow
@@ -181,9 +182,13 @@ def test_the_runner_hot_reloads_when_the_champion_alias_moves(tiny_run, registry
         ModelSource(f"models:/{NAME}@champion", registry),
         RunnerConfig(symbol="EURUSD", timeframe="1h", reload_check_seconds=0.0),
     )
+    path = list(sys.path)
     runner.start()
     runner.run(max_candles=3)
     assert runner.version == "1"
+    # loading from the registry puts nothing on the import path (the package copy logged
+    # with the model made a spawned API process read another project's conf/local)
+    assert sys.path == path
     mlflow.MlflowClient().set_registered_model_alias(NAME, "champion", "2")
     runner.run(max_candles=3)
     assert runner.version == "2"

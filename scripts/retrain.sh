@@ -10,4 +10,4 @@ if [ -x .venv/bin/python ]; then
 else
   PY=${PYTHON:-python}
 fi
-exec "$PY" -m ai_trade_bot.retrain --project "$(pwd)" "$@"
+exec "$PY" -m ai_trade_bot.monitoring.retrain --project "$(pwd)" "$@"

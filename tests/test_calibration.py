@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ai_trade_bot.calibration import Calibration, fit_calibration, log_loss_rows, temper
+from ai_trade_bot.modeling.calibration import Calibration, fit_calibration, log_loss_rows, temper
 
 
 def test_temper_and_apply_by_hand() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ai_trade_bot.decision import DecisionConfig, decide, rolling_accuracy
+from ai_trade_bot.strategy.decision import DecisionConfig, decide, rolling_accuracy
 
 
 def _frame(rows: list[tuple[float, float, float, float, float]]) -> pd.DataFrame:

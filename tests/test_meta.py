@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ai_trade_bot.calibration import log_loss_rows
 from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFittedError
-from ai_trade_bot.meta import ABS_PER_SIGMA, MetaAgent
+from ai_trade_bot.modeling.calibration import log_loss_rows
+from ai_trade_bot.modeling.meta import ABS_PER_SIGMA, MetaAgent
 
 
 def _oof() -> pd.DataFrame:

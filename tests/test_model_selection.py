@@ -7,7 +7,7 @@ import pytest
 
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import ConfigError
-from ai_trade_bot.model_selection import (
+from ai_trade_bot.training.folds import (
     WalkForwardConfig,
     final_fit_rows,
     holdout_start,

@@ -130,13 +130,14 @@ def live(
 ) -> None:
     """Trade closed candles with the champion model; paper trading by default."""
     from ai_trade_bot.errors import AiTradeBotError
-    from ai_trade_bot.evaluation import parse_evaluate_config
+    from ai_trade_bot.evaluation.settings import parse_evaluate_config
     from ai_trade_bot.live.alerts import Alerts
     from ai_trade_bot.live.broker import CcxtBroker, load_credentials, redact_logs
     from ai_trade_bot.live.feeds import CcxtFeed
     from ai_trade_bot.live.feeds import replay_source as make_replay
     from ai_trade_bot.live.runner import LiveConfig, ModelSource, Runner, RunnerConfig
     from ai_trade_bot.live.store import StateStore
+    from ai_trade_bot.strategy.config import strategy_of
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -199,7 +200,7 @@ def live(
             timeframe=source.timeframe,
             mode="live" if live_orders else "paper",
             reload_check_seconds=reload_check_seconds,
-            settings=parse_evaluate_config(params.get("evaluate") or {}),
+            settings=strategy_of(parse_evaluate_config(params.get("evaluate") or {})),
             use_fallback=(fallback or settings.fallback) == "rsi",
             allow_ungated_live=confirm_ungated,
             symbol_map=symbol_map,
@@ -320,8 +321,8 @@ def serve(state_path: str, bind: str, port: int) -> None:
 @click.option("--tracking-uri", default=None, help="MLflow tracking/registry URI.")
 def rollback(name: str, tracking_uri: str | None) -> None:
     """Move the champion alias back to the previous champion."""
-    from ai_trade_bot.deploy import DeployError
-    from ai_trade_bot.deploy import rollback as do_rollback
+    from ai_trade_bot.registry.deploy import DeployError
+    from ai_trade_bot.registry.deploy import rollback as do_rollback
 
     try:
         result = do_rollback(name, tracking_uri or default_tracking_uri())
@@ -334,7 +335,7 @@ def rollback(name: str, tracking_uri: str | None) -> None:
 @click.option("--project", default=".", show_default=True, type=click.Path(file_okay=False))
 def retrain(project: str) -> None:
     """The retrain loop: pull, ingest, drift, retrain when needed, gate, push (one line)."""
-    from ai_trade_bot.retrain import main as retrain_main
+    from ai_trade_bot.monitoring.retrain import main as retrain_main
 
     sys.exit(retrain_main(["--project", project]))
 

@@ -269,8 +269,9 @@ def test_labels_equal_the_pandas_formulas(name: str) -> None:
 def test_flat_prices_give_nan_without_numpy_warnings() -> None:
     import warnings
 
-    from ai_trade_bot.evaluation import EvaluateConfig, atr_and_rsi
     from ai_trade_bot.features.multitimeframe import higher_timeframe_features
+    from ai_trade_bot.strategy.config import StrategyConfig
+    from ai_trade_bot.strategy.step import atr_and_rsi
 
     frame = _with_flat_bars(load_bundled("eurusd")[0].iloc[:400])
     frame.iloc[:60, :4] = frame["close"].iloc[0]  # the window starts flat: RSI is 0/0
@@ -278,5 +279,5 @@ def test_flat_prices_give_nan_without_numpy_warnings() -> None:
         warnings.simplefilter("error")  # a warning per candle would flood the runner's log
         technical_features(frame)
         higher_timeframe_features(frame, base_timeframe="1h", higher=("4h",))
-        atr, rsi = atr_and_rsi(frame, EvaluateConfig())
+        atr, rsi = atr_and_rsi(frame, StrategyConfig())
     assert np.isnan(rsi[20]) and np.isfinite(rsi[-1]) and np.isfinite(atr[-1])

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ai_trade_bot.bundle import Bundle
-from ai_trade_bot.evaluation import make_span, model_strategy
+from ai_trade_bot.evaluation.strategies import make_span, model_strategy
 from ai_trade_bot.features.build import build_features
-from ai_trade_bot.meta import ABS_PER_SIGMA
+from ai_trade_bot.modeling.meta import ABS_PER_SIGMA
+from ai_trade_bot.registry.bundle import Bundle
 from tests.live.conftest import replay_runner, test_span
 
 
@@ -56,13 +56,13 @@ def test_parity_trades_and_equity_equal_the_evaluate_backtest(tiny_run, replay) 
     evaluation = tiny_run["evaluation"]
     meta = tiny_run["meta_agents"][evaluation["meta_selection"]["method"]]
     output = meta.predict(tiny_run["test_agent_outputs"])
-    span = make_span(ohlcv, start, ohlcv.index[-1], bundle.evaluate)
+    span = make_span(ohlcv, start, ohlcv.index[-1], bundle.strategy)
     strategy = model_strategy(
         "meta_agent",
         output,
         span,
         tiny_run["labels"]["direction"],
-        bundle.evaluate,
+        bundle.strategy,
         gate=bundle.gate,
         pred_vol=output["magnitude"] / ABS_PER_SIGMA,
     )

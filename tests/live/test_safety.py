@@ -23,9 +23,9 @@ import ai_trade_bot.live.runner as runner_module
 from ai_trade_bot.backtest.engine import STOP_PCT, EngineConfig
 from ai_trade_bot.commands import live_argv
 from ai_trade_bot.errors import ConfigError
-from ai_trade_bot.evaluation import EvaluateConfig
 from ai_trade_bot.live.api import create_app
 from ai_trade_bot.live.feeds import FeedEvent
+from ai_trade_bot.strategy.config import StrategyConfig
 from tests.conftest import make_ohlcv
 from tests.data.fake_binance import FakeBinance, make_klines
 from tests.live.conftest import ScriptedFeed, exchange_broker, make_runner, split, test_span
@@ -81,7 +81,7 @@ def _live_runner(state: Path, server: FakeBinance, candles: pd.DataFrame, first:
         "no-such-bundle",
         broker=exchange_broker(server),
         mode="live",
-        settings=EvaluateConfig(engine=engine),
+        settings=StrategyConfig(engine=engine),
         use_fallback=True,  # no model: the scripted targets stand in for one
         allow_ungated_live=True,
     )

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ai_trade_bot.bundle import Bundle
-from ai_trade_bot.deploy import DeployConfig, DeployError, gate, rollback
 from ai_trade_bot.errors import ConfigError
 from ai_trade_bot.live.feeds import ReplayFeed
 from ai_trade_bot.live.runner import ModelSource, Runner, RunnerConfig
 from ai_trade_bot.live.store import StateStore
 from ai_trade_bot.pipelines.deploy.nodes import deploy_bundle, package_bundle
+from ai_trade_bot.registry.bundle import Bundle
+from ai_trade_bot.registry.deploy import DeployError, rollback
+from ai_trade_bot.registry.gate import DeployConfig, gate
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "ai_trade_bot"
@@ -133,7 +134,7 @@ def test_gate_by_hand() -> None:
 
 def test_the_placebo_shuffles_whole_bars_so_momentum_within_bars_is_gone() -> None:
     from ai_trade_bot.data.sources import load_bundled
-    from ai_trade_bot.deploy import placebo_candles
+    from ai_trade_bot.registry.gate import placebo_candles
     from tests.synthetic import with_momentum
 
     candles = with_momentum(load_bundled("eurusd")[0].iloc[:5000], 0.3)

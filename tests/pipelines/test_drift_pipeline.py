@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ai_trade_bot.errors import ConfigError
-from ai_trade_bot.monitoring import DriftConfig, RuleConfig, drift_report, retrain_decision
+from ai_trade_bot.monitoring.drift import DriftConfig, RuleConfig, drift_report, retrain_decision
 from ai_trade_bot.pipelines.drift import create_pipeline
 from ai_trade_bot.pipelines.drift.nodes import detect_drift
 from tests.pipelines.conftest import run_pipeline

@@ -196,7 +196,7 @@ def test_evaluate_with_half_kelly_sizing_and_atr_trailing_stops(random_walk_run)
 
 
 def test_a_short_test_span_is_flagged_before_its_annualised_figures_are_read() -> None:
-    from ai_trade_bot.report import _short_span_text
+    from ai_trade_bot.evaluation.report import _short_span_text
 
     short = _short_span_text(
         {"start": "2024-01-01 00:00:00+00:00", "end": "2024-01-04 12:00:00+00:00"}

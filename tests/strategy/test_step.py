@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ai_trade_bot.backtest.costs import SizingConfig
-from ai_trade_bot.decision import DecisionConfig
+from ai_trade_bot.strategy.decision import DecisionConfig
 from ai_trade_bot.strategy.step import FallbackConfig, decide_targets
 
 ROWS = {  # confident up; no model output (twice); flat

@@ -4,7 +4,7 @@
 - ``fit(X, y, *, val_size=0, gap=0)`` returns ``self``; the last ``val_size`` rows are the
   early-stopping set and the ``gap`` rows before them are not fitted on (purge + embargo).
   Direction agents are then calibrated on those rows (temperature and shrinkage toward the
-  class prior; see :mod:`ai_trade_bot.calibration`), and ``predict`` applies it.
+  class prior; see :mod:`ai_trade_bot.modeling.calibration`), and ``predict`` applies it.
 - ``predict(X)`` returns the agent's typed output for rows ``X.index[min_history - 1:]``
   (earlier rows are context for windowed agents). Direction agents also offer
   ``predict_proba`` (columns ``down, flat, up, confidence``).
@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ai_trade_bot.calibration import Calibration, fit_calibration, identity
 from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFittedError
+from ai_trade_bot.modeling.calibration import Calibration, fit_calibration, identity
 
 # The share of the held-out tail that calibrates (the rest picks the stopping point).
 CALIBRATION_SHARE = 0.5
@@ -93,7 +93,7 @@ class Agent(ABC):
     ) -> None:
         """Direction agents: temperature and shrinkage toward the class prior of the rows
         they saw, chosen on the last ``calibration`` held-out rows only (see
-        :mod:`ai_trade_bot.calibration`). An agent that cannot beat the prior there
+        :mod:`ai_trade_bot.modeling.calibration`). An agent that cannot beat the prior there
         outputs the prior."""
         if self.output_kind != "direction":
             return

@@ -11,10 +11,10 @@ from torch import nn
 
 from ai_trade_bot.agents.base import check_hyperparameter, feature_columns
 from ai_trade_bot.agents.torch_agent import TorchAgent
-from ai_trade_bot.calibration import credible_gain
 from ai_trade_bot.features._numba_kernels import garch_filter
+from ai_trade_bot.modeling.calibration import credible_gain
+from ai_trade_bot.modeling.scoring import qlike_rows
 from ai_trade_bot.nn.networks import MLP
-from ai_trade_bot.scoring import qlike_rows
 
 # Candidate weights of the MLP's log-variance correction (0 = plain GARCH).
 CORRECTION_WEIGHTS = np.linspace(0.0, 1.0, 21)

@@ -56,11 +56,9 @@ from ai_trade_bot.backtest.engine import (
     clamp_reasons,
     expected_day,
 )
-from ai_trade_bot.bundle import Bundle
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.data.timeframes import timeframe_to_timedelta
 from ai_trade_bot.errors import AiTradeBotError, ConfigError
-from ai_trade_bot.evaluation import EvaluateConfig, atr_and_rsi
 from ai_trade_bot.features.build import LabelConfig
 from ai_trade_bot.features.labels import label_arrays
 from ai_trade_bot.live.alerts import Alerts
@@ -69,7 +67,9 @@ from ai_trade_bot.live.feeds import FeedEvent
 from ai_trade_bot.live.guard import CandleGuard
 from ai_trade_bot.live.store import StateStore, ts_int, ts_of
 from ai_trade_bot.live.stream import ModelStream, StreamState
-from ai_trade_bot.strategy.step import DIRECTION, decide_targets
+from ai_trade_bot.registry.bundle import Bundle, load_bundle
+from ai_trade_bot.strategy.config import StrategyConfig
+from ai_trade_bot.strategy.step import DIRECTION, atr_and_rsi, decide_targets
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,6 @@ class ModelSource:
             raise ModelUnavailableError(f"{self.uri}: {exc}") from exc
 
     def load(self) -> tuple[Bundle, str]:
-        from ai_trade_bot.deploy import load_bundle
 
         version = self.version()
         uri = self.uri
@@ -171,7 +170,7 @@ class RunnerConfig:
     timeframe: str
     mode: str = "paper"  # paper | live
     reload_check_seconds: float = 30.0
-    settings: EvaluateConfig | None = None  # costs, limits and fallback without a model
+    settings: StrategyConfig | None = None  # costs, limits and fallback without a model
     # candles of history to start from (None: all the feed has). Features that depend on
     # all history (GARCH, drawdown) are those of the candles the runner has seen.
     history_rows: int | None = None
@@ -206,7 +205,7 @@ class Runner:
         self.version = "none"
         self.model_state, self.model_note = "none", ""
         self._model_state_known = False
-        self._settings: tuple[Any, EvaluateConfig] | None = None
+        self._settings: tuple[Any, StrategyConfig] | None = None
         self.stream: ModelStream | None = None
         self.stream_state: StreamState | None = None
         self.latencies: list[float] = []
@@ -280,16 +279,16 @@ class Runner:
             self.alerts.send("fallback", f"{note}; trading: {self.trading}")
 
     @property
-    def settings(self) -> EvaluateConfig:
+    def settings(self) -> StrategyConfig:
         """The bundle's settings (the configured ones without a model), with the order cap
         tightened to ``max_order_notional`` when that is lower."""
         if self._settings is None or self._settings[0] is not self.bundle:
             self._settings = (self.bundle, self._resolve_settings())
         return self._settings[1]
 
-    def _resolve_settings(self) -> EvaluateConfig:
-        settings = self.bundle.evaluate if self.bundle is not None else None
-        settings = settings or self.config.settings or EvaluateConfig()
+    def _resolve_settings(self) -> StrategyConfig:
+        settings = self.bundle.strategy if self.bundle is not None else None
+        settings = settings or self.config.settings or StrategyConfig()
         cap = self.config.max_order_notional
         engine = settings.engine
         if cap is not None and (
@@ -300,7 +299,7 @@ class Runner:
             )
         return settings
 
-    def _execution(self, settings: EvaluateConfig) -> ExecutionCore:
+    def _execution(self, settings: StrategyConfig) -> ExecutionCore:
         if self._core is None or self._core[0] is not settings.engine:
             self._core = (settings.engine, ExecutionCore(settings.engine))
         return self._core[1]

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from ai_trade_bot.agents.base import BAR_COLUMNS
-from ai_trade_bot.bundle import Bundle
 from ai_trade_bot.errors import DataValidationError
 from ai_trade_bot.features.build import (
     FeatureState,
@@ -27,7 +26,8 @@ from ai_trade_bot.features.build import (
     prefit_features,
     update_features,
 )
-from ai_trade_bot.meta import OUTPUT_COLUMNS as META_COLUMNS
+from ai_trade_bot.modeling.meta import OUTPUT_COLUMNS as META_COLUMNS
+from ai_trade_bot.registry.bundle import Bundle
 
 
 @dataclass

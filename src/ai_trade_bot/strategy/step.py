@@ -17,12 +17,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from ai_trade_bot.backtest.costs import SizingConfig, size_positions
-from ai_trade_bot.decision import DecisionConfig, decide_arrays
-from ai_trade_bot.meta import ABS_PER_SIGMA
+from ai_trade_bot.features import indicators
+from ai_trade_bot.modeling.meta import ABS_PER_SIGMA
+from ai_trade_bot.strategy.decision import DecisionConfig, decide_arrays
+
+if TYPE_CHECKING:
+    from ai_trade_bot.strategy.config import StrategyConfig
 
 # the direction outputs a strategy reads (the meta-agent's and each direction agent's)
 DIRECTION = ("down", "flat", "up", "confidence", "disagreement", "informative", "magnitude")
@@ -100,3 +106,13 @@ def decide_targets(
     if on_fallback.any():  # the fallback's own size, whatever the sizing method
         target = np.where(on_fallback, decided["signal"] * fallback.max_position, target)
     return decided | {"target": target}
+
+
+def atr_and_rsi(ohlcv: pd.DataFrame, config: StrategyConfig) -> tuple[np.ndarray, np.ndarray]:
+    """pandas-ta's ATR and RSI of the candles with the configured lengths: the backtest's
+    and the live runner's stops, slippage and fallback read these same values."""
+    high, low, close = (ohlcv[k].to_numpy(dtype=np.float64) for k in ("high", "low", "close"))
+    return (
+        indicators.atr(high, low, close, config.atr_length),
+        indicators.rsi(close, config.rsi_length),
+    )

@@ -1,4 +1,4 @@
-"""Nodes of the deploy pipeline (glue over ``ai_trade_bot.bundle`` and ``ai_trade_bot.deploy``)."""
+"""Nodes of the deploy pipeline (glue over :mod:`ai_trade_bot.registry`)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,16 @@ from typing import Any
 
 import pandas as pd
 
-from ai_trade_bot import tracking
 from ai_trade_bot.agents import Agent
-from ai_trade_bot.bundle import Bundle
 from ai_trade_bot.config import parse_config
-from ai_trade_bot.deploy import (
-    DeployConfig,
-    dvc_hash,
-    git_commit,
-    register_and_gate,
-    sha256_text,
-)
-from ai_trade_bot.evaluation import parse_evaluate_config
+from ai_trade_bot.evaluation.settings import parse_evaluate_config
 from ai_trade_bot.features.build import LabelConfig, feature_config
+from ai_trade_bot.registry import tracking
+from ai_trade_bot.registry.bundle import Bundle
+from ai_trade_bot.registry.deploy import register_and_gate
+from ai_trade_bot.registry.gate import DeployConfig
+from ai_trade_bot.registry.lineage import dvc_hash, git_commit, sha256_text
+from ai_trade_bot.strategy.config import strategy_of
 
 
 def package_bundle(
@@ -52,7 +49,7 @@ def package_bundle(
         timeframe=timeframe,
         features=config,
         labels=parse_config(LabelConfig, labels, name="labels"),
-        evaluate=parse_evaluate_config(evaluate),
+        strategy=strategy_of(parse_evaluate_config(evaluate)),
         agents={m.name: m for m in models},
         meta=meta_agents[meta_selection["method"]],
         selection=meta_selection,
@@ -76,7 +73,7 @@ def deploy_bundle(
     project_root: str,
 ) -> dict[str, Any]:
     """Register the bundle as the ``challenger`` and move ``champion`` only through the
-    gate (see :mod:`ai_trade_bot.deploy`); lineage tags name the git commit, the DVC hash
+    gate (see :mod:`ai_trade_bot.registry.deploy`); lineage tags name the git commit, the DVC hash
     of ``ohlcv_clean``, the training and evaluation runs and the evaluation report.
 
     Returns:

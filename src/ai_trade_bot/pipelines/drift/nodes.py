@@ -1,4 +1,4 @@
-"""Nodes of the drift pipeline (glue over ``ai_trade_bot.monitoring``)."""
+"""Nodes of the drift pipeline (glue over ``ai_trade_bot.monitoring.drift``)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from typing import Any
 
 import pandas as pd
 
-from ai_trade_bot.bundle import Bundle
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import DataValidationError
-from ai_trade_bot.monitoring import (
+from ai_trade_bot.monitoring.drift import (
     DriftConfig,
     RuleConfig,
     drift_report,
@@ -19,6 +18,7 @@ from ai_trade_bot.monitoring import (
     retrain_decision,
     runner_current,
 )
+from ai_trade_bot.registry.bundle import Bundle
 
 
 def _config(drift: dict[str, Any]) -> tuple[DriftConfig, RuleConfig]:
@@ -33,7 +33,7 @@ def detect_drift(
     drift: dict[str, Any],
 ) -> tuple[str, dict[str, Any]]:
     """Data and prediction drift of the latest candles against the bundle's training
-    window (see :mod:`ai_trade_bot.monitoring`).
+    window (see :mod:`ai_trade_bot.monitoring.drift`).
 
     Returns:
         ``drift_report`` (HTML) and ``drift_summary``.

@@ -8,14 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ai_trade_bot import tracking
 from ai_trade_bot.agents import Agent
-from ai_trade_bot.bundle import model_frame, predict_agents
 from ai_trade_bot.config import parse_config
-from ai_trade_bot.evaluation import evaluate_test_span as evaluate_span
-from ai_trade_bot.evaluation import parse_evaluate_config, select_meta
-from ai_trade_bot.meta import MetaAgent
-from ai_trade_bot.model_selection import WalkForwardConfig, holdout_start
+from ai_trade_bot.evaluation.honesty import evaluate_test_span as evaluate_span
+from ai_trade_bot.evaluation.selection import select_meta
+from ai_trade_bot.evaluation.settings import parse_evaluate_config
+from ai_trade_bot.modeling.meta import MetaAgent
+from ai_trade_bot.registry import tracking
+from ai_trade_bot.registry.bundle import model_frame, predict_agents
+from ai_trade_bot.training.folds import WalkForwardConfig, holdout_start
 
 logger = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from kedro.pipeline import Node, Pipeline
 
+from ai_trade_bot.evaluation.report import render_report
 from ai_trade_bot.pipelines.evaluate.nodes import (
     backtest_metrics,
     evaluate_test_span,
@@ -14,7 +15,6 @@ from ai_trade_bot.pipelines.evaluate.nodes import (
     select_meta_config,
 )
 from ai_trade_bot.pipelines.train.pipeline import DEFAULT_AGENTS
-from ai_trade_bot.report import render_report
 
 
 def create_pipeline(agents: Iterable[str] = DEFAULT_AGENTS, **kwargs: object) -> Pipeline:

@@ -15,7 +15,7 @@ from ai_trade_bot.features.build import (
     feature_config,
     labels_for,
 )
-from ai_trade_bot.model_selection import WalkForwardConfig, minimum_rows
+from ai_trade_bot.training.folds import WalkForwardConfig, minimum_rows
 
 logger = logging.getLogger(__name__)
 

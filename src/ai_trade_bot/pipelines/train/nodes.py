@@ -8,20 +8,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ai_trade_bot import tracking
 from ai_trade_bot.agents import Agent
-from ai_trade_bot.bundle import model_frame
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import DataValidationError
-from ai_trade_bot.meta import MetaAgent, parse_meta_config, stack_agents
-from ai_trade_bot.model_selection import (
+from ai_trade_bot.modeling.meta import MetaAgent, parse_meta_config, stack_agents
+from ai_trade_bot.registry import tracking
+from ai_trade_bot.registry.bundle import model_frame
+from ai_trade_bot.training.folds import (
     WalkForwardConfig,
     folds_problem,
     holdout_start,
     minimum_rows,
     walk_forward_folds,
 )
-from ai_trade_bot.training import baseline_comparison, run_walk_forward
+from ai_trade_bot.training.walk_forward import baseline_comparison, run_walk_forward
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import optuna
 import pandas as pd
 
 from ai_trade_bot.config import parse_config
-from ai_trade_bot.model_selection import WalkForwardConfig
-from ai_trade_bot.tuning import TuneConfig, run_study, storage_url
+from ai_trade_bot.training.folds import WalkForwardConfig
+from ai_trade_bot.training.tuning import TuneConfig, run_study, storage_url
 
 logger = logging.getLogger(__name__)
 

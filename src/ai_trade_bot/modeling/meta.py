@@ -11,7 +11,7 @@ Learned stackers are regularised: their strength is chosen on an inner validatio
 (the last ``inner_val_fraction`` of the training rows, after a ``inner_gap`` purge), then
 they are refit on all rows. Every method but ``prior`` and ``plain_average`` is then
 calibrated on that tail (temperature and shrinkage toward the prior, see
-:mod:`ai_trade_bot.calibration`); a method that cannot beat the prior there outputs it.
+:mod:`ai_trade_bot.modeling.calibration`); a method that cannot beat the prior there outputs it.
 The output column ``informative`` is 0 for such outputs, and where a method that only
 combines agents reads agents that all output their own prior (their ``informative`` is 0);
 the decision layer never trades them. Disagreement between agents (mean total-variation
@@ -34,11 +34,11 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ai_trade_bot.calibration import fit_calibration, log_loss_rows
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFittedError
-from ai_trade_bot.model_selection import WalkForwardConfig, walk_forward_folds
-from ai_trade_bot.scoring import class_prior, direction_scores
+from ai_trade_bot.modeling.calibration import fit_calibration, log_loss_rows
+from ai_trade_bot.modeling.scoring import class_prior, direction_scores
+from ai_trade_bot.training.folds import WalkForwardConfig, walk_forward_folds
 
 logger = logging.getLogger(__name__)
 

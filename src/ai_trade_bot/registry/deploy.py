@@ -16,32 +16,24 @@ tags. ``rollback`` moves ``champion`` back to the champion before it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import subprocess
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import yaml
 
-from ai_trade_bot.backtest.statistics import deflated_sharpe
-from ai_trade_bot.bundle import Bundle
 from ai_trade_bot.errors import AiTradeBotError
-from ai_trade_bot.evaluation import classification_report, model_strategy
-from ai_trade_bot.features.build import labels_for
-from ai_trade_bot.meta import ABS_PER_SIGMA
-from ai_trade_bot.scoring import class_prior
+from ai_trade_bot.registry.bundle import Bundle, load_bundle
+from ai_trade_bot.registry.gate import DeployConfig, gate, placebo_scores, validation_scores
 
 logger = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+
 _REQUIREMENTS = (
     "torch",
     "pytorch-lightning",
@@ -61,19 +53,6 @@ class DeployError(AiTradeBotError):
     """The registry could not be used as asked (no previous champion, no such model)."""
 
 
-@dataclass(frozen=True)
-class DeployConfig:
-    """``params:deploy``."""
-
-    model_name: str = "ai_trade_bot"
-    min_sharpe_gain: float = 0.0
-    min_log_loss_gain: float = 0.0
-    max_pbo: float = 0.5
-    max_placebo_psr: float = 0.95
-    placebo_seed: int = 0
-
-
-# -- MLflow pyfunc ---------------------------------------------------------------------
 def pyfunc_class() -> type:
     """The MLflow pyfunc wrapper (built lazily: importing mlflow costs seconds)."""
     import mlflow
@@ -91,23 +70,6 @@ def pyfunc_class() -> type:
             return out.reset_index(drop=True)
 
     return BundlePyfunc
-
-
-def load_bundle(uri: str) -> Bundle:
-    """A bundle from a local directory or an MLflow model URI (``models:/name@alias``).
-
-    The registered model's ``bundle`` artifact is downloaded and read with
-    :meth:`Bundle.load`, not through ``mlflow.pyfunc.load_model``: that puts the copy of
-    this package logged with the model first on ``sys.path``, so every module imported
-    afterwards (and every process spawned from it) would run the logged copy, whose
-    project root holds neither ``conf/local`` nor the reports.
-    """
-    if Path(uri).exists():
-        return Bundle.load(uri)
-    import mlflow
-
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-    return Bundle.load(local / "artifacts" / "bundle")
 
 
 def log_bundle(bundle: Bundle, candles: pd.DataFrame, name: str) -> Any:
@@ -133,171 +95,6 @@ def log_bundle(bundle: Bundle, candles: pd.DataFrame, name: str) -> Any:
             pip_requirements=[f"{p}=={package_version(p)}" for p in _REQUIREMENTS],
             registered_model_name=name,
         )
-
-
-# -- lineage -----------------------------------------------------------------------------
-def git_commit(root: Path) -> str:
-    """The checked-out commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("-dirty" if dirty else "")
-
-
-def dvc_hash(root: Path, output: str = "data/02_intermediate/ohlcv_clean.parquet") -> str:
-    """The md5 DVC recorded for ``output`` in dvc.lock, or ``untracked``."""
-    lock = root / "dvc.lock"
-    if not lock.exists():
-        return "untracked"
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    for stage in stages.values():
-        for out in stage.get("outs", []):
-            if out.get("path") == output:
-                return str(out.get("md5", "untracked"))
-    return "untracked"
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-# -- the gate ------------------------------------------------------------------------------
-def validation_scores(
-    bundle: Bundle, candles: pd.DataFrame, labels: pd.Series, start: str, end: str
-) -> dict[str, float]:
-    """Net Sharpe, log-loss and trades of ``bundle`` on candles ``start..end`` (features
-    from the whole history before), with its own decision settings and the same costs."""
-    from ai_trade_bot.evaluation import make_span
-
-    history = candles.loc[:end]
-    outputs = bundle.predict(history, start=pd.Timestamp(start))
-    meta = outputs.filter(like="meta.").rename(columns=lambda c: c[len("meta.") :])
-    span = make_span(history, pd.Timestamp(start), pd.Timestamp(end), bundle.evaluate)
-    strategy = model_strategy(
-        "bundle",
-        meta,
-        span,
-        labels,
-        bundle.evaluate,
-        gate=bundle.gate,
-        pred_vol=meta["magnitude"] / ABS_PER_SIGMA,
-    )
-    known = meta.index[labels.reindex(meta.index).notna().to_numpy()]
-    prior = class_prior(labels.loc[: pd.Timestamp(start)].iloc[:-1])
-    clf = classification_report(meta.loc[known], labels, prior)
-    return {
-        "sharpe": float(strategy.metrics["sharpe"]),
-        "log_loss": float(clf["log_loss"]),
-        "accuracy": float(clf["accuracy"]),
-        "accuracy_ci_low": float(clf["accuracy_ci"][0]),
-        "chance_accuracy": float(clf["chance_accuracy"]),
-        "n_trades": float(strategy.metrics["n_trades"]),
-        "bars": float(len(span.bars)),
-        "psr": float(deflated_sharpe(strategy.returns.to_numpy(), 1)["psr"]),
-    }
-
-
-def placebo_candles(candles: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """The same bars in a shuffled order: each bar after the first keeps its open, high,
-    low and close relative to the previous close, and its volume, and these whole bars are
-    permuted. Shapes, volumes and the return distribution are kept; any order a model could
-    predict is gone.
-
-    Whole bars move, not only close-to-close returns: shuffling returns alone would leave
-    each bar's body (open to close) in place, and a body that predicts the next one (any
-    momentum within bars) would survive into the placebo as a false "edge".
-    """
-    rng = np.random.default_rng(seed)
-    prices = candles[["open", "high", "low", "close"]].to_numpy(dtype=np.float64)
-    relative = prices[1:] / prices[:-1, 3:4]  # each bar against the close before it
-    order = rng.permutation(len(relative))
-    relative = relative[order]
-    close = prices[0, 3] * np.cumprod(relative[:, 3])
-    out = candles.copy()
-    previous = np.concatenate([[prices[0, 3]], close[:-1]])
-    for k, column in enumerate(("open", "high", "low", "close")):
-        out.iloc[1:, out.columns.get_loc(column)] = previous * relative[:, k]
-    if "volume" in out:
-        volume = candles["volume"].to_numpy()
-        out.iloc[1:, out.columns.get_loc("volume")] = volume[1:][order]
-    return out
-
-
-def placebo_scores(
-    bundle: Bundle, candles: pd.DataFrame, start: str, end: str, seed: int
-) -> dict[str, float]:
-    """:func:`validation_scores` of ``bundle`` on the placebo of ``candles``."""
-    placebo = placebo_candles(candles.loc[:end], seed)
-    labels = labels_for(placebo, bundle.labels)["direction"]
-    return validation_scores(bundle, placebo, labels, start, end)
-
-
-def gate(
-    challenger: dict[str, float],
-    champion: dict[str, float] | None,
-    evaluation: dict[str, Any],
-    placebo: dict[str, float],
-    config: DeployConfig,
-) -> tuple[bool, list[str]]:
-    """Whether the challenger becomes champion, and every reason."""
-    reasons: list[str] = []
-    ok = True
-    stats = evaluation.get("statistics", {})
-    dsr, pbo = stats.get("dsr"), stats.get("pbo")
-    if dsr is None or not np.isfinite(dsr):
-        ok = False
-        reasons.append("the deflated Sharpe was not reported")
-    else:
-        reasons.append(f"deflated Sharpe reported: {dsr:.3f}")
-    if pbo is None or not np.isfinite(pbo):
-        ok = False
-        why = stats.get("pbo_undefined", "it was not reported")
-        reasons.append(f"PBO is undefined ({why}), so the PBO check cannot pass")
-    elif pbo > config.max_pbo:
-        ok = False
-        reasons.append(f"PBO {pbo:.3f} is not at most {config.max_pbo}")
-    else:
-        reasons.append(f"PBO {pbo:.3f} <= {config.max_pbo}")
-    placebo_edge = placebo["psr"] >= config.max_placebo_psr or (
-        placebo["accuracy_ci_low"] > placebo["chance_accuracy"]
-    )
-    if placebo_edge:
-        ok = False
-        reasons.append(
-            f"the placebo shows an edge (PSR {placebo['psr']:.3f}, accuracy CI low "
-            f"{placebo['accuracy_ci_low']:.3f} vs chance {placebo['chance_accuracy']:.3f}): "
-            "something leaks"
-        )
-    else:
-        reasons.append(f"no placebo edge (PSR {placebo['psr']:.3f})")
-    if champion is None:
-        reasons.append("no champion yet")
-        return ok, reasons
-    sharpe_gain = challenger["sharpe"] - champion["sharpe"]
-    loss_gain = champion["log_loss"] - challenger["log_loss"]
-    if sharpe_gain > config.min_sharpe_gain and loss_gain > config.min_log_loss_gain:
-        reasons.append(
-            f"beats the champion: Sharpe {challenger['sharpe']:.3f} vs {champion['sharpe']:.3f}, "
-            f"log-loss {challenger['log_loss']:.4f} vs {champion['log_loss']:.4f}"
-        )
-        return ok, reasons
-    reasons.append(
-        f"does not beat the champion by the margins (Sharpe {challenger['sharpe']:.3f} vs "
-        f"{champion['sharpe']:.3f}, needs +{config.min_sharpe_gain}; log-loss "
-        f"{challenger['log_loss']:.4f} vs {champion['log_loss']:.4f}, needs "
-        f"-{config.min_log_loss_gain})"
-    )
-    return False, reasons
 
 
 def current_champion(client: Any, name: str) -> Any | None:

@@ -34,7 +34,7 @@ from ai_trade_bot.config import parse_config
 BUNDLE = Path("data/06_models/bundle/bundle.json")
 CLEAN = Path("data/02_intermediate/ohlcv_clean.parquet")
 REPORTS = Path("data/08_reporting")
-logger = logging.getLogger("ai_trade_bot.retrain")
+logger = logging.getLogger("ai_trade_bot.monitoring.retrain")
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class Loop:
         import mlflow
         from mlflow.exceptions import MlflowException
 
-        from ai_trade_bot.deploy import current_champion
+        from ai_trade_bot.registry.deploy import current_champion
 
         client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         try:

@@ -14,9 +14,9 @@ import pandas as pd
 from ai_trade_bot.agents import AGENTS, make_agent
 from ai_trade_bot.agents.torch_agent import TorchAgent
 from ai_trade_bot.errors import ConfigError
-from ai_trade_bot.model_selection import WalkForwardConfig, walk_forward_folds
-from ai_trade_bot.scoring import class_prior
-from ai_trade_bot.training import fit_on_rows, predict_rows, score_output
+from ai_trade_bot.modeling.scoring import class_prior
+from ai_trade_bot.training.folds import WalkForwardConfig, walk_forward_folds
+from ai_trade_bot.training.walk_forward import fit_on_rows, predict_rows, score_output
 
 logger = logging.getLogger(__name__)
 

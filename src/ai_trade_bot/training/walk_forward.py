@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ai_trade_bot.agents import Agent, make_agent
-from ai_trade_bot.model_selection import Fold, WalkForwardConfig, final_fit_rows, walk_forward_folds
-from ai_trade_bot.scoring import class_prior, direction_scores, volatility_scores
+from ai_trade_bot.modeling.scoring import class_prior, direction_scores, volatility_scores
+from ai_trade_bot.training.folds import Fold, WalkForwardConfig, final_fit_rows, walk_forward_folds
 
 logger = logging.getLogger(__name__)
 

@@ -27,11 +27,11 @@ from ai_trade_bot.agents import Agent
 from ai_trade_bot.agents.base import BAR_COLUMNS
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import DataValidationError
-from ai_trade_bot.evaluation import EvaluateConfig, parse_evaluate_config
 from ai_trade_bot.features.build import FeatureConfig, LabelConfig, build_features, stream_rows
-from ai_trade_bot.meta import MetaAgent
+from ai_trade_bot.modeling.meta import MetaAgent
+from ai_trade_bot.strategy.config import StrategyConfig, parse_strategy_config
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # 2: the strategy settings under "strategy"; modules in sub-packages
 
 
 def model_frame(features: pd.DataFrame, ohlcv: pd.DataFrame) -> pd.DataFrame:
@@ -65,7 +65,7 @@ class Bundle:
     timeframe: str
     features: FeatureConfig
     labels: LabelConfig
-    evaluate: EvaluateConfig
+    strategy: StrategyConfig
     agents: dict[str, Agent]
     meta: MetaAgent
     selection: dict[str, Any]
@@ -128,7 +128,7 @@ class Bundle:
             "timeframe": self.timeframe,
             "features": dataclasses.asdict(self.features),
             "labels": dataclasses.asdict(self.labels),
-            "evaluate": dataclasses.asdict(self.evaluate),
+            "strategy": dataclasses.asdict(self.strategy),
             "agents": list(self.agents),
             "selection": self.selection,
             "feature_columns": self.feature_columns,
@@ -153,7 +153,7 @@ class Bundle:
             timeframe=record["timeframe"],
             features=parse_config(FeatureConfig, record["features"], name="bundle.features"),
             labels=parse_config(LabelConfig, record["labels"], name="bundle.labels"),
-            evaluate=parse_evaluate_config(record["evaluate"]),
+            strategy=parse_strategy_config(record["strategy"]),
             agents={n: Agent.load(path / "agents" / n) for n in record["agents"]},
             meta=joblib.load(path / "meta.joblib"),
             selection=record["selection"],
@@ -169,3 +169,20 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple | set):
         return list(value)
     return str(value)
+
+
+def load_bundle(uri: str) -> Bundle:
+    """A bundle from a local directory or an MLflow model URI (``models:/name@alias``).
+
+    The registered model's ``bundle`` artifact is downloaded and read with
+    :meth:`Bundle.load`, not through ``mlflow.pyfunc.load_model``: that puts the copy of
+    this package logged with the model first on ``sys.path``, so every module imported
+    afterwards (and every process spawned from it) would run the logged copy, whose
+    project root holds neither ``conf/local`` nor the reports.
+    """
+    if Path(uri).exists():
+        return Bundle.load(uri)
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    return Bundle.load(local / "artifacts" / "bundle")

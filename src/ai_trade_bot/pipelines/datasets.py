@@ -11,7 +11,7 @@ from kedro.io import AbstractDataset
 
 if TYPE_CHECKING:  # imported where used: the catalog must not import torch for ingestion
     from ai_trade_bot.agents import Agent
-    from ai_trade_bot.bundle import Bundle
+    from ai_trade_bot.registry.bundle import Bundle
 
 
 class AgentDataset(AbstractDataset["Agent", "Agent"]):
@@ -47,7 +47,7 @@ class BundleDataset(AbstractDataset["Bundle", "Bundle"]):
         self.metadata = metadata
 
     def load(self) -> Bundle:
-        from ai_trade_bot.bundle import Bundle
+        from ai_trade_bot.registry.bundle import Bundle
 
         return Bundle.load(Path(self._filepath))
 

@@ -133,9 +133,11 @@ def live(
     from ai_trade_bot.evaluation.settings import parse_evaluate_config
     from ai_trade_bot.live.alerts import Alerts
     from ai_trade_bot.live.broker import CcxtBroker, load_credentials, redact_logs
+    from ai_trade_bot.live.config import LiveConfig, RunnerConfig
     from ai_trade_bot.live.feeds import CcxtFeed
     from ai_trade_bot.live.feeds import replay_source as make_replay
-    from ai_trade_bot.live.runner import LiveConfig, ModelSource, Runner, RunnerConfig
+    from ai_trade_bot.live.model import ModelSource
+    from ai_trade_bot.live.runner import Runner
     from ai_trade_bot.live.store import StateStore
     from ai_trade_bot.strategy.config import strategy_of
 
@@ -305,7 +307,7 @@ def _start_api(state_path: str, host: str, port: int, allowed_hosts: list[str]):
 def serve(state_path: str, bind: str, port: int) -> None:
     """Serve the status API and dashboard over a runner's state file."""
     from ai_trade_bot.live.api import serve as run_server
-    from ai_trade_bot.live.runner import LiveConfig
+    from ai_trade_bot.live.config import LiveConfig
 
     settings = LiveConfig.parse(project_parameters().get("live"))
     options = _api_options(settings.api_hosts)

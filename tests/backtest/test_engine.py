@@ -7,8 +7,6 @@ import pandas as pd
 import pytest
 
 from ai_trade_bot.backtest.engine import (
-    STOP_ATR,
-    STOP_PCT,
     EngineConfig,
     run_backtest,
     run_many,
@@ -44,7 +42,7 @@ def test_long_round_trip_with_fees_fills_at_next_open() -> None:
 def test_stop_is_taken_before_target_when_both_are_inside_one_bar() -> None:
     ohlc = bars([100, 100, 100], [100, 104, 100], [100, 97, 100], [100, 101, 100])
     config = EngineConfig(
-        initial_cash=1_000, stop_kind=STOP_PCT, stop_value=0.02, take_kind=STOP_PCT, take_value=0.03
+        initial_cash=1_000, stop="percent", stop_value=0.02, take="percent", take_value=0.03
     )
     result = run_backtest(ohlc, [1.0, 1.0, 1.0], config)
     (trade,) = result.trades.itertuples()
@@ -56,7 +54,7 @@ def test_stop_is_taken_before_target_when_both_are_inside_one_bar() -> None:
 
 def test_a_gap_through_the_stop_fills_at_the_open_and_slippage_applies() -> None:
     ohlc = bars([100, 100, 95, 95], [100, 101, 96, 96], [100, 99.5, 94, 94], [100, 100, 95, 95])
-    config = EngineConfig(initial_cash=1_000, stop_kind=STOP_PCT, stop_value=0.02)
+    config = EngineConfig(initial_cash=1_000, stop="percent", stop_value=0.02)
     result = run_backtest(ohlc, [1.0, 1.0, 1.0, 1.0], config, slip=0.001)
     units = 1_000 / (100 * 1.001)
     (trade,) = result.trades.itertuples()
@@ -73,7 +71,7 @@ def test_short_with_atr_target_and_trailing_stop() -> None:
         [50, 49.5, 48, 46.5, 49],
     )
     atr = np.full(5, 1.0)
-    config = EngineConfig(initial_cash=1_000, stop_kind=STOP_ATR, stop_value=1.5, trailing=True)
+    config = EngineConfig(initial_cash=1_000, stop="atr", stop_value=1.5, trailing=True)
     result = run_backtest(ohlc, [-0.5] * 5, config, atr=atr)
     units = -0.5 * 1_000 / 50
     # entry 50, stop 51.5; after bar 1 low 49 -> 50.5; bar 2 low 47.8 -> 49.3;
@@ -152,14 +150,14 @@ def _random_case(seed: int):
     levels = np.array([-1.0, -0.5, 0.0, 0.0, 0.3, 1.0, 1.5, np.nan])
     runs = rng.integers(1, 40, size=n)
     target = np.repeat(rng.choice(levels, size=n), runs)[:n]
-    stop_kind = int(rng.choice([0, STOP_PCT, STOP_ATR]))
-    take_kind = int(rng.choice([0, STOP_PCT, STOP_ATR]))
+    stop_kind = str(rng.choice(["none", "percent", "atr"]))
+    take_kind = str(rng.choice(["none", "percent", "atr"]))
     dd = [(0.10, 0.15), (0.02, 0.04), (1.0, 1.0)][rng.integers(3)]
     config = EngineConfig(
         initial_cash=10_000.0,
-        stop_kind=stop_kind,
+        stop=stop_kind,
         stop_value=float(rng.choice([0.02, 1.5])),
-        take_kind=take_kind,
+        take=take_kind,
         take_value=float(rng.choice([0.03, 2.0])),
         trailing=bool(rng.integers(2)),
         max_position=float(rng.choice([1.0, 0.5])),
@@ -198,7 +196,7 @@ def test_breaker_starts_even_when_flat_and_restarts_on_its_last_bar() -> None:
     # refused and bar 4, the breaker's last bar, measures from the new peak and buys.
     ohlc = bars([100, 100, 80, 80, 80, 80], [100, 100, 80, 80, 80, 80], [100, 79, 80, 80, 80, 80],
                 [100, 80, 80, 80, 80, 80])  # fmt: skip
-    config = EngineConfig(initial_cash=1_000, stop_kind=STOP_PCT, stop_value=0.2, dd_cooloff_bars=2)
+    config = EngineConfig(initial_cash=1_000, stop="percent", stop_value=0.2, dd_cooloff_bars=2)
     result = run_backtest(ohlc, [1.0, 0.0, 1.0, 1.0, 1.0, 1.0], config)
     assert result.trades["reason"].iloc[0] == "stop"
     assert result.units.iloc[3] == 0.0
@@ -214,6 +212,8 @@ def test_bars_out_of_time_order_and_bad_windows_are_refused_with_the_row() -> No
         sweep_crossovers(ohlc, [(0, 3)], EngineConfig())
     with pytest.raises(ValueError, match="must not exceed"):
         run_backtest(ohlc, [0.0] * 4, EngineConfig(dd_reduce_start=0.2, dd_reduce_end=0.1))
+    with pytest.raises(ValueError, match="stop must be one of"):
+        EngineConfig(stop="trailing")
 
 
 @pytest.mark.parametrize("fast_paths", [True, False])

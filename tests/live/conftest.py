@@ -10,10 +10,25 @@ import pandas as pd
 
 from ai_trade_bot.data.sources import make_exchange
 from ai_trade_bot.live.broker import CcxtBroker
+from ai_trade_bot.live.config import RunnerConfig
 from ai_trade_bot.live.feeds import FeedEvent, ReplayFeed
-from ai_trade_bot.live.runner import ModelSource, Runner, RunnerConfig
+from ai_trade_bot.live.model import ModelSource
+from ai_trade_bot.live.runner import Runner
 from ai_trade_bot.live.store import StateStore
 from tests.data.fake_binance import FakeBinance
+
+
+class Clock:
+    """Simulated time: each poll's sleep moves it on."""
+
+    def __init__(self, now: pd.Timestamp) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now.timestamp()
+
+    def sleep(self, seconds: float) -> None:
+        self.now += pd.Timedelta(seconds=seconds)
 
 
 class ScriptedFeed:

@@ -36,7 +36,9 @@ def test_every_read_endpoint_answers_with_the_documented_fields(state, tiny_run,
     (drift_dir / "drift_summary.json").write_text(json.dumps({"dataset_drift": True}))
     client = client_for(state["path"], token=TOKEN, drift_dir=drift_dir)
     assert client.get("/health").json()["status"] == "ok"
-    status = client.get("/status").json()
+    status = client.get("/status?symbol=EURUSD").json()
+    assert [s["symbol"] for s in client.get("/status").json()["symbols"]] == ["EURUSD"]
+    assert client.get("/status?symbol=GBPUSD").status_code == 404
     assert {
         "mode",
         "model_version",
@@ -59,7 +61,7 @@ def test_every_read_endpoint_answers_with_the_documented_fields(state, tiny_run,
     assert set(latest["votes"]) == set(tiny_run["deploy_bundle"].agents)
     assert {"down", "flat", "up", "confidence"} <= set(latest["votes"]["gbm"])
     assert {"confidence", "up"} <= set(latest["meta"]) and latest["reason"]
-    equity = client.get("/equity").json()
+    equity = client.get("/equity").json()["symbols"]["EURUSD"]
     assert len(equity["time"]) == len(equity["equity"]) == 30
     assert client.get("/drift").json()["status"] == "drift"
     assert client.get("/").text.count("equity-chart") >= 1
@@ -104,14 +106,14 @@ def test_commands_need_the_token_and_the_runner_obeys_them(state, caplog) -> Non
     assert ok.status_code == 200 and ok.json()["requested_by"] == "token:api"
     runner, store = state["runner"], state["store"]
     runner.run(max_candles=1)
-    assert client.get("/status").json()["paused"] is True
-    assert client.get("/status").json()["halted_reason"] == "paused"
+    assert client.get("/status?symbol=EURUSD").json()["paused"] is True
+    assert client.get("/status?symbol=EURUSD").json()["halted_reason"] == "paused"
     command = store.db.execute("SELECT * FROM commands WHERE command = 'pause'").fetchone()
     assert command["requested_by"] == "token:api" and command["applied_at"] is not None
     client.post("/flatten", headers={"Authorization": f"Bearer {TOKEN}"})
     client.post("/resume", headers={"Authorization": f"Bearer {TOKEN}"})
     runner.run(max_candles=1)
-    response = client.get("/status")
+    response = client.get("/status?symbol=EURUSD")
     assert response.status_code == 200, response.text
     assert response.json()["paused"] is False
     response = client.get("/decisions?limit=1")

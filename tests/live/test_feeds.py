@@ -7,22 +7,10 @@ import pandas as pd
 from ai_trade_bot.data.sources import make_exchange
 from ai_trade_bot.live.feeds import CcxtFeed, FeedEvent, ReplayFeed
 from tests.data.fake_binance import FakeBinance, make_klines
+from tests.live.conftest import Clock
 
 HOUR_MS = 3_600_000
 START = pd.Timestamp("2024-03-01", tz="UTC")
-
-
-class Clock:
-    """Simulated time: each poll's sleep moves it on."""
-
-    def __init__(self, now: pd.Timestamp) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now.timestamp()
-
-    def sleep(self, seconds: float) -> None:
-        self.now += pd.Timedelta(seconds=seconds)
 
 
 def _feed(server: FakeBinance, clock: Clock, poll_hours: int = 1, **kwargs) -> CcxtFeed:

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from ai_trade_bot.live.broker import client_order_id
+from ai_trade_bot.live.config import RunnerConfig
 from ai_trade_bot.live.feeds import FeedEvent
-from ai_trade_bot.live.runner import Runner, RunnerConfig
-from ai_trade_bot.live.store import StateStore
+from ai_trade_bot.live.runner import Runner
+from ai_trade_bot.live.store import Order, StateStore
 from tests.data.fake_binance import FakeBinance, make_klines
 from tests.live.conftest import ScriptedFeed, exchange_broker, make_runner, split
 
@@ -186,19 +187,8 @@ def test_at_start_live_mode_reconciles_stored_orders_with_the_exchange(tiny_run,
         unsent = client_order_id("1", "BTC/USDT", 5, "buy")
         arrived = client_order_id("1", "BTC/USDT", 6, "buy")
         broker.submit(arrived, "buy", 0.02)
-        with store.transaction() as db:
-            for cid in (unsent, arrived):
-                store.add_order(
-                    db,
-                    client_order_id=cid,
-                    symbol="BTC/USDT",
-                    ts=5,
-                    side="buy",
-                    target=0.5,
-                    amount=0.01,
-                    status="new",
-                    mode="live",
-                )
+        for cid in (unsent, arrived):
+            store.add_order(Order(cid, "BTC/USDT", 5, "buy", 0.5, 0.01, "new", "live"))
         runner.start()  # a restart: reconcile
         assert unsent not in server.orders  # stale: never sent after the fact
         stored = {o["client_order_id"]: o for o in store.orders("BTC/USDT")}
@@ -218,7 +208,7 @@ def test_live_mode_needs_a_broker_and_credentials(tmp_path, monkeypatch) -> None
 
     from ai_trade_bot.errors import AiTradeBotError, ConfigError
     from ai_trade_bot.live.broker import load_credentials
-    from ai_trade_bot.live.runner import ModelSource
+    from ai_trade_bot.live.model import ModelSource
 
     monkeypatch.delenv("AI_TRADE_BOT_API_KEY", raising=False)
     monkeypatch.delenv("AI_TRADE_BOT_API_SECRET", raising=False)

@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import ai_trade_bot.live.runner as runner_module
-from ai_trade_bot.backtest.engine import STOP_PCT, EngineConfig
+from ai_trade_bot.backtest.engine import EngineConfig
 from ai_trade_bot.commands import live_argv
 from ai_trade_bot.errors import ConfigError
 from ai_trade_bot.live.api import create_app
@@ -164,7 +164,7 @@ def test_safety_real_orders_never_pass_the_risk_limits(tmp_path, monkeypatch) ->
 
 def test_safety_a_stop_hit_closes_the_real_position(tmp_path, monkeypatch) -> None:
     candles = _candles(260, drops={230: 0.05})
-    engine = EngineConfig(stop_kind=STOP_PCT, stop_value=0.02, max_order_notional=1e9)
+    engine = EngineConfig(stop="percent", stop_value=0.02, max_order_notional=1e9)
     _scripted(monkeypatch, lambda ts: 0.3)
     with FakeBinance(make_klines(1_700_000_000_000, 10, 3_600_000)) as server:
         runner, store = _live_runner(tmp_path / "state.db", server, candles, 200, engine)
@@ -313,7 +313,8 @@ def test_safety_a_bundle_for_another_market_is_refused(tiny_run, tmp_path) -> No
         alert = next(a for a in store.alerts() if a["kind"] == "fallback")
         assert why in alert["message"] and "no new entries" in alert["message"]
         assert store.orders(symbol) == []
-        status = TestClient(create_app(state), base_url="http://127.0.0.1").get("/status").json()
+        client = TestClient(create_app(state), base_url="http://127.0.0.1")
+        status = client.get(f"/status?symbol={symbol}").json()
         assert status["model_state"] == "refused" and why in status["model_note"]
         assert status["trading"].startswith("no new entries")
 
@@ -375,15 +376,15 @@ def test_safety_sigterm_stops_like_ctrl_c_and_the_status_says_stopped(tiny_run, 
     app = create_app(state)
     client = TestClient(app, base_url="http://127.0.0.1")
     while time.monotonic() < deadline:
-        if state.exists() and client.get("/status").status_code == 200:
-            status = client.get("/status").json()
+        if state.exists() and client.get("/status?symbol=eurusd").status_code == 200:
+            status = client.get("/status?symbol=eurusd").json()
             if status["bar"] is not None and status["bar"] >= 3:
                 break
         time.sleep(0.2)
-    assert client.get("/status").json()["runner"] == "running"
+    assert client.get("/status?symbol=eurusd").json()["runner"] == "running"
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err[-3000:]
     assert f"stopped; resume with the same command (state in {state})" in out
-    status = client.get("/status").json()
+    status = client.get("/status?symbol=eurusd").json()
     assert status["runner"] == "stopped" and status["stop_reason"] == "stopped by a signal"

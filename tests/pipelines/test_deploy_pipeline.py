@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 
 from ai_trade_bot.errors import ConfigError
+from ai_trade_bot.live.config import RunnerConfig
 from ai_trade_bot.live.feeds import ReplayFeed
-from ai_trade_bot.live.runner import ModelSource, Runner, RunnerConfig
+from ai_trade_bot.live.model import ModelSource
+from ai_trade_bot.live.runner import Runner
 from ai_trade_bot.live.store import StateStore
 from ai_trade_bot.pipelines.deploy.nodes import deploy_bundle, package_bundle
 from ai_trade_bot.registry.bundle import Bundle

@@ -164,7 +164,7 @@ def test_evaluate_with_half_kelly_sizing_and_atr_trailing_stops(random_walk_run)
     # calibrated probabilities near 0.4 give a negative Kelly bet at payoff 1 (no bet);
     # at payoff 2 Kelly is p - (1 - p) / 2 > 0, so sizing and stops are exercised
     params["sizing"] = params["sizing"] | {"method": "half_kelly", "kelly_cap": 0.1, "payoff": 2.0}
-    params["engine"] = params["engine"] | {"stop_kind": 2, "stop_value": 2.0, "trailing": True}
+    params["engine"] = params["engine"] | {"stop": "atr", "stop_value": 2.0, "trailing": True}
     params["confidence_gates"] = [0.0]
     choice, returns = select_meta_config(
         out["meta_oof_predictions"], out["labels"], out["ohlcv_clean"], params

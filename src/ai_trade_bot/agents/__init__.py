@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from ai_trade_bot.agents.base import Agent
@@ -15,6 +16,7 @@ from ai_trade_bot.agents.regime import RegimeAgent
 from ai_trade_bot.agents.sentiment import SentimentAgent
 from ai_trade_bot.agents.trend import TrendLSTMAgent, TrendTransformerAgent
 from ai_trade_bot.agents.volatility import VolatilityAgent
+from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import ConfigError
 
 
@@ -46,6 +48,29 @@ def get_agent_class(name: str) -> type[Agent]:
     return AGENTS[name]
 
 
+@dataclass(frozen=True)
+class AgentBlock:
+    """``params:agents.<name>``: which agent, its hyperparameters, and whether the tune
+    pipeline's best parameters apply when they exist."""
+
+    name: str
+    use_tuned: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        get_agent_class(self.name)
+        if not isinstance(self.use_tuned, bool):
+            raise ValueError(f"use_tuned must be true or false, got {self.use_tuned!r}")
+
+
+def parse_agent_block(block: dict[str, Any] | None, *, name: str) -> AgentBlock:
+    """An agent block, failing by name on a misspelt key (``use_tunned``) or an unknown
+    hyperparameter of the agent (checked by building it)."""
+    parsed = parse_config(AgentBlock, block, name=f"agents.{name}")
+    make_agent(parsed.name, **dict(parsed.params or {}))
+    return parsed
+
+
 def make_agent(name: str, **params: Any) -> Agent:
     """Instantiate a registered agent, failing by name on an unknown hyperparameter."""
     cls = get_agent_class(name)
@@ -55,4 +80,4 @@ def make_agent(name: str, **params: Any) -> Agent:
         raise ConfigError(f"agents.{name}: {exc}") from exc
 
 
-__all__ = ["AGENTS", "Agent", "get_agent_class", "make_agent"]
+__all__ = ["AGENTS", "Agent", "AgentBlock", "get_agent_class", "make_agent", "parse_agent_block"]

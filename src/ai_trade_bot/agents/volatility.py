@@ -122,7 +122,7 @@ class VolatilityAgent(TorchAgent):
         """Shrink the MLP's correction toward none: ``log var = garch + w * correction``
         with ``w`` in [0, 1] chosen by QLIKE on the calibration rows only. A weight is
         kept only when its QLIKE gain over plain GARCH is credible (see
-        :func:`ai_trade_bot.calibration.credible_gain`); otherwise plain GARCH is kept."""
+        :func:`ai_trade_bot.modeling.calibration.credible_gain`); otherwise plain GARCH is kept."""
         self.correction_weight_ = 1.0
         if calibration == 0:
             return

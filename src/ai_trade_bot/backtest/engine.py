@@ -15,7 +15,10 @@ Conventions (shared with the live runner):
 
 from __future__ import annotations
 
+import dataclasses
+from collections import namedtuple
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -23,8 +26,41 @@ import pandas as pd
 from numba import njit, prange
 
 from ai_trade_bot.backtest.signals import _crossover_into, _rolling_mean_into
+from ai_trade_bot.backtest.state import (
+    S_BLOCKED,
+    S_CAPPED,
+    S_CASH,
+    S_COOLOFF_UNTIL,
+    S_DAY,
+    S_DAY_START,
+    S_ENTRY_BAR,
+    S_ENTRY_FEES,
+    S_ENTRY_PX,
+    S_EQUITY,
+    S_FORCED,
+    S_HALTED,
+    S_LAST_CLEAN,
+    S_N_TRADES,
+    S_NOTIONAL,
+    S_PEAK,
+    S_PREV_RAW,
+    S_PREV_TARGET,
+    S_REALIZED,
+    S_STOP,
+    S_TAKE,
+    S_TRADES_TODAY,
+    S_UNITS,
+    STATE_FIELDS,
+    new_state,
+    sign,
+    start_day,
+)
+from ai_trade_bot.errors import ConfigError
+from ai_trade_bot.strategy.risk import clamp_target
 
-STOP_NONE, STOP_PCT, STOP_ATR = 0, 1, 2
+# stops and targets by name in the configuration, by number inside numba
+STOPS = {"none": 0, "percent": 1, "atr": 2}
+STOP_NONE, STOP_PCT, STOP_ATR = STOPS["none"], STOPS["percent"], STOPS["atr"]
 REASONS = ("signal", "stop", "target", "risk", "end")
 TRADE_FIELDS = (
     "entry_bar",
@@ -41,12 +77,16 @@ TRADE_FIELDS = (
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Execution, stop and risk settings (``params:evaluate.backtest``)."""
+    """Execution, stop and risk settings (``params:evaluate.engine``).
+
+    The kernels read these same fields by name (:data:`EngineParams`, derived from this
+    dataclass): a new setting is one field here and its use in a kernel.
+    """
 
     initial_cash: float = 100_000.0
-    stop_kind: int = STOP_NONE  # 0 none, 1 percent of entry, 2 ATR multiples
+    stop: str = "none"  # none | percent (of the entry price) | atr (multiples of ATR)
     stop_value: float = 0.0
-    take_kind: int = STOP_NONE
+    take: str = "none"  # the profit target: none | percent | atr
     take_value: float = 0.0
     trailing: bool = False  # move the stop behind each bar's extreme
     max_position: float = 1.0  # |fraction of equity| per position
@@ -60,10 +100,63 @@ class EngineConfig:
     integer_units: bool = False
     max_order_notional: float | None = None  # quote currency per order; None: no cap
 
+    def __post_init__(self) -> None:
+        for key in ("stop", "take"):
+            if getattr(self, key) not in STOPS:
+                raise ValueError(f"{key} must be one of {list(STOPS)}, got {getattr(self, key)!r}")
+        if not self.dd_reduce_start <= self.dd_reduce_end:
+            raise ValueError(
+                f"dd_reduce_start ({self.dd_reduce_start}) must not exceed dd_reduce_end "
+                f"({self.dd_reduce_end})"
+            )
+        if self.max_order_notional is not None and not self.max_order_notional > 0:
+            raise ValueError(
+                f"max_order_notional must be > 0 (quote currency) or null, got "
+                f"{self.max_order_notional}"
+            )
 
-@njit(cache=True)
-def _sign(x: float) -> float:
-    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+
+# what a setting used to be called, and what to write instead
+LEGACY_ENGINE_KEYS = {
+    "stop_kind": ("stop", {0: "none", 1: "percent", 2: "atr"}),
+    "take_kind": ("take", {0: "none", 1: "percent", 2: "atr"}),
+}
+
+
+def check_legacy_engine_keys(block: dict[str, Any], *, name: str) -> None:
+    """A ConfigError that says what to write instead of a key this version renamed."""
+    for old, (new, values) in LEGACY_ENGINE_KEYS.items():
+        if old in block:
+            value = block[old]
+            hint = values.get(value, "none, percent or atr")
+            raise ConfigError(
+                f"parameters '{name}': '{old}: {value}' is no longer read; write "
+                f"'{new}: {hint}' instead (stops and targets are named: none, percent, atr)."
+            )
+
+
+# The kernels' view of EngineConfig: the same field names (stops as numbers, no cap as
+# infinity) and whether the fast paths may run. Numba compiles field access by name.
+EngineParams = namedtuple(
+    "EngineParams", [f.name for f in dataclasses.fields(EngineConfig)] + ["fast_paths"]
+)
+
+
+def engine_params(config: EngineConfig, fast_paths: bool = True) -> EngineParams:
+    """:data:`EngineParams` of ``config``."""
+    values = {}
+    for f in dataclasses.fields(EngineConfig):
+        value = getattr(config, f.name)
+        kind = str(f.type)  # one numba type per field, whatever the YAML gave
+        if kind == "str":
+            values[f.name] = STOPS[value]
+        elif kind == "bool":
+            values[f.name] = bool(value)
+        elif kind == "int":
+            values[f.name] = int(value)
+        else:
+            values[f.name] = np.inf if value is None else float(value)
+    return EngineParams(**values, fast_paths=bool(fast_paths))
 
 
 @njit(cache=True)
@@ -73,78 +166,10 @@ def _put(trades, k, entry_bar, exit_bar, side, units, entry_px, exit_px, pnl, fe
     row[5], row[6], row[7], row[8] = exit_px, pnl, fees, reason
 
 
-# ---- the explicit state of one strategy (a float64 array, so numba, the sweep and the
-# live runner's SQLite store all hold the same thing) ----
-S_CASH = 0
-S_UNITS = 1
-S_ENTRY_PX = 2
-S_ENTRY_BAR = 3
-S_ENTRY_FEES = 4
-S_REALIZED = 5  # booked P&L of scaled-out parts of the open position
-S_STOP = 6
-S_TAKE = 7
-S_PEAK = 8
-S_DAY_START = 9  # equity at the start of the current UTC day
-S_TRADES_TODAY = 10
-S_HALTED = 11  # 1 after the daily loss limit, until the day changes
-S_BLOCKED = 12  # side blocked after a stop, until the signal changes
-S_NOTIONAL = 13  # traded notional so far
-S_PREV_TARGET = 14
-S_EQUITY = 15  # equity at the last close
-S_COOLOFF_UNTIL = 16
-S_PREV_RAW = 17
-S_LAST_CLEAN = 18
-S_DAY = 19  # UTC day of the last bar
-S_N_TRADES = 20  # round trips closed so far
-S_FORCED = 21  # 1 when the clamp zeroed a wanted position (breaker, daily loss): a risk exit
-S_CAPPED = 22  # the order cap is building the position: resize however small the step
-STATE_SIZE = 23
-STATE_FIELDS = (
-    "cash",
-    "units",
-    "entry_px",
-    "entry_bar",
-    "entry_fees",
-    "realized",
-    "stop",
-    "take",
-    "peak",
-    "day_start",
-    "trades_today",
-    "halted",
-    "blocked_side",
-    "traded_notional",
-    "prev_target",
-    "equity",
-    "cooloff_until",
-    "prev_raw",
-    "last_clean",
-    "day",
-    "n_trades",
-    "forced",
-    "capped",
-)
 # fills: (bar, signed units, price, fee, kind)
 FILL_FIELDS = ("bar", "units", "price", "fee", "kind")
 FILL_KINDS = ("close", "stop", "target", "risk", "end", "open", "resize")
 MAX_FILLS_PER_BAR = 3  # a close at the open, an open or resize, a stop or target exit
-
-
-@njit(cache=True)
-def new_state(initial_cash: float, day: int) -> np.ndarray:
-    """A flat strategy with ``initial_cash`` before its first bar (UTC day ``day``)."""
-    state = np.zeros(STATE_SIZE)
-    state[S_CASH] = initial_cash
-    state[S_ENTRY_BAR] = -1.0
-    state[S_STOP] = np.nan
-    state[S_TAKE] = np.nan
-    state[S_PEAK] = initial_cash
-    state[S_DAY_START] = initial_cash
-    state[S_EQUITY] = initial_cash
-    state[S_COOLOFF_UNTIL] = -1.0
-    state[S_PREV_RAW] = np.nan
-    state[S_DAY] = day
-    return state
 
 
 @njit(cache=True)
@@ -168,7 +193,7 @@ def _close_position(
             k,
             entry_bar,
             i,
-            _sign(units),
+            sign(units),
             abs(units),
             entry_px,
             px,
@@ -179,142 +204,10 @@ def _close_position(
     return units * px - f, abs(units) * px, f
 
 
-# ---- clamp reasons (bits of the code clamp_target returns) ----
-CLAMP_BLOCKED_SIDE = 1  # the side a stop closed, until the signal changes
-CLAMP_MAX_POSITION = 2  # |fraction| above max_position / max_exposure
-CLAMP_BREAKER = 4  # drawdown past dd_reduce_end: flat for dd_cooloff_bars
-CLAMP_DRAWDOWN = 8  # size scaled down between dd_reduce_start and dd_reduce_end
-CLAMP_DAILY_LOSS = 16  # the day's loss passed max_daily_loss: flat until the next day
-CLAMP_TRADES_PER_DAY = 32  # no new entry past max_trades_per_day
-CLAMP_ORDER_NOTIONAL = 64  # the order cut to max_order_notional
-CLAMP_REASONS = (
-    (CLAMP_BLOCKED_SIDE, "blocked_side"),
-    (CLAMP_MAX_POSITION, "max_position"),
-    (CLAMP_BREAKER, "drawdown_breaker"),
-    (CLAMP_DRAWDOWN, "drawdown_scaling"),
-    (CLAMP_DAILY_LOSS, "daily_loss"),
-    (CLAMP_TRADES_PER_DAY, "trades_per_day"),
-    (CLAMP_ORDER_NOTIONAL, "max_order_notional"),
-)
-
-
-def clamp_reasons(code: int) -> list[str]:
-    """The names of the limits set in a :func:`clamp_target` code."""
-    return [name for bit, name in CLAMP_REASONS if int(code) & bit]
-
-
-@njit(cache=True)
-def _new_day(state, day):
-    """Start UTC day ``day`` when it is not the state's day: the loss and trade counters
-    restart from the equity at the last close."""
-    if day != state[S_DAY]:
-        state[S_DAY_START] = state[S_EQUITY]
-        state[S_TRADES_TODAY] = 0.0
-        state[S_HALTED] = 0.0
-        state[S_DAY] = day
-
-
-@njit(cache=True)
-def clamp_target(state, i, want, day, cfg_f, cfg_i):
-    """The risk clamp: the position that may be ordered for bar ``i`` when ``want`` (a
-    signed fraction of equity; NaN: hold, no new entries) is wanted at the close before it.
-
-    Every limit is applied here, before anything is ordered, on paper or on an exchange:
-    the side blocked after a stop, ``max_position``/``max_exposure``, the drawdown breaker
-    and scaling, the daily loss halt, the trades-per-day cap and ``max_order_notional``.
-    ``day`` is the UTC day bar ``i`` is expected on (the decision's time plus one bar):
-    the backtest and the live runner both pass it, so both clamp alike.
-
-    The state is updated with what the clamp decides (blocked side, breaker, the raw and
-    clamped wants); :func:`fill_bar` then fills the returned fraction at bar ``i``'s open.
-    Returns (the clamped fraction, a code of the limits that bound: ``CLAMP_*`` bits).
-    """
-    max_pos, max_exp, dd0, dd1 = cfg_f[3], cfg_f[4], cfg_f[6], cfg_f[7]
-    rebalance, max_notional = cfg_f[8], cfg_f[9]
-    max_trades, cooloff = cfg_i[3], cfg_i[5]
-    _new_day(state, day)
-    units = state[S_UNITS]
-    cash = state[S_CASH]
-    eq_prev = state[S_EQUITY]
-    prev_target = state[S_PREV_TARGET]
-    blocked_side = state[S_BLOCKED]
-    cooloff_until = state[S_COOLOFF_UNTIL]
-    peak = state[S_PEAK]
-    code = 0
-    lim = min(max_pos, max_exp)
-    hold = np.isnan(want)
-    raw = want
-    if hold:  # keep the open position as it is (it still meets the breaker and halt)
-        want = prev_target if units != 0.0 else 0.0
-    else:
-        if blocked_side != 0.0 and _sign(want) == blocked_side:
-            want = 0.0
-            code |= CLAMP_BLOCKED_SIDE
-        elif _sign(want) != blocked_side:
-            blocked_side = 0.0
-        if abs(want) > lim:
-            want = lim * _sign(want)
-            code |= CLAMP_MAX_POSITION
-    forced = False
-    if i == cooloff_until:  # the circuit breaker ends: measure drawdown afresh
-        peak = eq_prev
-    dd = 1.0 - eq_prev / peak
-    if i < cooloff_until:
-        if want != 0.0:
-            forced = True
-            code |= CLAMP_BREAKER
-        want = 0.0
-    elif dd >= dd1:
-        if want != 0.0:
-            forced = True
-            code |= CLAMP_BREAKER
-        want = 0.0
-        cooloff_until = i + cooloff
-    elif dd > dd0 and not hold:
-        want *= (dd1 - dd) / (dd1 - dd0)
-        code |= CLAMP_DRAWDOWN
-    if state[S_HALTED] != 0.0:
-        if want != 0.0:
-            forced = True
-            code |= CLAMP_DAILY_LOSS
-        want = 0.0
-    side = _sign(units)
-    want_side = _sign(want)
-    if want_side != 0.0 and want_side != side and state[S_TRADES_TODAY] >= max_trades:
-        want = 0.0
-        want_side = 0.0
-        code |= CLAMP_TRADES_PER_DAY
-    # the order the fill will make (a close, an entry, a resize past the threshold or the
-    # next step of a position the cap is building), valued at the last close: held at
-    # max_order_notional. S_CAPPED: 1 the cap bound (more steps to come), 2 the last step.
-    capped = 0.0
-    if max_notional < np.inf:
-        building = state[S_CAPPED] == 1.0
-        trades = want_side != side or (
-            side != 0.0 and (building or abs(want - prev_target) > rebalance)
-        )
-        held = eq_prev - cash  # units * close
-        order = want * eq_prev - held
-        if trades and abs(order) > max_notional:
-            want = (held + _sign(order) * max_notional) / eq_prev if eq_prev > 0.0 else 0.0
-            capped = 1.0
-            code |= CLAMP_ORDER_NOTIONAL
-        elif trades and building:
-            capped = 2.0
-    state[S_BLOCKED] = blocked_side
-    state[S_COOLOFF_UNTIL] = cooloff_until
-    state[S_PEAK] = peak
-    state[S_FORCED] = 1.0 if forced else 0.0
-    state[S_CAPPED] = capped
-    state[S_PREV_RAW] = raw
-    state[S_LAST_CLEAN] = 1.0 if want == raw else 0.0
-    return want, code
-
-
 @njit(cache=True)
 def fill_bar(
-    state, i, o, h, lo, c, want, atr_prev, atr_now, day, fee_i, slip_i, cfg_f, cfg_i,
-    trades, k0, record_trades, fills, record_fills,
+    state, i, o, h, lo, c, want, atr_prev, atr_now, day, fee_i, slip_i, cfg, trades, k0,
+    record_trades, fills, record_fills,
 ):  # fmt: skip
     """Bar ``i``: fill ``want`` (the fraction :func:`clamp_target` returned; NaN: no order
     this bar) at the open ``o`` with fee ``fee_i`` and slippage plus half-spread
@@ -325,9 +218,10 @@ def fill_bar(
     Closed round trips go to ``trades[k0], trades[k0 + 1] ...`` and fills to ``fills[0]
     ...`` when recorded. Returns (round trips closed, fills made) on this bar.
     """
-    stop_value, take_value, max_dloss, rebalance = cfg_f[1], cfg_f[2], cfg_f[5], cfg_f[8]
-    stop_kind, take_kind, trailing, integer_units = cfg_i[0], cfg_i[1], cfg_i[2], cfg_i[4]
-    _new_day(state, day)
+    stop_value, take_value, max_dloss = cfg.stop_value, cfg.take_value, cfg.max_daily_loss
+    stop_kind, take_kind, rebalance = cfg.stop, cfg.take, cfg.rebalance_threshold
+    trailing, integer_units = cfg.trailing, cfg.integer_units
+    start_day(state, day)
     cash = state[S_CASH]
     units = state[S_UNITS]
     entry_px = state[S_ENTRY_PX]
@@ -344,9 +238,9 @@ def fill_bar(
     capped = state[S_CAPPED] != 0.0
     k = k0
     j = 0
-    side = _sign(units)
+    side = sign(units)
     if not np.isnan(want):
-        want_side = _sign(want)
+        want_side = sign(want)
         eq_open = cash + units * o
         # ---- close at the open when flat or flipping is wanted ----
         if side != 0.0 and want_side != side:
@@ -367,7 +261,7 @@ def fill_bar(
             px = o * (1.0 + want_side * slip_i)
             desired = want * eq_open / (px * (1.0 + fee_i))
             if integer_units:
-                desired = _sign(desired) * np.floor(abs(desired))
+                desired = sign(desired) * np.floor(abs(desired))
             if side == 0.0 and desired != 0.0:
                 f = abs(desired) * px * fee_i
                 cash -= desired * px + f
@@ -386,7 +280,7 @@ def fill_bar(
             elif side != 0.0 and (capped or abs(want - prev_target) > rebalance):
                 delta = desired - units
                 if delta != 0.0:
-                    dpx = o * (1.0 + _sign(delta) * slip_i)
+                    dpx = o * (1.0 + sign(delta) * slip_i)
                     f = abs(delta) * dpx * fee_i
                     cash -= delta * dpx + f
                     traded_notional += abs(delta) * dpx
@@ -400,7 +294,7 @@ def fill_bar(
         prev_target = want
     # ---- stop / target inside the bar (stop first) ----
     if units != 0.0:
-        s = _sign(units)
+        s = sign(units)
         hit = 0
         level = 0.0
         if not np.isnan(stop) and ((s > 0 and lo <= stop) or (s < 0 and h >= stop)):
@@ -450,30 +344,29 @@ def fill_bar(
 
 @njit(cache=True)
 def step_bar(
-    state, i, o, h, lo, c, want, atr_prev, atr_now, day, clamp_day, fee_i, slip_i, cfg_f,
-    cfg_i, trades, k0, record_trades, fills, record_fills,
+    state, i, o, h, lo, c, want, atr_prev, atr_now, day, clamp_day, fee_i, slip_i, cfg, trades,
+    k0, record_trades, fills, record_fills,
 ):  # fmt: skip
     """Every execution rule for bar ``i``: :func:`clamp_target` of ``want`` (decided at
     the close of bar ``i - 1``; ``clamp_day`` is the day bar ``i`` was expected on), then
     :func:`fill_bar`. The backtest loop and the sweep call it; the live runner calls the
     two halves at their own times (the clamp before it orders, the fill when the next
     candle comes), on the same state."""
-    clamped, _ = clamp_target(state, i, want, clamp_day, cfg_f, cfg_i)
+    clamped, _ = clamp_target(state, i, want, clamp_day, cfg)
     return fill_bar(
-        state, i, o, h, lo, c, clamped, atr_prev, atr_now, day, fee_i, slip_i, cfg_f, cfg_i,
-        trades, k0, record_trades, fills, record_fills,
+        state, i, o, h, lo, c, clamped, atr_prev, atr_now, day, fee_i, slip_i, cfg, trades, k0,
+        record_trades, fills, record_fills,
     )  # fmt: skip
 
 
 @njit(cache=True)
-def _simulate(
-    open_, high, low, close, target, atr, day, clamp_day, fee, slip, cfg_f, cfg_i, record_trades
-):
-    """The batch loop over :func:`step_bar`; see :func:`run_backtest`. ``cfg_f``/``cfg_i``
-    pack EngineConfig."""
-    cash0 = cfg_f[0]
-    max_pos, max_exp, max_dloss, dd0, dd1 = cfg_f[3], cfg_f[4], cfg_f[5], cfg_f[6], cfg_f[7]
-    fast_paths = cfg_i[6]
+def _simulate(open_, high, low, close, target, atr, day, clamp_day, fee, slip, cfg, record_trades):
+    """The batch loop over :func:`step_bar`; see :func:`run_backtest`. ``cfg`` is
+    :data:`EngineParams`."""
+    cash0 = cfg.initial_cash
+    max_pos, max_exp, max_dloss = cfg.max_position, cfg.max_exposure, cfg.max_daily_loss
+    dd0, dd1 = cfg.dd_reduce_start, cfg.dd_reduce_end
+    fast_paths = cfg.fast_paths
     n = open_.size
     m = n if record_trades else 1  # a sweep keeps only the final equity
     equity = np.empty(m)
@@ -581,8 +474,8 @@ def _simulate(
         k = int(state[S_N_TRADES])
         step_bar(
             state, i, open_[i], high[i], low[i], close[i], target[i - 1], atr[i - 1], atr[i],
-            day[i], clamp_day[i], fee[i], slip[i], cfg_f, cfg_i, trades, k, record_trades,
-            no_fills, False,
+            day[i], clamp_day[i], fee[i], slip[i], cfg, trades, k, record_trades, no_fills,
+            False,
         )  # fmt: skip
         if record_trades:
             equity[i] = state[S_EQUITY]
@@ -591,7 +484,7 @@ def _simulate(
     units = state[S_UNITS]
     n_trades = int(state[S_N_TRADES])
     if units != 0.0 and record_trades:
-        s = _sign(units)
+        s = sign(units)
         entry_px = state[S_ENTRY_PX]
         _put(
             trades,
@@ -613,47 +506,6 @@ def _simulate(
     return equity, units_out, trades_out, state[S_NOTIONAL]
 
 
-def _pack(cfg: EngineConfig, fast_paths: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    if not cfg.dd_reduce_start <= cfg.dd_reduce_end:
-        raise ValueError(
-            f"backtest: dd_reduce_start ({cfg.dd_reduce_start}) must not exceed "
-            f"dd_reduce_end ({cfg.dd_reduce_end})"
-        )
-    if cfg.max_order_notional is not None and not cfg.max_order_notional > 0:
-        raise ValueError(
-            f"backtest: max_order_notional must be > 0 (quote currency) or null, got "
-            f"{cfg.max_order_notional}"
-        )
-    cfg_f = np.array(
-        [
-            cfg.initial_cash,
-            cfg.stop_value,
-            cfg.take_value,
-            cfg.max_position,
-            cfg.max_exposure,
-            cfg.max_daily_loss,
-            cfg.dd_reduce_start,
-            cfg.dd_reduce_end,
-            cfg.rebalance_threshold,
-            np.inf if cfg.max_order_notional is None else cfg.max_order_notional,
-        ],
-        dtype=np.float64,
-    )
-    cfg_i = np.array(
-        [
-            cfg.stop_kind,
-            cfg.take_kind,
-            int(cfg.trailing),
-            cfg.max_trades_per_day,
-            int(cfg.integer_units),
-            cfg.dd_cooloff_bars,
-            int(fast_paths),
-        ],
-        dtype=np.int64,
-    )
-    return cfg_f, cfg_i
-
-
 class ExecutionCore:
     """The execution rules for one bar at a time: the live paper broker's engine.
 
@@ -665,7 +517,7 @@ class ExecutionCore:
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
-        self.cfg_f, self.cfg_i = _pack(config, fast_paths=False)
+        self.params = engine_params(config, fast_paths=False)
         self._trades = np.zeros((MAX_FILLS_PER_BAR, 9))
         self._fills = np.zeros((MAX_FILLS_PER_BAR, 5))
 
@@ -676,7 +528,7 @@ class ExecutionCore:
     def clamp(self, state: np.ndarray, bar: int, want: float, *, day: int) -> tuple[float, int]:
         """:func:`clamp_target`: the fraction that may be ordered for bar ``bar`` (expected
         on UTC day ``day``) when ``want`` is wanted; updates ``state`` in place."""
-        clamped, code = clamp_target(state, int(bar), float(want), int(day), self.cfg_f, self.cfg_i)
+        clamped, code = clamp_target(state, int(bar), float(want), int(day), self.params)
         return float(clamped), int(code)
 
     def fill(
@@ -697,8 +549,7 @@ class ExecutionCore:
         o, h, lo, c = (float(x) for x in candle)
         _, n_fills = fill_bar(
             state, int(bar), o, h, lo, c, float(want), float(atr_prev), float(atr_now), int(day),
-            float(fee), float(slip), self.cfg_f, self.cfg_i, self._trades, 0, False,
-            self._fills, True,
+            float(fee), float(slip), self.params, self._trades, 0, False, self._fills, True,
         )  # fmt: skip
         return [
             dict(zip(FILL_FIELDS, row, strict=True)) | {"kind": FILL_KINDS[int(row[4])]}
@@ -722,7 +573,9 @@ class BacktestResult:
 
     @property
     def returns(self) -> pd.Series:
-        return self.equity.pct_change().fillna(0.0)
+        from ai_trade_bot.backtest.metrics import equity_returns
+
+        return pd.Series(equity_returns(self.equity), index=self.equity.index)
 
     @property
     def exposure(self) -> pd.Series:
@@ -823,11 +676,10 @@ def run_backtest(
         bar: The timeframe (default: the most common spacing of the bars); the risk
             clamp counts an order in the UTC day the next bar is expected on.
     """
-    if STOP_ATR in (config.stop_kind, config.take_kind) and atr is None:
+    if "atr" in (config.stop, config.take) and atr is None:
         raise ValueError("ATR stops or targets need the atr array")
-    cfg_f, cfg_i = _pack(config, fast_paths)
     equity, units, trades, notional = _simulate(
-        *_arrays(ohlc, target, atr, fee, slip, bar), cfg_f, cfg_i, True
+        *_arrays(ohlc, target, atr, fee, slip, bar), engine_params(config, fast_paths), True
     )
     frame = pd.DataFrame(trades, columns=list(TRADE_FIELDS))
     for col in ("entry_bar", "exit_bar"):
@@ -845,21 +697,19 @@ def run_backtest(
 
 
 @njit(cache=True, parallel=True)
-def _simulate_many(open_, high, low, close, targets, atr, day, clamp_day, fee, slip, cfg_f,
-                   cfg_i):  # fmt: skip
+def _simulate_many(open_, high, low, close, targets, atr, day, clamp_day, fee, slip, cfg):
     finals = np.empty(targets.shape[0])
     for p in prange(targets.shape[0]):
         equity, _, _, _ = _simulate(
-            open_, high, low, close, targets[p], atr, day, clamp_day, fee, slip, cfg_f, cfg_i,
-            False,
-        )  # fmt: skip
+            open_, high, low, close, targets[p], atr, day, clamp_day, fee, slip, cfg, False
+        )
         finals[p] = equity[-1]
     return finals
 
 
 @njit(cache=True, parallel=True)
 def _simulate_crossovers(open_, high, low, close, windows, pairs, size, atr, day, clamp_day,
-                         fee, slip, cfg_f, cfg_i):  # fmt: skip
+                         fee, slip, cfg):  # fmt: skip
     """Each distinct window's mean once, then every (fast, slow) set: its positions into
     a fresh buffer (never a sets x bars matrix), simulated by the same :func:`_simulate`
     a single run uses. Sets are handed to threads one at a time (see the caller)."""
@@ -872,7 +722,7 @@ def _simulate_crossovers(open_, high, low, close, windows, pairs, size, atr, day
         target = np.empty(close.size)
         _crossover_into(means[pairs[p, 0]], means[pairs[p, 1]], size, target)
         equity, _, _, _ = _simulate(
-            open_, high, low, close, target, atr, day, clamp_day, fee, slip, cfg_f, cfg_i, False
+            open_, high, low, close, target, atr, day, clamp_day, fee, slip, cfg, False
         )
         finals[p] = equity[0]
     return finals
@@ -897,7 +747,7 @@ def sweep_crossovers(
     distinct = sorted({w for pair in windows for w in pair})
     position = {w: k for k, w in enumerate(distinct)}
     pairs = np.array([(position[fa], position[sl]) for fa, sl in windows], dtype=np.int64)
-    cfg_f, cfg_i = _pack(config)
+    cfg = engine_params(config)
     # sets with short windows trade more: one at a time keeps both threads busy to the end
     with numba.parallel_chunksize(1):
         return _simulate_crossovers(
@@ -913,8 +763,7 @@ def sweep_crossovers(
             cd,
             f,
             s,
-            cfg_f,
-            cfg_i,
+            cfg,
         )
 
 
@@ -929,6 +778,5 @@ def run_many(
 ) -> np.ndarray:
     """Final equity of many target series (rows of ``targets``) in one compiled call."""
     o, h, lo, c, _, a, d, cd, f, s = _arrays(ohlc, np.zeros(len(ohlc)), atr, fee, slip)
-    cfg_f, cfg_i = _pack(config)
     targets = np.ascontiguousarray(targets, dtype=np.float64)
-    return _simulate_many(o, h, lo, c, targets, a, d, cd, f, s, cfg_f, cfg_i)
+    return _simulate_many(o, h, lo, c, targets, a, d, cd, f, s, engine_params(config))

@@ -1,11 +1,23 @@
-"""Return, risk and trade metrics of a backtest."""
+"""Return, risk and trade metrics: the one home of the returns of an equity curve, the
+Sharpe and Sortino ratios and the drawdown, for the backtest, the statistics, the report
+and the runner's performance rules alike.
+
+Conventions: simple returns of an equity curve, the first bar's return 0 (a curve of n
+bars gives n returns); Sharpe is mean over sample standard deviation (ddof 1), Sortino
+mean over the root mean square of the losing returns (over all bars), both times
+``sqrt(periods_per_year)`` when annualised; drawdown is equity over its running peak,
+minus one (0 or negative).
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ai_trade_bot.backtest.engine import BacktestResult
+if TYPE_CHECKING:
+    from ai_trade_bot.backtest.engine import BacktestResult
 
 
 def periods_per_year(index: pd.DatetimeIndex) -> float:
@@ -16,24 +28,63 @@ def periods_per_year(index: pd.DatetimeIndex) -> float:
     return float(len(index) / years) if years > 0 else 252.0
 
 
+def equity_returns(equity: pd.Series | np.ndarray) -> np.ndarray:
+    """Simple returns of an equity curve; the first bar's return is 0."""
+    values = np.asarray(equity, dtype=np.float64)
+    out = np.zeros(values.size)
+    if values.size > 1:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[1:] = values[1:] / values[:-1] - 1.0
+    return np.where(np.isfinite(out), out, 0.0)
+
+
+def sharpe(returns: np.ndarray, periods_per_year: float = 1.0) -> float:
+    """Mean over standard deviation (ddof 1) of per-period returns, times
+    ``sqrt(periods_per_year)`` (1: per period, not annualised); 0 without variation."""
+    r = np.asarray(returns, dtype=np.float64)
+    sd = r.std(ddof=1) if r.size > 1 else 0.0
+    return float(r.mean() / sd * np.sqrt(periods_per_year)) if sd > 0 else 0.0
+
+
+def sharpe_columns(returns: np.ndarray) -> np.ndarray:
+    """:func:`sharpe` (per period) of each column of a (bars, configurations) matrix."""
+    sd = returns.std(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sd > 0, returns.mean(axis=0) / sd, 0.0)
+
+
+def sortino(returns: np.ndarray, periods_per_year: float = 1.0) -> float:
+    """Mean over the downside deviation (root mean square of the losing returns, over every
+    bar), times ``sqrt(periods_per_year)``; 0 without losses."""
+    r = np.asarray(returns, dtype=np.float64)
+    down = np.sqrt((r[r < 0] ** 2).sum() / max(r.size, 1))
+    return float(r.mean() / down * np.sqrt(periods_per_year)) if down > 0 else 0.0
+
+
+def drawdown(equity: pd.Series) -> pd.Series:
+    """Equity over its running peak, minus one (0 at a new high, negative below it)."""
+    return equity / equity.cummax() - 1.0
+
+
+def max_drawdown(equity: pd.Series) -> float:
+    """The deepest drawdown as a positive fraction (0.2: 20% below the peak)."""
+    return float(-drawdown(equity).min()) if len(equity) else 0.0
+
+
 def return_metrics(equity: pd.Series, ppy: float) -> dict[str, float]:
     """Total and annual return, volatility, Sharpe, Sortino, Calmar, maximum drawdown."""
-    r = equity.pct_change().fillna(0.0).to_numpy()
+    r = equity_returns(equity)
     total = float(equity.iloc[-1] / equity.iloc[0] - 1.0)
     years = len(r) / ppy
     annual = float((1 + total) ** (1 / years) - 1) if years > 0 and total > -1 else -1.0
     vol = float(r.std(ddof=1) * np.sqrt(ppy)) if len(r) > 1 else 0.0
-    downside = r[r < 0]
-    down_dev = float(np.sqrt((downside**2).sum() / max(len(r), 1)) * np.sqrt(ppy))
-    drawdown = equity / equity.cummax() - 1.0
-    max_dd = float(-drawdown.min())
-    mean = float(r.mean() * ppy)
+    max_dd = max_drawdown(equity)
     return {
         "total_return": total,
         "annual_return": annual,
         "volatility": vol,
-        "sharpe": mean / vol if vol > 0 else 0.0,
-        "sortino": mean / down_dev if down_dev > 0 else 0.0,
+        "sharpe": sharpe(r, ppy),
+        "sortino": sortino(r, ppy),
         "calmar": annual / max_dd if max_dd > 0 else 0.0,
         "max_drawdown": max_dd,
     }

@@ -12,14 +12,14 @@ from itertools import combinations
 import numpy as np
 from scipy.stats import kurtosis, norm, skew
 
+from ai_trade_bot.backtest.metrics import sharpe, sharpe_columns
+
 EULER_GAMMA = 0.5772156649015329
 
 
 def sharpe_per_period(returns: np.ndarray) -> float:
-    """Mean over standard deviation of per-period returns (not annualised)."""
-    r = np.asarray(returns, dtype=np.float64)
-    sd = r.std(ddof=1) if r.size > 1 else 0.0
-    return float(r.mean() / sd) if sd > 0 else 0.0
+    """:func:`ai_trade_bot.backtest.metrics.sharpe` per period (not annualised)."""
+    return sharpe(returns)
 
 
 def sharpe_std_error(sr: float, n: int, skewness: float, kurt: float) -> float:
@@ -107,17 +107,12 @@ def probability_of_backtest_overfitting(returns: np.ndarray, n_blocks: int = 10)
     n = distinct
     blocks = np.array_split(np.arange(t), n_blocks)
 
-    def sharpe_cols(rows: np.ndarray) -> np.ndarray:
-        sub = m[rows]
-        sd = sub.std(axis=0, ddof=1)
-        return np.where(sd > 0, sub.mean(axis=0) / np.where(sd > 0, sd, 1.0), 0.0)
-
     logits = []
     for chosen in combinations(range(n_blocks), n_blocks // 2):
         is_rows = np.concatenate([blocks[b] for b in chosen])
         oos_rows = np.concatenate([blocks[b] for b in range(n_blocks) if b not in chosen])
-        best = int(np.argmax(sharpe_cols(is_rows)))
-        oos = sharpe_cols(oos_rows)
+        best = int(np.argmax(sharpe_columns(m[is_rows])))
+        oos = sharpe_columns(m[oos_rows])
         rank = (oos < oos[best]).sum() + 0.5 * ((oos == oos[best]).sum() - 1) + 1
         omega = rank / (n + 1)
         logits.append(np.log(omega / (1 - omega)))

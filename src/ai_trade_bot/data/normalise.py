@@ -7,7 +7,9 @@ import pandas as pd
 
 from ai_trade_bot.errors import DataValidationError
 
-OHLCV_COLUMNS = ["open", "high", "low", "close", "volume"]
+# The candle columns, in this order, everywhere (ingestion, features, the bundle, the
+# live runner and its state file).
+OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 
 _ALIASES: dict[str, tuple[str, ...]] = {
     "timestamp": ("timestamp", "date", "datetime", "time", "open_time", "opentime", "ts", "dt"),

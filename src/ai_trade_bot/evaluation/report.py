@@ -14,7 +14,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ai_trade_bot.backtest.metrics import periods_per_year
+from ai_trade_bot.backtest.metrics import (
+    drawdown,
+    equity_returns,
+    periods_per_year,
+    sharpe,
+)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -60,11 +65,11 @@ def _equity_figure(curves: pd.DataFrame) -> str:
 
 def _drawdown_sharpe_figure(equity: pd.Series, window: int = 63) -> str:
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 4.5), sharex=True)
-    a1.fill_between(equity.index, equity / equity.cummax() - 1, 0, color="tab:red", alpha=0.4)
+    a1.fill_between(equity.index, drawdown(equity), 0, color="tab:red", alpha=0.4)
     a1.set_title("Meta-agent drawdown")
-    r = equity.pct_change()
+    r = pd.Series(equity_returns(equity), index=equity.index)
     ppy = periods_per_year(equity.index)
-    rolling = r.rolling(window).mean() / r.rolling(window).std() * np.sqrt(ppy)
+    rolling = r.rolling(window).apply(lambda x: sharpe(x, ppy), raw=True)
     a2.plot(rolling.index, rolling, color="tab:blue")
     a2.axhline(0, color="k", lw=0.5)
     a2.set_title(f"Rolling {window}-bar Sharpe (annualised, {ppy:.0f} bars a year)")

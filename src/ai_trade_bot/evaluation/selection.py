@@ -11,15 +11,15 @@ import pandas as pd
 
 from ai_trade_bot.evaluation.settings import EvaluateConfig
 from ai_trade_bot.evaluation.strategies import make_span, method_columns, model_strategy
-from ai_trade_bot.modeling.calibration import log_loss_rows
 from ai_trade_bot.modeling.meta import ABS_PER_SIGMA
+from ai_trade_bot.modeling.scoring import log_loss
 
 logger = logging.getLogger(__name__)
 
 
 def _log_loss(output: pd.DataFrame, labels: pd.Series) -> float:
     probs = output[["down", "flat", "up"]].to_numpy(dtype=np.float64)
-    return log_loss_rows(labels.reindex(output.index).to_numpy().astype(int), probs)
+    return log_loss(labels.reindex(output.index).to_numpy().astype(int), probs)
 
 
 def select_meta(

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ai_trade_bot.config import parse_config
+from ai_trade_bot.data.normalise import OHLCV_COLUMNS
 from ai_trade_bot.data.timeframes import timeframe_to_timedelta
 from ai_trade_bot.errors import DataValidationError
 from ai_trade_bot.features import rolling
@@ -28,8 +29,6 @@ from ai_trade_bot.features.volatility import (
     prefit_garch,
     realized_volatility,
 )
-
-_OHLCV = ("open", "high", "low", "close", "volume")
 
 logger = logging.getLogger(__name__)
 
@@ -339,10 +338,10 @@ def _history_features(
 def _ohlcv_arrays(ohlcv: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """Contiguous float64 open, high, low, close and volume (one copy of an OHLCV-only
     frame; a column at a time costs ~50 µs each)."""
-    if tuple(ohlcv.columns) == _OHLCV:
+    if tuple(ohlcv.columns) == OHLCV_COLUMNS:
         values = ohlcv.to_numpy(dtype=np.float64)
-        return tuple(np.ascontiguousarray(values[:, k]) for k in range(len(_OHLCV)))
-    return tuple(ohlcv[k].to_numpy(dtype=np.float64) for k in _OHLCV)
+        return tuple(np.ascontiguousarray(values[:, k]) for k in range(len(OHLCV_COLUMNS)))
+    return tuple(ohlcv[k].to_numpy(dtype=np.float64) for k in OHLCV_COLUMNS)
 
 
 def _features(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ai_trade_bot.data.normalise import OHLCV_COLUMNS
 from ai_trade_bot.errors import ConfigError
 from ai_trade_bot.features import indicators as ind
 from ai_trade_bot.features import rolling
@@ -104,7 +105,7 @@ def technical_features(
     to traded volume. The indicators are pandas-ta's, computed on arrays
     (:mod:`ai_trade_bot.features.indicators`, checked against pandas-ta in the tests).
     """
-    arrays = (ohlcv[k].to_numpy(dtype=np.float64) for k in _OHLCV)
+    arrays = (ohlcv[k].to_numpy(dtype=np.float64) for k in OHLCV_COLUMNS)
     columns = technical_columns(
         *arrays,
         index=ohlcv.index,
@@ -164,6 +165,3 @@ def technical_columns(
         out["body_atr"] = (c - o) / atr
         out["range_atr"] = (h - lo) / atr
     return out
-
-
-_OHLCV = ("open", "high", "low", "close", "volume")

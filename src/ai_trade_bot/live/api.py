@@ -1,11 +1,13 @@
 """The status API and dashboard over the runner's SQLite state (FastAPI, served by uvicorn).
 
-Read endpoints open the state file read-only (WAL lets them read while the runner writes):
-``/health``, ``/status``, ``/positions``, ``/orders``, ``/decisions``, ``/equity``,
-``/alerts``, ``/drift`` and ``/metrics`` (Prometheus text). ``POST /pause``, ``/resume``
-and ``/flatten`` need ``Authorization: Bearer <token>`` (compared in constant time); they
-queue a command the runner obeys between candles, recording which token asked (its name,
-never a header the client chose) and when. With no token configured they are off. ``/`` is
+Read endpoints go through :class:`ai_trade_bot.live.store.StateReader` (read-only; WAL lets
+them read while the runner writes): ``/health``, ``/status``, ``/positions``, ``/orders``,
+``/decisions``, ``/equity``, ``/alerts``, ``/drift`` and ``/metrics`` (Prometheus text).
+Each takes ``?symbol=``; without it, it answers for every symbol the state file holds.
+``POST /pause``, ``/resume`` and ``/flatten`` (one symbol with ``?symbol=``, else all)
+need ``Authorization: Bearer <token>`` (compared in constant time); they queue a command
+the runner obeys between candles, recording which token asked (its name, never a header
+the client chose) and when. With no token configured they are off. ``/`` is
 the dashboard; its chart library is plotly.js from the installed ``plotly`` package (no
 CDN).
 
@@ -31,6 +33,8 @@ import yaml
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from ai_trade_bot.live.store import StateReader, queue_command
 
 ENV_TOKEN = "AI_TRADE_BOT_API_TOKEN"
 COMMANDS = ("pause", "resume", "flatten")
@@ -82,70 +86,68 @@ def _pid_running(pid: int | None) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def _rows(db: sqlite3.Connection, query: str, args: tuple = ()) -> list[dict[str, Any]]:
-    return [dict(r) for r in db.execute(query, args).fetchall()]
-
-
 def _iso(ns: int | None) -> str | None:
     return None if ns is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / 1e9))
 
 
+def _timed(rows: list[dict[str, Any]], key: str = "ts") -> list[dict[str, Any]]:
+    return [r | {"time": _iso(r[key])} for r in rows]
+
+
 class _CachedReader:
-    """One read-only connection to the state file and the JSON of each read endpoint,
-    rebuilt only after the runner commits (SQLite's ``PRAGMA data_version`` changes when
-    another connection has written). Under a busy dashboard most requests are served from
-    memory, which keeps the API's CPU away from the runner on small machines. Under uvicorn
-    the ``async`` endpoints call it from the event loop's one thread; a lock keeps it safe
-    where requests come from several threads (a test client runs each on its own)."""
+    """One :class:`StateReader` and the JSON of each read endpoint, rebuilt only after the
+    runner commits (SQLite's ``PRAGMA data_version`` changes when another connection has
+    written). Under a busy dashboard most requests are served from memory, which keeps the
+    API's CPU away from the runner on small machines. Under uvicorn the ``async``
+    endpoints call it from the event loop's one thread; a lock keeps it safe where requests
+    come from several threads (a test client runs each on its own)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db: sqlite3.Connection | None = None
+        self.reader: StateReader | None = None
         self.version: int | None = None
         self.bodies: dict[tuple, bytes] = {}
         self.lock = threading.Lock()
 
-    def _connect(self) -> sqlite3.Connection:
-        if self.db is None:
+    def _open(self) -> StateReader:
+        if self.reader is None:
             if not self.path.exists():
                 raise HTTPException(503, f"no runner state at {self.path} yet")
-            db = sqlite3.connect(
-                f"file:{self.path}?mode=ro", uri=True, timeout=5, check_same_thread=False
-            )
-            db.row_factory = sqlite3.Row
-            self.db = db
-        return self.db
+            self.reader = StateReader(self.path)
+        return self.reader
 
     def run(self, fn):
         with self.lock:
             try:
-                return fn(self._connect())
+                reader = self._open()
+                with reader.snapshot():
+                    return fn(reader)
             except sqlite3.Error:
                 self.close()  # a replaced or damaged file: reopen on the next request
                 raise
 
     def get(self, key: tuple, build) -> bytes:
-        def fetch(db: sqlite3.Connection) -> bytes:
-            version = db.execute("PRAGMA data_version").fetchone()[0]
-            if version != self.version:
-                self.bodies.clear()
-                self.version = version
-            body = self.bodies.get(key)
-            if body is None:
-                db.execute("BEGIN")  # one snapshot for every query behind this body
-                try:
-                    body = orjson.dumps(build(db))
-                finally:
-                    db.rollback()
-                self.bodies[key] = body
-            return body
-
-        return self.run(fetch)
+        with self.lock:
+            try:
+                reader = self._open()
+                version = reader.data_version()
+                if version != self.version:
+                    self.bodies.clear()
+                    self.version = version
+                body = self.bodies.get(key)
+                if body is None:
+                    with reader.snapshot():  # one snapshot for every query behind it
+                        body = orjson.dumps(build(reader))
+                    self.bodies[key] = body
+                return body
+            except sqlite3.Error:
+                self.close()
+                raise
 
     def close(self) -> None:  # called under ``lock``
-        if self.db is not None:
-            self.db.close()
-        self.db, self.version = None, None
+        if self.reader is not None:
+            self.reader.close()
+        self.reader, self.version = None, None
         self.bodies.clear()
 
 
@@ -183,11 +185,15 @@ def create_app(
     page_js = static.joinpath("dashboard.js").read_bytes()
     plotly_js = (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
 
-    reader = _CachedReader(state_path)
+    cache = _CachedReader(state_path)
 
     def cached(key: tuple, build) -> Response:
-        """``build(db)``'s JSON, rebuilt only when the runner has committed since."""
-        return Response(reader.get(key, build), media_type="application/json")
+        """``build(reader)``'s JSON, rebuilt only when the runner has committed since."""
+        return Response(cache.get(key, build), media_type="application/json")
+
+    def known(reader: StateReader, symbol: str | None) -> None:
+        if symbol is not None and symbol not in reader.symbols():
+            raise HTTPException(404, f"no runner trades {symbol!r}; it trades {reader.symbols()}")
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -195,62 +201,75 @@ def create_app(
 
     @app.get("/status")
     async def status(symbol: str | None = None) -> Response:
-        def build(db: sqlite3.Connection) -> dict[str, Any]:
-            return _status(db, symbol)
+        """One symbol's status (``?symbol=``), or ``{"symbols": [...]}`` for all."""
+
+        def build(reader: StateReader) -> dict[str, Any]:
+            known(reader, symbol)
+            rows = reader.runners(symbol)
+            if not rows:
+                raise HTTPException(503, "the runner has not started yet")
+            statuses = [_status(reader, row) for row in rows]
+            return statuses[0] if symbol is not None else {"symbols": statuses}
 
         # liveness and age move with the clock: built on every request (cheap reads)
-        return Response(orjson.dumps(reader.run(build)), media_type="application/json")
+        return Response(orjson.dumps(cache.run(build)), media_type="application/json")
 
     @app.get("/positions")
-    async def positions() -> Response:
-        def build(db: sqlite3.Connection) -> list[dict[str, Any]]:
-            return [r | {"time": _iso(r.pop("ts"))} for r in _rows(db, "SELECT * FROM positions")]
+    async def positions(symbol: str | None = None) -> Response:
+        def build(reader: StateReader) -> list[dict[str, Any]]:
+            known(reader, symbol)
+            return [r | {"time": _iso(r.pop("ts"))} for r in reader.positions(symbol)]
 
-        return cached(("positions",), build)
+        return cached(("positions", symbol), build)
 
     @app.get("/orders")
-    async def orders(limit: int = 50) -> Response:
-        def build(db: sqlite3.Connection) -> dict[str, Any]:
-            recent = _rows(db, "SELECT * FROM orders ORDER BY rowid DESC LIMIT ?", (limit,))
-            fills = _rows(db, "SELECT * FROM fills ORDER BY bar DESC, seq DESC LIMIT ?", (limit,))
+    async def orders(symbol: str | None = None, limit: int = 50) -> Response:
+        def build(reader: StateReader) -> dict[str, Any]:
+            known(reader, symbol)
             return {
-                "orders": [r | {"time": _iso(r["ts"])} for r in recent],
-                "fills": [r | {"time": _iso(r["ts"])} for r in fills],
+                "orders": _timed(reader.orders(symbol, limit)),
+                "fills": _timed(reader.fills(symbol, limit)),
             }
 
-        return cached(("orders", limit), build)
+        return cached(("orders", symbol, limit), build)
 
     @app.get("/decisions")
-    async def decisions(limit: int = 20) -> Response:
-        def build(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    async def decisions(symbol: str | None = None, limit: int = 20) -> Response:
+        def build(reader: StateReader) -> list[dict[str, Any]]:
+            known(reader, symbol)
             out = []
-            for row in _rows(db, "SELECT * FROM decisions ORDER BY ts DESC LIMIT ?", (limit,)):
+            for row in reader.decisions(symbol, limit):
                 votes = json.loads(row.pop("votes") or "{}")
                 meta = {k: row.pop(k) for k in ("down", "flat", "up", "confidence", "disagreement")}
                 out.append(row | {"time": _iso(row["ts"]), "votes": votes, "meta": meta})
             return out
 
-        return cached(("decisions", limit), build)
+        return cached(("decisions", symbol, limit), build)
 
     @app.get("/equity")
-    async def equity(limit: int = 5000) -> Response:
-        def build(db: sqlite3.Connection) -> dict[str, list]:
-            query = "SELECT ts, equity, drawdown FROM equity ORDER BY ts DESC LIMIT ?"
-            rows = _rows(db, query, (limit,))[::-1]
-            return {
-                "time": [_iso(r["ts"]) for r in rows],
-                "equity": [r["equity"] for r in rows],
-                "drawdown": [-r["drawdown"] for r in rows],
-            }
+    async def equity(symbol: str | None = None, limit: int = 5000) -> Response:
+        """Each symbol's equity and drawdown curve, ``{"symbols": {symbol: curve}}`` (one
+        account per symbol: they are never drawn as one line)."""
 
-        return cached(("equity", limit), build)
+        def build(reader: StateReader) -> dict[str, Any]:
+            known(reader, symbol)
+            curves: dict[str, dict[str, list]] = {}
+            for row in reader.equity(symbol, limit):
+                curve = curves.setdefault(row["symbol"], {"time": [], "equity": [], "drawdown": []})
+                curve["time"].append(_iso(row["ts"]))
+                curve["equity"].append(row["equity"])
+                curve["drawdown"].append(-row["drawdown"])
+            return {"symbols": curves}
+
+        return cached(("equity", symbol, limit), build)
 
     @app.get("/alerts")
-    async def alerts(limit: int = 20) -> Response:
-        def build(db: sqlite3.Connection) -> list[dict[str, Any]]:
-            return _rows(db, "SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
+    async def alerts(symbol: str | None = None, limit: int = 20) -> Response:
+        def build(reader: StateReader) -> list[dict[str, Any]]:
+            known(reader, symbol)
+            return reader.alerts(symbol, limit)
 
-        return cached(("alerts", limit), build)
+        return cached(("alerts", symbol, limit), build)
 
     @app.get("/drift")
     def drift() -> dict[str, Any]:
@@ -271,7 +290,7 @@ def create_app(
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         # the feed lag moves with the clock, so the text is generated on every scrape
-        text = reader.run(lambda db: generate_latest(_metrics_registry(db)))
+        text = cache.run(lambda reader: generate_latest(_metrics_registry(reader)))
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     def command(name: str, request: Request, symbol: str | None) -> dict[str, Any]:
@@ -285,26 +304,16 @@ def create_app(
                 who = identity
         if who is None:
             raise HTTPException(401, "a valid bearer token is required")
-        db = sqlite3.connect(state_path, timeout=30)
-        try:
-            symbols = [r[0] for r in db.execute("SELECT symbol FROM runner ORDER BY symbol")]
-            if not symbols:
+        if not state_path.exists():
+            raise HTTPException(503, "the runner has not started yet")
+        queued = queue_command(state_path, name, f"token:{who}", symbol)
+        if not queued:
+            if symbol is None:
                 raise HTTPException(503, "the runner has not started yet")
-            if symbol is not None and symbol not in symbols:
-                raise HTTPException(404, f"no runner trades {symbol!r}; it trades {symbols}")
-            now = time.time()
-            for target in [symbol] if symbol is not None else symbols:
-                db.execute(
-                    "INSERT INTO commands (symbol, command, requested_by, requested_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (target, name, f"token:{who}", now),
-                )
-            db.commit()
-        finally:
-            db.close()
+            raise HTTPException(404, f"no runner trades {symbol!r}")
         return {
             "queued": name,
-            "symbols": [symbol] if symbol is not None else symbols,
+            "symbols": queued,
             "requested_by": f"token:{who}",
             "applied": "at the next candle",
         }
@@ -337,29 +346,18 @@ def create_app(
     return app
 
 
-def _status(db: sqlite3.Connection, symbol: str | None) -> dict[str, Any]:
-    """What ``/status`` says of one symbol's runner (the one updated last without
-    ``symbol``): its mode and model, what trades now, the last candle, feed, halts, equity,
-    and whether the runner still runs and how old its last update is."""
-    if symbol is None:
-        rows = _rows(db, "SELECT * FROM runner ORDER BY updated_at DESC LIMIT 1")
-    else:
-        rows = _rows(db, "SELECT * FROM runner WHERE symbol = ?", (symbol,))
-    if not rows:
-        raise HTTPException(503 if symbol is None else 404, "no runner state for that yet")
-    state = rows[0]
-    position = _rows(db, "SELECT * FROM positions WHERE symbol = ?", (state["symbol"],))
-    alerts = _rows(
-        db,
-        "SELECT kind, message, at FROM alerts WHERE symbol = ? OR symbol IS NULL "
-        "ORDER BY id DESC LIMIT 1",
-        (state["symbol"],),
-    )
+def _status(reader: StateReader, state: dict[str, Any]) -> dict[str, Any]:
+    """What ``/status`` says of one symbol's runner: its mode and model, what trades now,
+    the last candle, feed, halts, equity, and whether the runner still runs and how old its
+    last update is."""
+    symbol = state["symbol"]
+    position = reader.positions(symbol)
+    alerts = reader.alerts(symbol, 1)
     halted = state["halted_reason"] or ("paused" if state["paused"] else None)
     running = state["stopped_at"] is None and _pid_running(state["pid"])
     updated = state["updated_at"]
     return {
-        "symbol": state["symbol"],
+        "symbol": symbol,
         "timeframe": state["timeframe"],
         "mode": state["mode"],
         "model_version": state["model_version"],
@@ -379,13 +377,13 @@ def _status(db: sqlite3.Connection, symbol: str | None) -> dict[str, Any]:
         "running": running,
         "runner": "running" if running else "stopped",
         "stop_reason": state["stop_reason"],
-        "last_alert": alerts[0] if alerts else None,
+        "last_alert": {k: alerts[0][k] for k in ("kind", "message", "at")} if alerts else None,
     }
 
 
-def _metrics_registry(db: sqlite3.Connection) -> Any:
-    """Prometheus metrics from the state: equity, position, decisions by reason, decision
-    latency (histogram), feed lag and alerts."""
+def _metrics_registry(reader: StateReader) -> Any:
+    """Prometheus metrics from the state, per symbol: equity, position, decisions by
+    reason, decision latency (histogram), feed lag; and alerts by kind."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.core import (
         CounterMetricFamily,
@@ -395,15 +393,13 @@ def _metrics_registry(db: sqlite3.Connection) -> Any:
 
     class StateCollector:
         def collect(self):
-            state = db.execute("SELECT * FROM runner ORDER BY updated_at DESC LIMIT 1").fetchone()
-            symbol = state["symbol"] if state else ""
             equity = GaugeMetricFamily(
                 "ai_trade_bot_equity", "Equity at the last close", labels=["symbol"]
             )
             units = GaugeMetricFamily(
                 "ai_trade_bot_position_units", "Open position (units)", labels=["symbol"]
             )
-            for row in db.execute("SELECT symbol, equity, units FROM positions"):
+            for row in reader.positions():
                 equity.add_metric([row["symbol"]], row["equity"])
                 units.add_metric([row["symbol"]], row["units"])
             yield equity
@@ -411,30 +407,38 @@ def _metrics_registry(db: sqlite3.Connection) -> Any:
             reasons = CounterMetricFamily(
                 "ai_trade_bot_decisions", "Decisions by reason", labels=["symbol", "reason"]
             )
-            for row in db.execute("SELECT reason, COUNT(*) AS n FROM decisions GROUP BY reason"):
-                reasons.add_metric([symbol, row["reason"] or ""], row["n"])
+            for row in reader.counts("decisions", "reason"):
+                reasons.add_metric([row["symbol"], row["value"] or ""], row["n"])
             yield reasons
-            latencies = [r[0] for r in db.execute("SELECT latency_ms FROM decisions")]
-            buckets, total = [], 0.0
-            for bound in LATENCY_BUCKETS_MS:
-                buckets.append((str(float(bound)), sum(1 for v in latencies if v <= bound)))
-            buckets.append(("+Inf", len(latencies)))
-            total = float(sum(latencies))
-            yield HistogramMetricFamily(
+            latency = HistogramMetricFamily(
                 "ai_trade_bot_decision_latency_ms",
                 "Candle processing time until the decision is written",
-                buckets=buckets,
-                sum_value=total,
+                labels=["symbol"],
             )
+            by_symbol: dict[str, list[float]] = {}
+            for row in reader.latencies():
+                by_symbol.setdefault(row["symbol"], []).append(row["latency_ms"] or 0.0)
+            for symbol, values in by_symbol.items():
+                buckets = [
+                    (str(float(bound)), sum(1 for v in values if v <= bound))
+                    for bound in LATENCY_BUCKETS_MS
+                ] + [("+Inf", len(values))]
+                latency.add_metric([symbol], buckets, sum_value=float(sum(values)))
+            yield latency
             lag = GaugeMetricFamily(
-                "ai_trade_bot_feed_lag_seconds", "Seconds since the last candle's open time"
+                "ai_trade_bot_feed_lag_seconds",
+                "Seconds since the last candle's open time",
+                labels=["symbol"],
             )
-            if state and state["last_ts"]:
-                lag.add_metric([], time.time() - state["last_ts"] / 1e9)
+            for state in reader.runners():
+                if state["last_ts"]:
+                    lag.add_metric([state["symbol"]], time.time() - state["last_ts"] / 1e9)
             yield lag
-            alerts = CounterMetricFamily("ai_trade_bot_alerts", "Alerts by kind", labels=["kind"])
-            for row in db.execute("SELECT kind, COUNT(*) AS n FROM alerts GROUP BY kind"):
-                alerts.add_metric([row["kind"]], row["n"])
+            alerts = CounterMetricFamily(
+                "ai_trade_bot_alerts", "Alerts by kind", labels=["symbol", "kind"]
+            )
+            for row in reader.counts("alerts", "kind"):
+                alerts.add_metric([row["symbol"] or "", row["value"]], row["n"])
             yield alerts
 
     registry = CollectorRegistry()

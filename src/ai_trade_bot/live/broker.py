@@ -1,10 +1,17 @@
-"""Real orders through ccxt, only with ``--live``: idempotent by client order id.
+"""Where a runner's orders go: the :class:`Broker` protocol and its two venues.
+
+- :class:`PaperBroker`, the default: the paper venue. It accepts every order; the
+  execution core (the backtest's rules) fills it at the next candle's open. Its order book
+  is the state file's orders table.
+- :class:`CcxtBroker`, only with ``--live``: real orders on a ccxt exchange, idempotent by
+  client order id. A submission that times out may still have reached the exchange, so
+  before any retry the broker looks the order up by its client id; the exchange refuses a
+  second order with the same id anyway.
 
 Orders are written to the state store (under a UNIQUE client order id) before they are
-sent. A submission that times out may still have reached the exchange, so before any
-retry the broker looks the order up by its client id; the exchange refuses a second
-order with the same id anyway. At start the runner reconciles the stored orders and the
-exchange's open orders.
+sent; at start the runner reconciles the stored orders with the venue. A new venue is one
+class with the four methods below (``tests/live/test_contracts.py`` runs every venue
+through the same checks).
 """
 
 from __future__ import annotations
@@ -15,15 +22,100 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import yaml
 
 from ai_trade_bot.errors import ConfigError, DataSourceError
 
+if TYPE_CHECKING:
+    from ai_trade_bot.live.store import StateStore
+
 logger = logging.getLogger(__name__)
 
 ENV_KEY, ENV_SECRET = "AI_TRADE_BOT_API_KEY", "AI_TRADE_BOT_API_SECRET"
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """A venue that takes an order under a client id and reports it, ccxt-style: a dict
+    with ``clientOrderId``, ``status`` (``open``, ``closed`` when filled, ``canceled``),
+    ``amount``, ``filled`` and ``average``."""
+
+    paper: bool  # True: the execution core fills orders at the next open
+
+    def submit(self, cid: str, side: str, amount: float) -> dict[str, Any]:
+        """Send one order (a second order under the same ``cid`` is never made)."""
+        ...
+
+    def lookup(self, cid: str) -> dict[str, Any] | None:
+        """The venue's record of the order with client id ``cid``, or None."""
+        ...
+
+    def cancel(self, cid: str) -> dict[str, Any] | None:
+        """Cancel the open order ``cid``; None when the venue has no such open order."""
+        ...
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        """The orders still open at the venue."""
+        ...
+
+
+class PaperBroker:
+    """The paper venue over the state file: it accepts every order (``open``); the runner's
+    execution core fills or cancels it at the next candle's open, by the backtest's rules.
+    Its book is the orders table (written through :class:`StateStore`)."""
+
+    paper = True
+
+    def __init__(self, store: StateStore, symbol: str) -> None:
+        self.store, self.symbol = store, symbol
+
+    def _report(self, row: dict[str, Any]) -> dict[str, Any]:
+        status = {"new": "open", "filled": "closed", "cancelled": "canceled"}.get(
+            row["status"], row["status"]
+        )
+        filled = row["amount"] if status == "closed" else 0.0
+        return {
+            "id": row["client_order_id"],
+            "clientOrderId": row["client_order_id"],
+            "status": status,
+            "side": row["side"],
+            "amount": row["amount"],
+            "filled": filled,
+            "average": None,
+        }
+
+    def _row(self, cid: str) -> dict[str, Any] | None:
+        rows = self.store.orders(self.symbol)
+        return next((o for o in rows if o["client_order_id"] == cid), None)
+
+    def submit(self, cid: str, side: str, amount: float) -> dict[str, Any]:
+        from ai_trade_bot.live.store import Order
+
+        row = self._row(cid)
+        if row is None:  # an order the runner did not write first (the contract test)
+            self.store.add_order(
+                Order(cid, self.symbol, 0, side, 0.0, float(amount), "open", "paper")
+            )
+        elif row["status"] == "new":
+            self.store.update_order(cid, status="open")
+        return self._report(self._row(cid))
+
+    def lookup(self, cid: str) -> dict[str, Any] | None:
+        row = self._row(cid)
+        return None if row is None else self._report(row)
+
+    def cancel(self, cid: str) -> dict[str, Any] | None:
+        row = self._row(cid)
+        if row is None or row["status"] not in ("new", "open"):
+            return None
+        self.store.update_order(cid, status="cancelled")
+        return self._report(self._row(cid))
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        rows = self.store.orders(self.symbol)
+        return [self._report(r) for r in rows if r["status"] in ("new", "open")]
 
 
 def client_order_id(model_version: str, symbol: str, ts: int, side: str) -> str:
@@ -77,6 +169,8 @@ def redact_logs(secrets: list[str]) -> RedactSecrets:
 
 class CcxtBroker:
     """Market orders with client order ids on a ccxt exchange."""
+
+    paper = False
 
     def __init__(
         self,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,26 @@ class FeedEvent:
     candle: pd.Series | None = None  # name: the candle's open time; open ... volume
     live: bool = True
     message: str = ""
+
+
+@runtime_checkable
+class Feed(Protocol):
+    """Closed candles for one symbol: what the runner starts from and what it trades.
+    A new source (another exchange API, a socket) is one class with these members
+    (``tests/live/test_contracts.py`` runs every feed through the same checks)."""
+
+    symbol: str
+    timeframe: str
+
+    def history(self, rows: int | None = None) -> pd.DataFrame:
+        """The last ``rows`` closed candles before the first event, in time order (a UTC
+        DatetimeIndex, columns open, high, low, close, volume)."""
+        ...
+
+    def events(self, after: pd.Timestamp | None = None) -> Iterator[FeedEvent]:
+        """Candles (and health changes) after ``after`` (the last candle the runner
+        committed; None: after the history)."""
+        ...
 
 
 class ReplayFeed:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ai_trade_bot.data.calendar import WeeklyCalendar, infer_calendar, missing_bars
+from ai_trade_bot.data.normalise import OHLCV_COLUMNS
 from ai_trade_bot.data.validation import candle_rule
 
 
@@ -43,16 +44,29 @@ class CandleGuard:
         ``values`` breaks (None when it is fine), and a message naming it."""
         broken = candle_rule(*(float(v) for v in values[:5]))
         if broken is not None:
-            shown = ", ".join(
-                f"{k} {v:.10g}" for k, v in zip(("open", "high", "low", "close", "volume"),
-                                                values, strict=False)
-            )  # fmt: skip
+            shown = ", ".join(f"{k} {v:.10g}" for k, v in zip(OHLCV_COLUMNS, values, strict=False))
             return broken, f"breaks {broken} ({shown})"
         if last_ts is not None and ts <= last_ts:
             rule = "duplicate" if ts == last_ts else "out_of_order"
             last = pd.Timestamp(int(last_ts), tz="UTC")
             return rule, f"{rule}: not later than the last candle ({last})"
         return None, ""
+
+    def clean(
+        self, candles: pd.DataFrame
+    ) -> tuple[pd.DataFrame, list[tuple[int, str, np.ndarray, str]]]:
+        """The candles that pass, in the order given, and each refused one as (epoch ns,
+        rule, values, message)."""
+        keep, refused, last = [], [], None
+        values = candles[list(OHLCV_COLUMNS)].to_numpy(dtype=np.float64)
+        for position, ts in enumerate(candles.index.asi8):
+            rule, message = self.rule(int(ts), values[position], last)
+            if rule is None:
+                keep.append(position)
+                last = int(ts)
+            else:
+                refused.append((int(ts), rule, values[position], message))
+        return candles.iloc[keep], refused
 
     def missing(self, last_ts: int | None, ts: int) -> int:
         """How many of the market's usual trading bars lie strictly between the last

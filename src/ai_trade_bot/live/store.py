@@ -1,14 +1,17 @@
-"""The live runner's durable state in SQLite (WAL), keyed by symbol.
+"""The live runner's durable state in SQLite (WAL), keyed by symbol: the one module that
+speaks SQL to it.
 
-Each closed candle is one transaction: the candle, its features, the decision (every
-agent's vote, the meta confidence, the reason, the model version), the orders (written
-before they are sent, under a UNIQUE client order id), the fills, the position, cash and
-equity, and the runner state needed to resume (the execution core's state array, the
-carried feature and agent states). After a crash the runner reloads all of it and resumes
-after the last committed candle.
+The writer (:class:`StateStore`, the runner's) commits each closed candle as one
+transaction (:meth:`StateStore.commit_step` of a :class:`Step`): the candle, its features,
+the decision (every agent's vote, the meta confidence, the reason, the model version), the
+orders (written before they are sent, under a UNIQUE client order id), the fills, the
+position, cash and equity, and the runner state needed to resume (the execution core's
+state by field name with its layout's version, the carried feature and agent states).
+After a crash the runner reloads all of it and resumes after the last committed candle.
 
-Readers (the status API) open the file read-only; WAL lets them read while the runner
-writes.
+Readers (the status API, drift) use :class:`StateReader`: read-only, every query scoped by
+symbol, or over all symbols when none is named. WAL lets them read while the runner writes.
+Commands (pause, resume, flatten) are queued with :func:`queue_command`.
 """
 
 from __future__ import annotations
@@ -18,11 +21,17 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ai_trade_bot.backtest.state import state_from_record, state_record
+from ai_trade_bot.data.normalise import OHLCV_COLUMNS
+
+SCHEMA_VERSION = 2  # PRAGMA user_version: 2 adds the columns of the live-safety work
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runner (
@@ -109,38 +118,116 @@ def ts_int(ts: pd.Timestamp) -> int:
     return int(pd.Timestamp(ts).value)
 
 
+def ts_of(value: int) -> pd.Timestamp:
+    return pd.Timestamp(int(value), tz="UTC")
+
+
 _NUMERIC_DECISION_COLUMNS = frozenset(
     ("signal", "target", "down", "flat", "up", "confidence", "disagreement", "informative",
      "magnitude", "rsi", "latency_ms")
 )  # fmt: skip
 
 
-def ts_of(value: int) -> pd.Timestamp:
-    return pd.Timestamp(int(value), tz="UTC")
+# -- typed records ----------------------------------------------------------------------------
+@dataclass
+class Decision:
+    """One candle's decision: the model's outputs, what the strategy and the clamp made of
+    them, and why."""
+
+    ts: int
+    model_version: str
+    signal: float | None
+    target: float
+    reason: str
+    down: float | None = None
+    flat: float | None = None
+    up: float | None = None
+    confidence: float | None = None
+    disagreement: float | None = None
+    informative: float | None = None
+    magnitude: float | None = None
+    votes: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    rsi: float | None = None
+    latency_ms: float | None = None
+
+
+@dataclass
+class Fill:
+    """A fill the execution core made on a bar (at the open, or a stop or target)."""
+
+    bar: int
+    seq: int
+    client_order_id: str
+    units: float
+    price: float
+    fee: float
+    kind: str
+
+
+@dataclass
+class Order:
+    """An order, written before it is sent (the client id is UNIQUE: never twice)."""
+
+    client_order_id: str
+    symbol: str
+    ts: int
+    side: str
+    target: float
+    amount: float
+    status: str
+    mode: str
+    price: float | None = None
+    note: str | None = None
+
+
+@dataclass
+class Account:
+    """The account after a candle: equity, cash, the position and its entry price."""
+
+    equity: float
+    cash: float
+    units: float
+    price: float
+    drawdown: float
+    entry_price: float
+
+
+@dataclass
+class Step:
+    """Everything one closed candle changes, committed together (:meth:`StateStore.commit_step`)."""
+
+    symbol: str
+    ts: int
+    candle: np.ndarray  # open, high, low, close, volume
+    decision: Decision
+    account: Account
+    runner: dict[str, Any]  # runner fields; ``engine_state`` an array (stored by name)
+    features: np.ndarray | None = None
+    fills: list[Fill] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    order_updates: dict[str, str] = field(default_factory=dict)  # client id -> status
+    commands: list[int] = field(default_factory=list)  # ids applied at this candle
 
 
 class StateStore:
-    """One SQLite file (WAL) holding every symbol's runner state."""
+    """The runner's writer over one SQLite file (WAL) holding every symbol's state."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if readonly:
-            uri = f"file:{self.path}?mode=ro"
-            self.db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(SCHEMA)
-            _add_missing_columns(self.db)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        _add_missing_columns(self.db)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self.db.row_factory = sqlite3.Row
 
     def close(self) -> None:
         self.db.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic unit: everything or nothing is committed."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -150,85 +237,110 @@ class StateStore:
             raise
         self.db.execute("COMMIT")
 
-    # -- runner -----------------------------------------------------------------------
+    # -- the runner's own row -------------------------------------------------------------
     def runner(self, symbol: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM runner WHERE symbol = ?", (symbol,)).fetchone()
         return dict(row) if row else None
 
-    def save_runner(self, db: sqlite3.Connection, symbol: str, **values: Any) -> None:
-        values = {k: _json(v) for k, v in values.items()} | {"updated_at": time.time()}
-        columns = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        updates = ", ".join(f"{k} = excluded.{k}" for k in values)
-        db.execute(
-            f"INSERT INTO runner (symbol, {columns}) VALUES (?, {marks}) "
-            f"ON CONFLICT(symbol) DO UPDATE SET {updates}",
-            (symbol, *values.values()),
-        )
+    def engine_state(self, symbol: str) -> np.ndarray | None:
+        """The execution core's state as the runner left it (older layouts migrated; an
+        unknown one refused, naming both versions)."""
+        row = self.db.execute(
+            "SELECT engine_state FROM runner WHERE symbol = ?", (symbol,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return state_from_record(json.loads(row[0]), where=f"{self.path} ({symbol})")
 
-    # -- candles and features ----------------------------------------------------------
-    def add_candles(self, db: sqlite3.Connection, symbol: str, candles: pd.DataFrame) -> None:
-        rows = [
-            (symbol, ts_int(ts), *map(float, row))
-            for ts, row in zip(candles.index, candles[list(_OHLCV)].to_numpy(), strict=True)
-        ]
-        db.executemany(_INSERT_CANDLE, rows)
+    def save_runner(self, symbol: str, **values: Any) -> None:
+        """Update the runner's row (one transaction)."""
+        with self._transaction() as db:
+            _save_runner(db, symbol, values)
 
+    def start(
+        self,
+        symbol: str,
+        history: pd.DataFrame,
+        feature_rows: list[tuple[pd.Timestamp, np.ndarray]],
+        runner: dict[str, Any],
+    ) -> None:
+        """A runner's first state: the history it starts from, the agents' first windows of
+        feature rows (for a resume) and its row, in one transaction."""
+        with self._transaction() as db:
+            db.executemany(
+                _INSERT_CANDLE,
+                [
+                    (symbol, ts_int(ts), *map(float, row))
+                    for ts, row in zip(
+                        history.index, history[list(OHLCV_COLUMNS)].to_numpy(), strict=True
+                    )
+                ],
+            )
+            for ts, row in feature_rows:
+                _add_feature_row(db, symbol, ts_int(ts), row)
+            _save_runner(db, symbol, runner)
+
+    # -- one closed candle --------------------------------------------------------------------
+    def commit_step(self, step: Step) -> None:
+        """Everything one candle changes, in one transaction (see :class:`Step`)."""
+        with self._transaction() as db:
+            db.execute(_INSERT_CANDLE, (step.symbol, step.ts, *map(float, step.candle)))
+            if step.features is not None:
+                _add_feature_row(db, step.symbol, step.ts, step.features)
+            decision = asdict(step.decision)
+            decision["votes"] = json.dumps(decision["votes"])
+            columns = ", ".join(["symbol", *decision])
+            marks = ", ".join("?" for _ in range(len(decision) + 1))
+            db.execute(
+                f"INSERT OR REPLACE INTO decisions ({columns}) VALUES ({marks})",
+                (step.symbol, *decision.values()),
+            )
+            for fill in step.fills:
+                db.execute(
+                    "INSERT OR REPLACE INTO fills (symbol, ts, bar, seq, client_order_id, units, "
+                    "price, fee, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (step.symbol, step.ts, fill.bar, fill.seq, fill.client_order_id, fill.units,
+                     fill.price, fill.fee, fill.kind),
+                )  # fmt: skip
+            for cid, status in step.order_updates.items():
+                _update_order(db, cid, {"status": status})
+            for order in step.orders:
+                _add_order(db, order)
+            account = step.account
+            db.execute(
+                "INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (step.symbol, step.ts, account.equity, account.cash, account.units, account.price,
+                 account.drawdown),
+            )  # fmt: skip
+            db.execute(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?)",
+                (step.symbol, account.units, account.entry_price, account.cash, account.equity,
+                 step.ts),
+            )  # fmt: skip
+            for command_id in step.commands:
+                db.execute(
+                    "UPDATE commands SET applied_at = ?, applied_ts = ? WHERE id = ?",
+                    (time.time(), step.ts, command_id),
+                )
+            _save_runner(db, step.symbol, step.runner)
+
+    # -- what the runner reads back --------------------------------------------------------
     def candles(self, symbol: str, limit: int | None = None) -> pd.DataFrame:
         query = "SELECT ts, open, high, low, close, volume FROM candles WHERE symbol = ? "
         query += "ORDER BY ts DESC" + (f" LIMIT {int(limit)}" if limit else "")
         frame = pd.DataFrame(
             self.db.execute(query, (symbol,)).fetchall(),
-            columns=["ts", *_OHLCV],
+            columns=["ts", *OHLCV_COLUMNS],
         ).iloc[::-1]
         index = pd.DatetimeIndex(pd.to_datetime(frame.pop("ts"), utc=True), name="timestamp")
         return frame.set_index(index).astype("float64")
 
-    def add_feature_row(
-        self, db: sqlite3.Connection, symbol: str, ts: pd.Timestamp, row: np.ndarray
-    ) -> None:
-        db.execute(
-            "INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
-            (symbol, ts_int(ts), np.asarray(row, dtype=np.float64).tobytes()),
-        )
-
     def feature_rows(self, symbol: str, columns: list[str], limit: int) -> pd.DataFrame:
-        rows = self.db.execute(
-            "SELECT ts, row FROM features WHERE symbol = ? ORDER BY ts DESC LIMIT ?",
-            (symbol, int(limit)),
-        ).fetchall()[::-1]
-        index = pd.DatetimeIndex([ts_of(r["ts"]) for r in rows], name="timestamp")
-        values = np.array([np.frombuffer(r["row"], dtype=np.float64) for r in rows])
-        return pd.DataFrame(values.reshape(len(rows), len(columns)), index=index, columns=columns)
+        return _feature_frame(self.db, symbol, columns, limit)
 
-    # -- decisions, orders, fills, equity -----------------------------------------------
-    def add_decision(self, db: sqlite3.Connection, symbol: str, **values: Any) -> None:
-        values = {k: _json(v) for k, v in values.items()}
-        columns = ", ".join(["symbol", *values])
-        marks = ", ".join("?" for _ in range(len(values) + 1))
-        db.execute(
-            f"INSERT OR REPLACE INTO decisions ({columns}) VALUES ({marks})",
-            (symbol, *values.values()),
-        )
-
-    def decisions(
-        self, symbol: str, limit: int, columns: tuple[str, ...] | None = None
-    ) -> pd.DataFrame:
-        """The last ``limit`` decisions, oldest first, indexed by candle time; with
-        ``columns`` (numeric ones), only those, read straight into a float frame."""
-        if columns is not None:
-            times, values = self.decision_arrays(symbol, limit, columns)
-            index = pd.DatetimeIndex(pd.to_datetime(times, unit="ns", utc=True), name="timestamp")
-            return pd.DataFrame(values, index=index, columns=list(columns))
-        rows = self.db.execute(
-            "SELECT * FROM decisions WHERE symbol = ? ORDER BY ts DESC LIMIT ?",
-            (symbol, int(limit)),
-        ).fetchall()[::-1]
-        frame = pd.DataFrame([dict(r) for r in rows])
-        if frame.empty:
-            return frame
-        frame.index = pd.DatetimeIndex([ts_of(t) for t in frame["ts"]], name="timestamp")
-        return frame
+    def decisions(self, symbol: str, limit: int) -> pd.DataFrame:
+        """The last ``limit`` decisions, oldest first, indexed by candle time."""
+        return _decision_frame(self.db, symbol, limit)
 
     def decision_arrays(
         self, symbol: str, limit: int, columns: tuple[str, ...]
@@ -247,153 +359,275 @@ class StateStore:
         values = np.array([tuple(r)[1:] for r in found], dtype=np.float64)
         return times, values.reshape(len(found), len(columns))
 
-    def add_candle(self, db: sqlite3.Connection, symbol: str, ts: int, values: np.ndarray) -> None:
-        """One candle: epoch ns ``ts`` and open, high, low, close, volume."""
-        db.execute(_INSERT_CANDLE, (symbol, int(ts), *map(float, values)))
-
-    def add_order(self, db: sqlite3.Connection, **values: Any) -> bool:
-        """Insert an order; False when its client order id exists already (never twice)."""
-        now = time.time()
-        values = {"created_at": now, "updated_at": now} | values
-        columns = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        cursor = db.execute(
-            f"INSERT OR IGNORE INTO orders ({columns}) VALUES ({marks})",
-            tuple(values.values()),
-        )
-        return cursor.rowcount == 1
-
-    def update_order(self, db: sqlite3.Connection, client_order_id: str, **values: Any) -> None:
-        values = values | {"updated_at": time.time()}
-        sets = ", ".join(f"{k} = ?" for k in values)
-        db.execute(
-            f"UPDATE orders SET {sets} WHERE client_order_id = ?",
-            (*values.values(), client_order_id),
-        )
-
     def orders(self, symbol: str, status: str | None = None) -> list[dict[str, Any]]:
-        query = "SELECT * FROM orders WHERE symbol = ?"
-        args: tuple[Any, ...] = (symbol,)
-        if status:
-            query += " AND status = ?"
-            args += (status,)
-        return [dict(r) for r in self.db.execute(query + " ORDER BY ts, rowid", args)]
+        return _orders(self.db, symbol, status)
 
-    def add_fill(self, db: sqlite3.Connection, symbol: str, **values: Any) -> None:
-        columns = ", ".join(["symbol", *values])
-        marks = ", ".join("?" for _ in range(len(values) + 1))
-        db.execute(
-            f"INSERT OR REPLACE INTO fills ({columns}) VALUES ({marks})",
-            (symbol, *values.values()),
-        )
+    def add_order(self, order: Order) -> bool:
+        """Insert an order; False when its client order id exists already (never twice)."""
+        with self._transaction() as db:
+            return _add_order(db, order)
+
+    def update_order(self, client_order_id: str, **values: Any) -> None:
+        with self._transaction() as db:
+            _update_order(db, client_order_id, values)
 
     def fills(self, symbol: str) -> list[dict[str, Any]]:
-        return [
-            dict(r)
-            for r in self.db.execute(
-                "SELECT * FROM fills WHERE symbol = ? ORDER BY bar, seq", (symbol,)
-            )
-        ]
-
-    def add_equity(self, db: sqlite3.Connection, symbol: str, ts: pd.Timestamp, **values) -> None:
-        db.execute(
-            "INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                symbol,
-                ts_int(ts),
-                values["equity"],
-                values["cash"],
-                values["units"],
-                values["price"],
-                values["drawdown"],
-            ),
-        )
-        db.execute(
-            "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                symbol,
-                values["units"],
-                values["entry_price"],
-                values["cash"],
-                values["equity"],
-                ts_int(ts),
-            ),
-        )
+        return _rows(self.db, "SELECT * FROM fills WHERE symbol = ? ORDER BY bar, seq", (symbol,))
 
     def equity(self, symbol: str) -> pd.DataFrame:
         frame = pd.DataFrame(
-            [
-                dict(r)
-                for r in self.db.execute(
-                    "SELECT * FROM equity WHERE symbol = ? ORDER BY ts", (symbol,)
-                )
-            ]
+            _rows(self.db, "SELECT * FROM equity WHERE symbol = ? ORDER BY ts", (symbol,))
         )
         if not frame.empty:
             frame.index = pd.DatetimeIndex([ts_of(t) for t in frame["ts"]], name="timestamp")
         return frame
 
-    # -- quarantine -------------------------------------------------------------------------
-    def add_quarantine(
-        self,
-        db: sqlite3.Connection,
-        symbol: str,
-        ts: int,
-        rule: str,
-        values: np.ndarray,
-        message: str,
-    ) -> bool:
+    # -- quarantine, alerts, commands ---------------------------------------------------------
+    def quarantine(self, symbol: str, ts: int, rule: str, values: np.ndarray, message: str) -> bool:
         """Keep a candle the runner refused, with the rule it broke; False when it was
         quarantined for that rule already (a replay after a restart)."""
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (symbol, int(ts), rule, *(_num(v) for v in values), message, time.time()),
-        )
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (symbol, int(ts), rule, *(_num(v) for v in values), message, time.time()),
+            )
         return cursor.rowcount == 1
 
     def quarantined(self, symbol: str) -> list[dict[str, Any]]:
-        return [
-            dict(r)
-            for r in self.db.execute(
-                "SELECT * FROM quarantine WHERE symbol = ? ORDER BY at, ts", (symbol,)
-            )
-        ]
+        return _rows(
+            self.db, "SELECT * FROM quarantine WHERE symbol = ? ORDER BY at, ts", (symbol,)
+        )
 
-    # -- alerts and commands ----------------------------------------------------------------
     def add_alert(self, symbol: str | None, kind: str, message: str) -> None:
         self.db.execute(
             "INSERT INTO alerts (at, symbol, kind, message) VALUES (?, ?, ?, ?)",
             (time.time(), symbol, kind, message),
         )
 
-    def alerts(self, limit: int = 50) -> list[dict[str, Any]]:
-        return [
-            dict(r)
-            for r in self.db.execute("SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
-        ]
-
-    def add_command(self, symbol: str, command: str, requested_by: str) -> int:
-        cursor = self.db.execute(
-            "INSERT INTO commands (symbol, command, requested_by, requested_at) "
-            "VALUES (?, ?, ?, ?)",
-            (symbol, command, requested_by, time.time()),
-        )
-        return int(cursor.lastrowid)
+    def alerts(self, symbol: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return _alerts(self.db, symbol, limit)
 
     def pending_commands(self, symbol: str) -> list[dict[str, Any]]:
-        return [
-            dict(r)
-            for r in self.db.execute(
-                "SELECT * FROM commands WHERE symbol = ? AND applied_at IS NULL ORDER BY id",
-                (symbol,),
-            )
-        ]
-
-    def apply_command(self, db: sqlite3.Connection, command_id: int, ts: pd.Timestamp) -> None:
-        db.execute(
-            "UPDATE commands SET applied_at = ?, applied_ts = ? WHERE id = ?",
-            (time.time(), ts_int(ts), command_id),
+        return _rows(
+            self.db,
+            "SELECT * FROM commands WHERE symbol = ? AND applied_at IS NULL ORDER BY id",
+            (symbol,),
         )
+
+
+class StateReader:
+    """Read-only queries over a state file, each scoped by symbol (or over every symbol
+    when ``symbol`` is None): what the status API and drift read."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.db = sqlite3.connect(
+            f"file:{self.path}?mode=ro", uri=True, timeout=5, check_same_thread=False
+        )
+        self.db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[StateReader]:
+        """Every query inside sees one committed state."""
+        self.db.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self.db.rollback()
+
+    def data_version(self) -> int:
+        """Changes when another connection (the runner) has committed."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def symbols(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT symbol FROM runner ORDER BY symbol")]
+
+    def runners(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        return _scoped(self.db, "SELECT * FROM runner", symbol, "symbol")
+
+    def positions(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        return _scoped(self.db, "SELECT * FROM positions", symbol, "symbol")
+
+    def orders(self, symbol: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return _scoped(self.db, "SELECT * FROM orders", symbol, "rowid DESC", limit)
+
+    def fills(self, symbol: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return _scoped(self.db, "SELECT * FROM fills", symbol, "ts DESC, seq DESC", limit)
+
+    def decisions(self, symbol: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        return _scoped(self.db, "SELECT * FROM decisions", symbol, "ts DESC", limit)
+
+    def equity(self, symbol: str | None = None, limit: int = 5000) -> list[dict[str, Any]]:
+        """Each symbol's last ``limit`` equity rows, oldest first."""
+        rows = []
+        for name in [symbol] if symbol is not None else self.symbols():
+            query = "SELECT * FROM equity WHERE symbol = ? ORDER BY ts DESC LIMIT ?"
+            rows += _rows(self.db, query, (name, int(limit)))[::-1]
+        return rows
+
+    def alerts(self, symbol: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        return _alerts(self.db, symbol, limit)
+
+    def counts(self, table: str, column: str) -> list[dict[str, Any]]:
+        """Rows per symbol and ``column`` value (decisions by reason, alerts by kind)."""
+        if (table, column) not in (("decisions", "reason"), ("alerts", "kind")):
+            raise ValueError(f"no counts of {table}.{column}")
+        return _rows(
+            self.db,
+            f"SELECT symbol, {column} AS value, COUNT(*) AS n FROM {table} GROUP BY symbol, "
+            f"{column}",
+        )
+
+    def latencies(self) -> list[dict[str, Any]]:
+        return _rows(self.db, "SELECT symbol, latency_ms FROM decisions")
+
+    def feature_rows(self, symbol: str, columns: list[str], limit: int) -> pd.DataFrame:
+        return _feature_frame(self.db, symbol, columns, limit)
+
+    def decision_frame(self, symbol: str, limit: int) -> pd.DataFrame:
+        """The last ``limit`` decisions, oldest first, indexed by candle time."""
+        return _decision_frame(self.db, symbol, limit)
+
+    def equity_frame(self, symbol: str, limit: int) -> pd.Series:
+        rows = self.equity(symbol, limit)
+        return pd.Series(
+            [r["equity"] for r in rows],
+            index=pd.DatetimeIndex([ts_of(r["ts"]) for r in rows], name="timestamp"),
+            name="equity",
+            dtype="float64",
+        )
+
+
+def queue_command(
+    path: str | Path, command: str, requested_by: str, symbol: str | None = None
+) -> list[str]:
+    """Queue ``command`` for ``symbol`` (every symbol's runner when None); the runners obey
+    it between candles. Returns the symbols it was queued for."""
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        symbols = [r[0] for r in db.execute("SELECT symbol FROM runner ORDER BY symbol")]
+        targets = symbols if symbol is None else [s for s in symbols if s == symbol]
+        now = time.time()
+        db.executemany(
+            "INSERT INTO commands (symbol, command, requested_by, requested_at) "
+            "VALUES (?, ?, ?, ?)",
+            [(s, command, requested_by, now) for s in targets],
+        )
+        db.commit()
+    finally:
+        db.close()
+    return targets
+
+
+# -- the SQL behind both ------------------------------------------------------------------------
+def _rows(db: sqlite3.Connection, query: str, args: tuple = ()) -> list[dict[str, Any]]:
+    cursor = db.execute(query, args)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _scoped(
+    db: sqlite3.Connection,
+    select: str,
+    symbol: str | None,
+    order: str,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    query = select + (" WHERE symbol = ?" if symbol is not None else "") + f" ORDER BY {order}"
+    args: tuple = (symbol,) if symbol is not None else ()
+    if limit is not None:
+        query += " LIMIT ?"
+        args += (int(limit),)
+    return _rows(db, query, args)
+
+
+def _alerts(db: sqlite3.Connection, symbol: str | None, limit: int) -> list[dict[str, Any]]:
+    """A symbol's alerts and the ones about every symbol (symbol NULL), newest first."""
+    if symbol is None:
+        return _rows(db, "SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (int(limit),))
+    return _rows(
+        db,
+        "SELECT * FROM alerts WHERE symbol = ? OR symbol IS NULL ORDER BY id DESC LIMIT ?",
+        (symbol, int(limit)),
+    )
+
+
+def _orders(db: sqlite3.Connection, symbol: str, status: str | None) -> list[dict[str, Any]]:
+    query = "SELECT * FROM orders WHERE symbol = ?"
+    args: tuple[Any, ...] = (symbol,)
+    if status:
+        query += " AND status = ?"
+        args += (status,)
+    return _rows(db, query + " ORDER BY ts, rowid", args)
+
+
+def _add_order(db: sqlite3.Connection, order: Order) -> bool:
+    now = time.time()
+    values = asdict(order) | {"created_at": now, "updated_at": now}
+    columns = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    cursor = db.execute(
+        f"INSERT OR IGNORE INTO orders ({columns}) VALUES ({marks})", tuple(values.values())
+    )
+    return cursor.rowcount == 1
+
+
+def _update_order(db: sqlite3.Connection, client_order_id: str, values: dict[str, Any]) -> None:
+    values = values | {"updated_at": time.time()}
+    sets = ", ".join(f"{k} = ?" for k in values)
+    db.execute(
+        f"UPDATE orders SET {sets} WHERE client_order_id = ?", (*values.values(), client_order_id)
+    )
+
+
+def _save_runner(db: sqlite3.Connection, symbol: str, values: dict[str, Any]) -> None:
+    values = dict(values)
+    if isinstance(values.get("engine_state"), np.ndarray):
+        values["engine_state"] = state_record(values["engine_state"])
+    values = {k: _json(v) for k, v in values.items()} | {"updated_at": time.time()}
+    columns = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    updates = ", ".join(f"{k} = excluded.{k}" for k in values)
+    db.execute(
+        f"INSERT INTO runner (symbol, {columns}) VALUES (?, {marks}) "
+        f"ON CONFLICT(symbol) DO UPDATE SET {updates}",
+        (symbol, *values.values()),
+    )
+
+
+def _add_feature_row(db: sqlite3.Connection, symbol: str, ts: int, row: np.ndarray) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
+        (symbol, int(ts), np.asarray(row, dtype=np.float64).tobytes()),
+    )
+
+
+def _feature_frame(
+    db: sqlite3.Connection, symbol: str, columns: list[str], limit: int
+) -> pd.DataFrame:
+    rows = db.execute(
+        "SELECT ts, row FROM features WHERE symbol = ? ORDER BY ts DESC LIMIT ?",
+        (symbol, int(limit)),
+    ).fetchall()[::-1]
+    index = pd.DatetimeIndex([ts_of(r[0]) for r in rows], name="timestamp")
+    values = np.array([np.frombuffer(r[1], dtype=np.float64) for r in rows])
+    return pd.DataFrame(values.reshape(len(rows), len(columns)), index=index, columns=columns)
+
+
+def _decision_frame(db: sqlite3.Connection, symbol: str, limit: int) -> pd.DataFrame:
+    rows = _rows(
+        db,
+        "SELECT * FROM decisions WHERE symbol = ? ORDER BY ts DESC LIMIT ?",
+        (symbol, int(limit)),
+    )[::-1]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame.index = pd.DatetimeIndex([ts_of(t) for t in frame["ts"]], name="timestamp")
+    return frame
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
@@ -412,7 +646,6 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {' '.join(words)}")
 
 
-_OHLCV = ("open", "high", "low", "close", "volume")
 _INSERT_CANDLE = "INSERT OR REPLACE INTO candles VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 

@@ -1,6 +1,6 @@
 """Features, agents and the meta-agent for one new candle at a time.
 
-The stream reproduces :meth:`ai_trade_bot.bundle.Bundle.predict` over the candles it has
+The stream reproduces :meth:`ai_trade_bot.registry.bundle.Bundle.predict` over the candles it has
 seen: features come from the features code on a trailing window plus the carried state of
 what depends on all history (the drawdown peak, the GARCH schedule and filter); each agent
 streams through its own ``predict_next`` (the HMM forward filter and the volatility
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ai_trade_bot.agents.base import BAR_COLUMNS
+from ai_trade_bot.data.normalise import OHLCV_COLUMNS
 from ai_trade_bot.errors import DataValidationError
 from ai_trade_bot.features.build import (
     FeatureState,
@@ -111,7 +112,7 @@ class ModelStream:
         return block, state.index[len(state.index) - earlier :].append(at)
 
     def _model_rows(self, features: pd.DataFrame, candles: pd.DataFrame) -> pd.DataFrame:
-        bars = candles.reindex(features.index)[["open", "high", "low", "close", "volume"]]
+        bars = candles.reindex(features.index)[list(OHLCV_COLUMNS)]
         X = features.join(bars.set_axis(list(BAR_COLUMNS), axis=1))
         return X[X.notna().all(axis=1)].set_axis(self.model_columns, axis=1)
 
@@ -138,7 +139,9 @@ class ModelStream:
         if self._positions is None or self._positions[0] is not row.index:
             self._positions = (row.index, row.index.get_indexer(self.columns))
         row = pd.Series(row.to_numpy()[self._positions[1]], index=self._column_index, name=row.name)
-        candle = window.iloc[-1:, window.columns.get_indexer(_OHLCV)].to_numpy(dtype=np.float64)
+        candle = window.iloc[-1:, window.columns.get_indexer(OHLCV_COLUMNS)].to_numpy(
+            dtype=np.float64
+        )
         values = np.concatenate([row.to_numpy(), candle[0]])
         if not np.isfinite(values).all():
             return row, None, dataclasses.replace(state, features=features)
@@ -155,6 +158,3 @@ class ModelStream:
         outputs = pd.DataFrame(out[None, :], index=at, columns=self.output_columns)
         self.seconds["agents"] = time.perf_counter() - started - self.seconds["features"]
         return row, outputs, StreamState(features, agents, context, index)
-
-
-_OHLCV = ("open", "high", "low", "close", "volume")

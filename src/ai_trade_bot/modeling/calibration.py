@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ai_trade_bot.modeling.scoring import EPS, log_loss, row_log_losses
+
 TEMPERATURES = tuple(float(t) for t in np.geomspace(0.25, 8.0, 31))
 # The calibrated model must beat the prior on the validation rows by this many standard
 # errors of the per-row log-loss difference (a one-sided test at 5%); a smaller gain is
@@ -28,13 +30,6 @@ TEMPERATURES = tuple(float(t) for t in np.geomspace(0.25, 8.0, 31))
 # prior out of sample (seen on a GARCH random walk).
 MIN_EDGE_Z = 1.645
 SHRINKS = tuple(float(s) for s in np.linspace(0.0, 1.0, 41))
-EPS = 1e-12
-
-
-def log_loss_rows(y: np.ndarray, probs: np.ndarray) -> float:
-    """Mean negative log-likelihood of integer labels ``y`` under ``probs`` (n, 3)."""
-    picked = probs[np.arange(len(y)), y.astype(int)]
-    return float(-np.mean(np.log(np.clip(picked, EPS, 1.0))))
 
 
 def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -88,10 +83,6 @@ def identity(prior: np.ndarray, note: str) -> Calibration:
     return Calibration(prior=tuple(float(p) for p in prior), notes=[note])
 
 
-def _row_losses(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return -np.log(np.clip(probs[np.arange(len(y)), y], EPS, 1.0))
-
-
 def credible_gain(gain: np.ndarray, z: float = MIN_EDGE_Z) -> tuple[bool, float]:
     """Whether per-row loss reductions ``gain`` are above ``z`` standard errors of their
     mean, and that standard error."""
@@ -104,7 +95,7 @@ def credible_gain(gain: np.ndarray, z: float = MIN_EDGE_Z) -> tuple[bool, float]
 def _grid_fit(probs: np.ndarray, y: np.ndarray, prior: np.ndarray) -> tuple[float, float, float]:
     """(log-loss, temperature, shrink) of the best grid point on these rows; the prior
     itself (shrink 1) when nothing beats it."""
-    prior_loss = log_loss_rows(y, np.repeat(prior[None, :], len(y), axis=0))
+    prior_loss = log_loss(y, np.repeat(prior[None, :], len(y), axis=0))
     best = (prior_loss, 1.0, 1.0)
     rows = np.arange(len(y))
     for temperature in TEMPERATURES:
@@ -132,7 +123,7 @@ def cross_fitted_gain(probs: np.ndarray, y: np.ndarray, prior: np.ndarray) -> np
         _, temperature, shrink = _grid_fit(probs[fit], y[fit], prior)
         fitted = Calibration(tuple(float(p) for p in prior), temperature, shrink)
         held_probs = fitted.apply(probs[held])
-        gains.append(-np.log(prior[y[held]]) - _row_losses(held_probs, y[held]))
+        gains.append(-np.log(prior[y[held]]) - row_log_losses(y[held], held_probs))
     return np.concatenate(gains)
 
 
@@ -152,7 +143,7 @@ def fit_calibration(
     prior = prior / prior.sum()
     if len(y) == 0:
         return identity(prior, "no validation rows: not calibrated")
-    prior_loss = log_loss_rows(y, np.repeat(prior[None, :], len(y), axis=0))
+    prior_loss = log_loss(y, np.repeat(prior[None, :], len(y), axis=0))
     loss, temperature, shrink = _grid_fit(probs, y, prior)
     notes = []
     if shrink < 1.0:
@@ -174,7 +165,7 @@ def fit_calibration(
         temperature=float(temperature),
         shrink=float(shrink),
         n_val=len(y),
-        val_log_loss_raw=log_loss_rows(y, probs),
+        val_log_loss_raw=log_loss(y, probs),
         val_log_loss=loss,
         val_log_loss_prior=prior_loss,
         notes=notes,

@@ -36,8 +36,8 @@ from sklearn.preprocessing import StandardScaler
 
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFittedError
-from ai_trade_bot.modeling.calibration import fit_calibration, log_loss_rows
-from ai_trade_bot.modeling.scoring import class_prior, direction_scores
+from ai_trade_bot.modeling.calibration import fit_calibration
+from ai_trade_bot.modeling.scoring import class_prior, direction_scores, log_loss
 from ai_trade_bot.training.folds import WalkForwardConfig, walk_forward_folds
 
 logger = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class MetaAgent:
         if self.method == "best_agent":
             rows = slice(n - n_val, n) if inner else slice(0, n)
             stack = self._stack(oof.iloc[rows], self.agents_)
-            losses = [log_loss_rows(y[rows], stack[:, k]) for k in range(len(self.agents_))]
+            losses = [log_loss(y[rows], stack[:, k]) for k in range(len(self.agents_))]
             self.params_ = {"agent": self.agents_[int(np.argmin(losses))]}
         X = self._features(oof, self.agents_) if self.method in LEARNED else None
         val_probs = None
@@ -191,7 +191,7 @@ class MetaAgent:
                 for params in grid:
                     model = self._make_model(params).fit(X[:n_train], y[:n_train])
                     probs = self._model_probs(model, X[n - n_val :])
-                    scored.append((log_loss_rows(y[n - n_val :], probs), params, probs))
+                    scored.append((log_loss(y[n - n_val :], probs), params, probs))
                 _, self.params_, val_probs = min(scored, key=lambda item: item[0])
             else:
                 self.params_ = grid[len(grid) // 2]

@@ -1,12 +1,37 @@
-"""Out-of-sample scores for agent outputs (classification and volatility)."""
+"""Out-of-sample scores for agent outputs (classification and volatility): the one home
+of the log-loss and QLIKE every module scores with (calibration, the meta-agent's
+selection, training summaries, the volatility agent and its torch loss)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score, log_loss
+from sklearn.metrics import accuracy_score, f1_score
 
 CLASSES = (0, 1, 2)
+EPS = 1e-12  # the smallest probability a log-loss takes the log of
+
+
+def row_log_losses(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Negative log-likelihood of each integer label ``y`` under its row of ``probs``
+    (n, 3), probabilities clipped at :data:`EPS`."""
+    picked = probs[np.arange(len(y)), np.asarray(y).astype(int)]
+    return -np.log(np.clip(picked, EPS, 1.0))
+
+
+def log_loss(y: np.ndarray, probs: np.ndarray) -> float:
+    """Mean of :func:`row_log_losses`."""
+    return float(np.mean(row_log_losses(y, probs)))
+
+
+def qlike_terms(ratio: Any) -> Any:
+    """QLIKE (Patton 2011) of realized over predicted variance ratios, ``r/p - log(r/p) -
+    1`` (0 for a perfect forecast), for numpy arrays and torch tensors alike (the training
+    loss is this formula)."""
+    log = ratio.log() if hasattr(ratio, "log") else np.log(ratio)
+    return ratio - log - 1.0
 
 
 def brier_multiclass(y_true: np.ndarray, probs: np.ndarray) -> float:
@@ -30,7 +55,7 @@ def direction_scores(
     scores = {
         "accuracy": float(accuracy_score(y_true, probs.argmax(axis=1))),
         "macro_f1": macro_f1(y_true, probs.argmax(axis=1)),
-        "log_loss": float(log_loss(y_true, probs, labels=list(CLASSES))),
+        "log_loss": log_loss(y_true, probs),
         "brier": brier_multiclass(y_true, probs),
         "n": float(len(y_true)),
     }
@@ -40,7 +65,7 @@ def direction_scores(
             prior_probs = np.tile(prior_probs, (len(y_true), 1))
         prior_probs = prior_probs / prior_probs.sum(axis=1, keepdims=True)
         scores["prior_accuracy"] = float(np.mean(y_true == prior_probs.argmax(axis=1)))
-        scores["prior_log_loss"] = float(log_loss(y_true, prior_probs, labels=list(CLASSES)))
+        scores["prior_log_loss"] = log_loss(y_true, prior_probs)
         scores["prior_brier"] = brier_multiclass(y_true, prior_probs)
         scores["prior_macro_f1"] = macro_f1(y_true, prior_probs.argmax(axis=1))
     return scores
@@ -55,8 +80,7 @@ def macro_f1(y_true: np.ndarray, predicted: np.ndarray) -> float:
 
 def qlike_rows(pred_var: np.ndarray, realized_var: np.ndarray) -> np.ndarray:
     """QLIKE (Patton 2011) per row: r/p - log(r/p) - 1; 0 for a perfect forecast."""
-    ratio = np.maximum(realized_var, 1e-18) / np.maximum(pred_var, 1e-18)
-    return ratio - np.log(ratio) - 1.0
+    return qlike_terms(np.maximum(realized_var, 1e-18) / np.maximum(pred_var, 1e-18))
 
 
 def qlike_loss(pred_var: np.ndarray, realized_var: np.ndarray) -> float:

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +23,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ai_trade_bot.backtest.metrics import periods_per_year
+from ai_trade_bot.backtest.metrics import (
+    equity_returns,
+    max_drawdown,
+    periods_per_year,
+    sharpe,
+)
 from ai_trade_bot.errors import DataValidationError
+from ai_trade_bot.live.model import same_symbol
+from ai_trade_bot.live.store import StateReader
 
 PREFIX = "pred:"
 
@@ -46,6 +52,7 @@ class DriftConfig:
 
     current_source: str = "ingested"  # ingested | runner
     state_path: str = "data/09_live/state.db"
+    symbol: str | None = None  # the runner's symbol to read (default: the one it trades)
     current_rows: int = 500
     num_method: str = "ks"
     num_threshold: float = 0.05
@@ -139,77 +146,89 @@ def prediction_columns(outputs: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- the current data from the live runner's state --------------------------------------
+def runner_symbol(reader: StateReader, wanted: str | None, model_symbol: str) -> str:
+    """The symbol whose runner state drift reads: ``drift.symbol`` when set, else the one
+    the state file holds, else the one trading the model's symbol."""
+    symbols = reader.symbols()
+    if wanted is not None:
+        if wanted not in symbols:
+            raise DataValidationError(
+                f"drift: drift.symbol={wanted!r} but {reader.path} holds {symbols}"
+            )
+        return wanted
+    if len(symbols) == 1:
+        return symbols[0]
+    matching = [s for s in symbols if same_symbol(s, model_symbol)]
+    if len(matching) != 1:
+        raise DataValidationError(
+            f"drift: {reader.path} holds {symbols}; set drift.symbol to the one to read"
+        )
+    return matching[0]
+
+
 def runner_current(
-    state_path: str | Path, feature_columns: list[str], rows: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The latest ``rows`` feature rows and outputs the runner recorded (read-only)."""
+    state_path: str | Path, feature_columns: list[str], rows: int, *, symbol: str | None = None,
+    model_symbol: str = "",
+) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """The latest ``rows`` feature rows and outputs one symbol's runner recorded."""
     path = Path(state_path)
     if not path.exists():
         raise DataValidationError(f"drift: no runner state at {path} (drift.state_path)")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    reader = StateReader(path)
     try:
-        features = db.execute(
-            "SELECT ts, row FROM features ORDER BY ts DESC LIMIT ?", (rows,)
-        ).fetchall()[::-1]
-        decisions = db.execute(
-            "SELECT ts, votes, down, flat, up, confidence, disagreement FROM decisions "
-            "ORDER BY ts DESC LIMIT ?",
-            (rows,),
-        ).fetchall()[::-1]
+        name = runner_symbol(reader, symbol, model_symbol)
+        frame = reader.feature_rows(name, feature_columns, rows)
+        decisions = reader.decision_frame(name, rows)
     finally:
-        db.close()
-    index = pd.DatetimeIndex([pd.Timestamp(t, tz="UTC") for t, _ in features])
-    values = np.array([np.frombuffer(r, dtype=np.float64) for _, r in features])
-    frame = pd.DataFrame(values, index=index, columns=feature_columns)
+        reader.close()
     outputs = []
-    for ts, votes, *meta in decisions:
-        row = {f"meta.{k}": v for k, v in zip(("down", "flat", "up", "confidence",
-                                                "disagreement"), meta, strict=True)}  # fmt: skip
-        for agent, vote in (json.loads(votes) if votes else {}).items():
-            row |= {f"{agent}.{k}": v for k, v in vote.items()}
-        outputs.append(pd.Series(row, name=pd.Timestamp(ts, tz="UTC")))
+    for ts, row in decisions.iterrows():
+        record = {f"meta.{k}": row[k] for k in ("down", "flat", "up", "confidence", "disagreement")}
+        for agent, vote in json.loads(row["votes"] or "{}").items():
+            record |= {f"{agent}.{k}": v for k, v in vote.items()}
+        outputs.append(pd.Series(record, name=ts))
     return frame, pd.DataFrame(outputs).astype("float64")
 
 
 # -- performance rules ----------------------------------------------------------------------
 def performance_from_runner(
-    state_path: str | Path, labels: pd.Series, rows: int
+    state_path: str | Path,
+    labels: pd.Series,
+    rows: int,
+    *,
+    symbol: str | None = None,
+    model_symbol: str = "",
 ) -> dict[str, Any] | None:
-    """Accuracy, drawdown and Sharpe of the runner's last ``rows`` decisions, or None when
-    it has recorded none. Realized directions come from ``labels`` (the ingested candles)."""
+    """Accuracy, drawdown and Sharpe of one symbol's runner over its last ``rows``
+    decisions, or None when it has recorded none. Realized directions come from
+    ``labels`` (the ingested candles)."""
     path = Path(state_path)
     if not path.exists():
         return None
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    reader = StateReader(path)
     try:
-        decisions = pd.read_sql_query(
-            "SELECT ts, down, flat, up FROM decisions ORDER BY ts DESC LIMIT ?", db, params=(rows,)
-        )
-        equity = pd.read_sql_query(
-            "SELECT ts, equity FROM equity ORDER BY ts DESC LIMIT ?", db, params=(rows,)
-        )
+        if not reader.symbols():
+            return None
+        name = runner_symbol(reader, symbol, model_symbol)
+        decisions = reader.decision_frame(name, rows)
+        equity = reader.equity_frame(name, rows)
     finally:
-        db.close()
+        reader.close()
     if decisions.empty:
         return None
-    decisions.index = pd.to_datetime(decisions.pop("ts"), utc=True)
-    equity.index = pd.to_datetime(equity.pop("ts"), utc=True)
-    decisions, equity = decisions.sort_index(), equity["equity"].sort_index()
-    known = decisions.dropna()
+    known = decisions[["down", "flat", "up"]].dropna()
     truth = labels.reindex(known.index)
     scored = truth.notna()
-    predicted = known[["down", "flat", "up"]].to_numpy().argmax(axis=1)
+    predicted = known.to_numpy(dtype=np.float64).argmax(axis=1)
     accuracy = float(np.mean(predicted[scored.to_numpy()] == truth[scored].to_numpy()))
-    returns = equity.pct_change().dropna()
     ppy = periods_per_year(equity.index)
-    sd = returns.std()
     return {
-        "source": f"runner:{path}",
+        "source": f"runner:{path} ({name})",
         "window": _span(decisions),
         "accuracy": accuracy if scored.any() else float("nan"),
         "scored_rows": int(scored.sum()),
-        "max_drawdown": float((1 - equity / equity.cummax()).max()) if len(equity) else 0.0,
-        "sharpe": float(returns.mean() / sd * np.sqrt(ppy)) if sd > 0 else 0.0,
+        "max_drawdown": max_drawdown(equity),
+        "sharpe": sharpe(equity_returns(equity), ppy),
     }
 
 

@@ -7,13 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ai_trade_bot.modeling.scoring import qlike_terms
+
 TASKS = ("direction", "volatility", "regime")
 
 
 def qlike(pred_log_var: torch.Tensor, target_var: torch.Tensor) -> torch.Tensor:
-    """QLIKE loss  target/pred - log(target/pred) - 1, with pred given as log variance."""
-    ratio = target_var * torch.exp(-pred_log_var)
-    return (ratio - torch.log(ratio.clamp_min(1e-12)) - 1.0).mean()
+    """QLIKE (:func:`ai_trade_bot.modeling.scoring.qlike_terms`) with pred given as log
+    variance."""
+    return qlike_terms((target_var * torch.exp(-pred_log_var)).clamp_min(1e-12)).mean()
 
 
 class AgentModule(pl.LightningModule):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ai_trade_bot.backtest.costs import CostConfig, SizingConfig
-from ai_trade_bot.backtest.engine import EngineConfig
+from ai_trade_bot.backtest.engine import EngineConfig, check_legacy_engine_keys
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.strategy.decision import DecisionConfig
 from ai_trade_bot.strategy.step import FallbackConfig
@@ -48,6 +48,8 @@ def parse_nested[T](cls: type[T], block: dict[str, Any] | None, *, name: str) ->
     block = dict(block or {})
     for key, nested in NESTED_BLOCKS.items():
         value = block.get(key)
+        if key == "engine" and isinstance(value, dict):
+            check_legacy_engine_keys(value, name=f"{name}.engine")
         if not isinstance(value, nested):
             block[key] = parse_config(nested, value, name=f"{name}.{key}")
     return parse_config(cls, block, name=name)

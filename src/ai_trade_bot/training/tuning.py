@@ -13,6 +13,7 @@ import pandas as pd
 
 from ai_trade_bot.agents import AGENTS, make_agent
 from ai_trade_bot.agents.torch_agent import TorchAgent
+from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import ConfigError
 from ai_trade_bot.modeling.scoring import class_prior
 from ai_trade_bot.training.folds import WalkForwardConfig, walk_forward_folds
@@ -22,6 +23,63 @@ logger = logging.getLogger(__name__)
 
 # What each agent kind minimises out of fold.
 OBJECTIVE = {"direction": "log_loss", "volatility": "qlike", "regime": None}
+
+
+@dataclass(frozen=True)
+class SearchDimension:
+    """One hyperparameter's range in ``tune.search_space.<agent>.<name>``: ``float`` or
+    ``int`` between ``low`` and ``high`` (on a log scale with ``log``), or one of
+    ``choices`` (``categorical``)."""
+
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in ("float", "int", "categorical"):
+            raise ValueError(f"type must be float, int or categorical, got {self.type!r}")
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical dimension needs a non-empty list of choices")
+            if self.low is not None or self.high is not None or self.log:
+                raise ValueError("a categorical dimension takes choices, not low/high/log")
+            return
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"{self.type} needs low < high, got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log scale needs low > 0, got {self.low}")
+        if self.choices is not None:
+            raise ValueError(f"a {self.type} dimension takes low/high, not choices")
+
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
+        if self.type == "float":
+            return trial.suggest_float(name, self.low, self.high, log=self.log)
+        if self.type == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_categorical(name, list(self.choices))
+
+
+def parse_search_space(
+    block: dict[str, dict[str, dict[str, Any]]] | None,
+) -> dict[str, dict[str, SearchDimension]]:
+    """``tune.search_space`` typed: every dimension of every agent, failing by its path
+    (``tune.search_space.trend_lstm.lr``) on a misspelt key, a wrong type or range, or a
+    hyperparameter the agent does not take."""
+    out: dict[str, dict[str, SearchDimension]] = {}
+    for agent, space in (block or {}).items():
+        dims = {
+            name: parse_config(SearchDimension, spec, name=f"tune.search_space.{agent}.{name}")
+            for name, spec in (space or {}).items()
+        }
+        probe = {
+            name: dim.choices[0] if dim.type == "categorical" else dim.low
+            for name, dim in dims.items()
+        }
+        make_agent(agent, **probe)
+        out[agent] = dims
+    return out
 
 
 @dataclass(frozen=True)
@@ -44,28 +102,12 @@ class TuneConfig:
             raise ValueError(f"n_trials must be >= 1, got {self.n_trials}")
         if self.agent not in self.search_space:
             raise ValueError(f"no search_space for agent {self.agent!r} in parameters_tune.yml")
+        object.__setattr__(self, "search_space", parse_search_space(self.search_space))
 
 
-def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Draw hyperparameters from a YAML search space (float, int, categorical)."""
-    params: dict[str, Any] = {}
-    for name, spec in space.items():
-        kind = spec.get("type")
-        if kind == "float":
-            params[name] = trial.suggest_float(
-                name, spec["low"], spec["high"], log=spec.get("log", False)
-            )
-        elif kind == "int":
-            params[name] = trial.suggest_int(
-                name, spec["low"], spec["high"], log=spec.get("log", False)
-            )
-        elif kind == "categorical":
-            params[name] = trial.suggest_categorical(name, spec["choices"])
-        else:
-            raise ConfigError(
-                f"tune.search_space.{name}: type must be float, int or categorical, got {kind!r}"
-            )
-    return params
+def suggest(trial: optuna.Trial, space: dict[str, SearchDimension]) -> dict[str, Any]:
+    """Draw one value of every dimension of a typed search space."""
+    return {name: dim.suggest(trial, name) for name, dim in space.items()}
 
 
 def storage_url(config: TuneConfig) -> str | None:

@@ -52,15 +52,31 @@ function showStatus(s) {
   document.getElementById("status").replaceChildren(...parts);
 }
 let failing = "";
+let chosen = "";  // the symbol shown (every symbol's runner keeps its own account)
+function showSymbols(symbols) {
+  const select = document.getElementById("symbol");
+  const names = symbols.map(s => s.symbol);
+  if (!names.includes(chosen)) { chosen = names[0] || ""; }
+  if (select.options.length !== names.length + 1) {
+    select.replaceChildren(...names.map(n => { const o = el("option", n); o.value = n; return o; }),
+      Object.assign(el("option", "all symbols (commands)"), { value: "" }));
+    select.value = chosen;
+  }
+  document.getElementById("symbol-box").hidden = names.length < 2;
+}
+const scoped = (path) => `${path}${path.includes("?") ? "&" : "?"}symbol=${encodeURIComponent(chosen)}`;
 async function refresh() {
   try {
-    const s = await get("/status");
+    const all = await get("/status");
+    showSymbols(all.symbols);
+    const s = all.symbols.find(x => x.symbol === chosen);
     showStatus(s);
-    const e = await get("/equity");
+    const curves = (await get(scoped("/equity"))).symbols;
+    const e = curves[chosen] || { time: [], equity: [], drawdown: [] };
     Plotly.react("equity-chart", [{ x: e.time, y: e.equity, mode: "lines" }], layout, { displayModeBar: false });
     Plotly.react("drawdown-chart", [{ x: e.time, y: e.drawdown, mode: "lines", fill: "tozeroy",
       line: { color: "#c33" } }], layout, { displayModeBar: false });
-    const decisions = await get("/decisions?limit=1");
+    const decisions = await get(scoped("/decisions?limit=1"));
     if (decisions.length) {
       const d = decisions[0];
       const direction = ["down", "flat", "up", "confidence"];
@@ -76,10 +92,10 @@ async function refresh() {
     }
     const p = await get("/positions");
     fill("positions", p.map(r => [r.symbol, fmt(r.units, 6), fmt(r.entry_price), fmt(r.cash, 2), fmt(r.equity, 2)]));
-    const o = await get("/orders?limit=10");
+    const o = await get(scoped("/orders?limit=10"));
     fill("orders", o.orders.map(r => [r.time, r.side, fmt(r.target, 3), fmt(r.amount, 6), r.status]));
     fill("fills", o.fills.map(r => [r.time, r.kind, fmt(r.units, 6), fmt(r.price), fmt(r.fee, 4)]));
-    const a = await get("/alerts?limit=10");
+    const a = await get(scoped("/alerts?limit=10"));
     fill("alerts", a.map(r => [new Date(r.at * 1000).toISOString(), r.kind, r.message]));
     const drift = await get("/drift");
     const summary = drift.drift_summary;
@@ -103,7 +119,9 @@ function setMessage(text, isError) {
 }
 async function command(name) {
   const token = document.getElementById("token").value;
-  const response = await fetch(`/${name}`, { method: "POST",
+  const target = document.getElementById("symbol").value;  // "" means every symbol
+  const path = target ? `/${name}?symbol=${encodeURIComponent(target)}` : `/${name}`;
+  const response = await fetch(path, { method: "POST",
     headers: { "Authorization": `Bearer ${token}` } });
   const body = await response.json();
   setMessage(response.ok ? `${name} queued (applied at the next candle)` : `${name}: ${body.detail}`,
@@ -113,6 +131,9 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const name of ["pause", "resume", "flatten"]) {
     document.getElementById(name).addEventListener("click", () => command(name));
   }
+  document.getElementById("symbol").addEventListener("change", (event) => {
+    if (event.target.value) { chosen = event.target.value; refresh(); }
+  });
   refresh();
   setInterval(refresh, 1500);
 });

@@ -52,7 +52,13 @@ def detect_drift(
         ohlcv_clean.loc[:end], start=reference.index[bundle.context_rows]
     )
     if config.current_source == "runner":
-        current, current_out = runner_current(config.state_path, columns, config.current_rows)
+        current, current_out = runner_current(
+            config.state_path,
+            columns,
+            config.current_rows,
+            symbol=config.symbol,
+            model_symbol=bundle.symbol,
+        )
     else:
         current = features[columns].dropna().iloc[-config.current_rows :]
         history = ohlcv_clean.loc[: current.index[-1]]
@@ -64,15 +70,20 @@ def detect_drift(
 
 
 def check_performance(
-    evaluation: dict[str, Any], labels: pd.DataFrame, drift: dict[str, Any]
+    deploy_bundle: Bundle, evaluation: dict[str, Any], labels: pd.DataFrame, drift: dict[str, Any]
 ) -> dict[str, Any]:
-    """The performance rules' figures: over the runner's recorded decisions when it has
-    any (``drift.current_source: runner``), else over the evaluate test span."""
+    """The performance rules' figures: over the runner's recorded decisions (of the
+    symbol trading the deployed model) when it has any (``drift.current_source:
+    runner``), else over the evaluate test span."""
     config, rules = _config(drift)
     performance = None
     if config.current_source == "runner":
         performance = performance_from_runner(
-            config.state_path, labels["direction"], rules.monitoring_rows
+            config.state_path,
+            labels["direction"],
+            rules.monitoring_rows,
+            symbol=config.symbol,
+            model_symbol=deploy_bundle.symbol,
         )
     return performance or performance_from_evaluation(evaluation)
 

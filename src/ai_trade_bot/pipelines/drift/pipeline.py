@@ -24,7 +24,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 func=check_performance,
-                inputs=["evaluation", "labels", "params:drift"],
+                inputs=["deploy_bundle", "evaluation", "labels", "params:drift"],
                 outputs="drift_performance",
                 name="check_performance",
             ),

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ai_trade_bot.agents import Agent
+from ai_trade_bot.agents import Agent, parse_agent_block
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.errors import DataValidationError
 from ai_trade_bot.modeling.meta import MetaAgent, parse_meta_config, stack_agents
@@ -102,9 +102,10 @@ def train_agent(
             ``use_tuned`` (apply the tune pipeline's best parameters when present).
         tuned: Best parameters found by ``tune`` for this agent (``{}`` if none).
     """
-    name = agent["name"]
-    params = dict(agent.get("params") or {})
-    if agent.get("use_tuned", True) and tuned.get("best_params"):
+    block = parse_agent_block(agent, name=str((agent or {}).get("name", "?")))
+    name = block.name
+    params = dict(block.params or {})
+    if block.use_tuned and tuned.get("best_params"):
         logger.info("agent %s: applying tuned parameters %s", name, tuned["best_params"])
         params.update(tuned["best_params"])
     config = parse_config(WalkForwardConfig, walk_forward, name="train.walk_forward")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ai_trade_bot.modeling.calibration import Calibration, fit_calibration, log_loss_rows, temper
+from ai_trade_bot.modeling.calibration import Calibration, fit_calibration, temper
+from ai_trade_bot.modeling.scoring import log_loss
 
 
 def test_temper_and_apply_by_hand() -> None:
@@ -39,8 +40,8 @@ def test_a_model_with_an_edge_is_kept_and_cooled() -> None:
     # out of sample, on fresh rows from the same process, it still beats the prior
     fresh, y2 = _informative(3000, seed=2)
     prior_rows = np.repeat(prior[None, :], len(y2), axis=0)
-    assert log_loss_rows(y2, cal.apply(fresh)) < log_loss_rows(y2, prior_rows)
-    assert log_loss_rows(y2, cal.apply(fresh)) < log_loss_rows(y2, fresh)
+    assert log_loss(y2, cal.apply(fresh)) < log_loss(y2, prior_rows)
+    assert log_loss(y2, cal.apply(fresh)) < log_loss(y2, fresh)
 
 
 def test_noise_collapses_onto_the_prior() -> None:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFittedError
-from ai_trade_bot.modeling.calibration import log_loss_rows
 from ai_trade_bot.modeling.meta import ABS_PER_SIGMA, MetaAgent
+from ai_trade_bot.modeling.scoring import log_loss
 
 
 def _oof() -> pd.DataFrame:
@@ -109,7 +109,7 @@ def test_stackers_keep_a_real_edge_and_drop_noise(method: str) -> None:
     probs = meta.predict(fresh)[["down", "flat", "up"]].to_numpy()
     y = fresh_labels.to_numpy().astype(int)
     prior = np.tile(meta.prior_, (len(y), 1))
-    assert log_loss_rows(y, probs) < log_loss_rows(y, prior)
+    assert log_loss(y, probs) < log_loss(y, prior)
 
     noise, noise_labels = _signal_oof(600, seed=3, signal=False)
     meta = MetaAgent(method=method).fit(noise, noise_labels)

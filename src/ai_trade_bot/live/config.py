@@ -1,0 +1,52 @@
+"""The runner's settings: ``params:live`` and what the command line gives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ai_trade_bot.config import parse_config
+from ai_trade_bot.strategy.config import StrategyConfig
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """``params:live`` (conf/base/parameters_live.yml, conf/local over it): what the live
+    command adds to a bundle's own settings. The command line overrides each key."""
+
+    max_order_notional: float | None = None  # quote currency; required with --live
+    fallback: str = "none"  # none | rsi: what trades where no model output is usable
+    symbol_map: dict[str, str] = field(default_factory=dict)  # model symbol -> market
+    api_hosts: list[str] = field(default_factory=list)  # Host names the API answers too
+
+    def __post_init__(self) -> None:
+        if self.fallback not in ("none", "rsi"):
+            raise ValueError(f"fallback must be none or rsi, got {self.fallback!r}")
+        if self.max_order_notional is not None and not self.max_order_notional > 0:
+            raise ValueError(
+                f"max_order_notional must be > 0 (quote currency) or null, got "
+                f"{self.max_order_notional}"
+            )
+
+    @classmethod
+    def parse(cls, block: dict[str, Any] | None) -> LiveConfig:
+        return parse_config(cls, block, name="live")
+
+
+@dataclass
+class RunnerConfig:
+    """How the runner runs (from the command line)."""
+
+    symbol: str
+    timeframe: str
+    mode: str = "paper"  # paper | live
+    reload_check_seconds: float = 30.0
+    settings: StrategyConfig | None = None  # costs, limits and fallback without a model
+    # candles of history to start from (None: all the feed has). Features that depend on
+    # all history (GARCH, drawdown) are those of the candles the runner has seen.
+    history_rows: int | None = None
+    use_fallback: bool = False  # trade the RSI fallback where no model output is usable
+    allow_ungated_live: bool = False  # with mode 'live': trade the fallback without a model
+    symbol_map: dict[str, str] = field(default_factory=dict)  # model symbol -> feed symbol
+    max_order_notional: float | None = None  # quote currency; tightens the bundle's cap
+    max_consecutive_errors: int = 5

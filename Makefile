@@ -11,7 +11,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run test lint format bench bench-agents bench-backtest bench-live bench-api bench-startup repro mlflow-ui lock clean-venv
+.PHONY: venv run test lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration repro mlflow-ui lock clean-venv
 
 venv: $(STAMP)
 
@@ -58,6 +58,9 @@ bench-api: venv
 
 bench-startup: venv
 	$(BIN)/python benchmarks/startup.py
+
+bench-calibration: venv
+	$(BIN)/python benchmarks/calibration_power.py
 
 repro: venv
 	$(BIN)/dvc repro

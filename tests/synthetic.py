@@ -108,3 +108,60 @@ def with_momentum(candles: pd.DataFrame, phi: float) -> pd.DataFrame:
     new_hi = np.maximum(new_open, new_close) * candles["high"].to_numpy() / body_hi
     new_lo = np.minimum(new_open, new_close) * candles["low"].to_numpy() / body_lo
     return candles.assign(open=new_open, high=new_hi, low=new_lo, close=new_close)
+
+
+def planted_trend(
+    n: int = 2000,
+    *,
+    seed: int = 0,
+    drift: float = 0.35,
+    regime_bars: float = 40.0,
+    sigma: float = 0.01,
+    start: str = "2012-01-02",
+) -> pd.DataFrame:
+    """Daily weekday candles with a planted, tradable edge: each bar's return drifts by
+    ``drift`` sigmas in the direction of a hidden regime that flips about every
+    ``regime_bars`` bars. Momentum features see the regime a few bars after it flips, and
+    a position held through a regime earns far more than the default costs. The positive
+    control: what the pipeline must find, trade and promote."""
+    rng = np.random.default_rng(seed)
+    index = pd.bdate_range(start, periods=n, tz="UTC", name="timestamp")
+    flips = rng.random(n) < 1.0 / regime_bars
+    regime = np.where(np.cumsum(flips) % 2 == 0, 1.0, -1.0)
+    ret = regime * drift * sigma + sigma * rng.standard_normal(n)
+    close = 100.0 * np.exp(np.cumsum(ret))
+    open_ = np.r_[100.0, close[:-1]] * np.exp(rng.normal(0, 0.1 * sigma, n))
+    wick = np.abs(rng.normal(0, 0.5 * sigma, (2, n)))
+    high = np.maximum(open_, close) * np.exp(wick[0])
+    low = np.minimum(open_, close) * np.exp(-wick[1])
+    volume = rng.lognormal(10, 0.3, n)
+    return pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index
+    )
+
+
+def garch_only(n: int = 3000, *, seed: int = 0, start: str = "2021-01-04") -> pd.DataFrame:
+    """Hourly 24/7 candles whose only predictable structure is a Gaussian GARCH(1,1) in
+    close-to-close returns: wicks, opens and volume are drawn independently of the
+    variance, and there is no intraday season. GARCH's own forecast is the best a model
+    can do here, so a volatility model must add nothing to it (the control for the
+    volatility agent's fallback to plain GARCH)."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(start, periods=n, freq="1h", tz="UTC", name="timestamp")
+    base_var = 0.01**2
+    omega, alpha, beta = base_var * 0.05, 0.08, 0.87
+    shocks = rng.standard_normal(n)
+    ret = np.empty(n)
+    v = base_var
+    for t in range(n):
+        ret[t] = np.sqrt(v) * shocks[t]
+        v = omega + alpha * ret[t] ** 2 + beta * v
+    close = 100.0 * np.exp(np.cumsum(ret))
+    open_ = np.r_[100.0, close[:-1]] * np.exp(rng.normal(0, 1e-4, n))
+    wick = np.abs(rng.normal(0, 0.002, (2, n)))
+    high = np.maximum(open_, close) * np.exp(wick[0])
+    low = np.minimum(open_, close) * np.exp(-wick[1])
+    volume = rng.lognormal(6, 0.4, n)
+    return pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index
+    )

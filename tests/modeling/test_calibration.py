@@ -71,3 +71,43 @@ def test_noise_is_rarely_kept_across_many_validation_tails() -> None:
         noise = rng.dirichlet([4, 4, 4], size=300)  # mild, unrelated to y
         kept += not fit_calibration(noise, y, np.array([0.3, 0.3, 0.4])).collapsed
     assert kept <= 5
+
+
+def _weak_edge(n: int, seed: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from probabilities that lean ``strength`` toward what the model says."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet([2, 2, 2], size=n)
+    truth = (1 - strength) * np.array([0.33, 0.31, 0.36]) + strength * probs
+    y = np.array([rng.choice(3, p=p / p.sum()) for p in truth])
+    return probs, y
+
+
+def test_earlier_out_of_fold_rows_keep_an_edge_one_tail_misses() -> None:
+    """A weak edge (the size the issue saw on a 5-minute pair) on one tail of 150 rows is
+    mostly thrown away; judged with 1,000 earlier out-of-fold rows it is kept."""
+    prior = np.array([0.33, 0.31, 0.36])
+    alone = with_evidence = 0
+    for seed in range(10):
+        tail, y = _weak_edge(150, seed, 0.6)
+        evidence = _weak_edge(1000, 1000 + seed, 0.6)
+        alone += not fit_calibration(tail, y, prior).collapsed
+        cal = fit_calibration(tail, y, prior, evidence=evidence)
+        with_evidence += not cal.collapsed
+        if not cal.collapsed:
+            assert "1000 earlier out-of-fold rows" in cal.notes[-1]
+    assert alone <= 5
+    assert with_evidence >= 9
+
+
+def test_earlier_out_of_fold_noise_does_not_make_an_edge() -> None:
+    """The placebo side: evidence that carries no edge does not lift noise past the test."""
+    prior = np.array([0.3, 0.3, 0.4])
+    kept = 0
+    for seed in range(20):
+        rng = np.random.default_rng(500 + seed)
+        y = rng.choice(3, size=300, p=prior)
+        ev_y = rng.choice(3, size=1500, p=prior)
+        noise = rng.dirichlet([4, 4, 4], size=300)
+        ev_noise = rng.dirichlet([4, 4, 4], size=1500)
+        kept += not fit_calibration(noise, y, prior, evidence=(ev_noise, ev_y)).collapsed
+    assert kept <= 2

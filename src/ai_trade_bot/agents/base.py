@@ -70,26 +70,57 @@ class Agent(ABC):
         return 1
 
     # -- contract ----------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int = 0, gap: int = 0) -> Agent:
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: pd.DataFrame,
+        *,
+        val_size: int = 0,
+        gap: int = 0,
+        evidence: Any = None,
+    ) -> Agent:
         """Fit on ``X``/``y`` and calibrate (see the module docstring); returns ``self``.
 
         The last ``val_size`` rows are held out of fitting. The first part of them picks
         the stopping point (epochs, boosting rounds) and the last
         :data:`CALIBRATION_SHARE` of them calibrates: rows that chose the stopping point
-        would flatter the model and pass noise for an edge.
+        would flatter the model and pass noise for an edge. ``evidence``
+        (:meth:`calibration_evidence` of earlier out-of-fold rows) joins the calibration's
+        test of whether there is an edge at all.
         """
         calibration = int(val_size * CALIBRATION_SHARE) if val_size >= 4 else 0
         stop = len(X) - calibration
         self._fit(X.iloc[:stop], y.iloc[:stop], val_size=val_size - calibration, gap=gap)
-        self._calibrate(X, y, val_size=val_size, gap=gap, calibration=calibration)
+        self._calibrate(
+            X, y, val_size=val_size, gap=gap, calibration=calibration, evidence=evidence
+        )
         return self
+
+    def calibration_evidence(self, raw: pd.DataFrame, y: pd.DataFrame) -> Any:
+        """What the calibration of a later model of this kind may judge its edge on: this
+        model's uncalibrated outputs ``raw`` on rows it did not learn from, with their
+        labels. Direction agents: (probabilities, direction labels); None for agents whose
+        output is not calibrated."""
+        if self.output_kind != "direction":
+            return None
+        labels = y["direction"].reindex(raw.index).to_numpy(dtype=np.float64)
+        known = np.isfinite(labels)
+        probs = raw[["down", "flat", "up"]].to_numpy(dtype=np.float64)[known]
+        return probs, labels[known].astype(int)
 
     @abstractmethod
     def _fit(self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int) -> None:
         """Fit the model itself (no calibration)."""
 
     def _calibrate(
-        self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int, calibration: int
+        self,
+        X: pd.DataFrame,
+        y: pd.DataFrame,
+        *,
+        val_size: int,
+        gap: int,
+        calibration: int,
+        evidence: Any = None,
     ) -> None:
         """Direction agents: temperature and shrinkage toward the class prior of the rows
         they saw, chosen on the last ``calibration`` held-out rows only (see
@@ -106,7 +137,9 @@ class Agent(ABC):
             return
         context = X.iloc[len(X) - calibration - (self.min_history - 1) :]
         raw = self._predict(context)[["down", "flat", "up"]].to_numpy(dtype=np.float64)
-        self.calibration_ = fit_calibration(raw, labels[len(X) - calibration :], prior)
+        self.calibration_ = fit_calibration(
+            raw, labels[len(X) - calibration :], prior, evidence=evidence
+        )
 
     @abstractmethod
     def _predict(self, X: pd.DataFrame) -> pd.DataFrame:

@@ -18,8 +18,32 @@ from ai_trade_bot.nn.networks import MLP
 
 # Candidate weights of the MLP's log-variance correction (0 = plain GARCH).
 CORRECTION_WEIGHTS = np.linspace(0.0, 1.0, 21)
+
 # E[ln(high/low)] of a Brownian bar with per-bar std sigma is sqrt(8/pi) * sigma.
 RANGE_PER_SIGMA = float(np.sqrt(8.0 / np.pi))
+
+
+def _weight_losses(base: np.ndarray, correction: np.ndarray, realized: np.ndarray) -> np.ndarray:
+    """QLIKE per candidate weight (rows) and per forecast (columns)."""
+    return np.array(
+        [qlike_rows(np.exp(base + w * correction), realized) for w in CORRECTION_WEIGHTS]
+    )
+
+
+def _cross_fitted_gain(losses: np.ndarray) -> np.ndarray:
+    """Per-forecast QLIKE gain over plain GARCH of the weight the *other* half of the
+    forecasts chose (earlier half <-> later half): the grid's own pick is not judged on
+    the rows it was picked on."""
+    n = losses.shape[1]
+    if n < 4:
+        return np.zeros(n)
+    half = n // 2
+    parts = (slice(0, half), slice(half, n))
+    gains = []
+    for fit, held in (parts, parts[::-1]):
+        chosen = int(np.argmin(losses[:, fit].mean(axis=1)))
+        gains.append(losses[0, held] - losses[chosen, held])
+    return np.concatenate(gains)
 
 
 class VolatilityAgent(TorchAgent):
@@ -117,27 +141,62 @@ class VolatilityAgent(TorchAgent):
         return {"vol_loss": self.loss}
 
     def _calibrate(
-        self, X: pd.DataFrame, y: pd.DataFrame, *, val_size: int, gap: int, calibration: int
+        self,
+        X: pd.DataFrame,
+        y: pd.DataFrame,
+        *,
+        val_size: int,
+        gap: int,
+        calibration: int,
+        evidence: Any = None,
     ) -> None:
         """Shrink the MLP's correction toward none: ``log var = garch + w * correction``
         with ``w`` in [0, 1] chosen by QLIKE on the calibration rows only. A weight is
-        kept only when its QLIKE gain over plain GARCH is credible (see
-        :func:`ai_trade_bot.modeling.calibration.credible_gain`); otherwise plain GARCH is kept."""
+        kept only when its gain over plain GARCH is credible on rows it was not chosen on
+        (each half of the calibration rows judged by the weight the other half chose,
+        and earlier out-of-fold rows in ``evidence`` the same way; see
+        :func:`ai_trade_bot.modeling.calibration.credible_gain`); otherwise plain GARCH
+        is kept, so the agent is not worse than GARCH out of fold by its own choice."""
         self.correction_weight_ = 1.0
         if calibration == 0:
             return
         context = X.iloc[len(X) - calibration - (self.window - 1) :]
+        saved, self.correction_weight_ = self.correction_weight_, 1.0
         out = self._predict(context)
+        self.correction_weight_ = saved
         base = np.log(out["garch_vol"].to_numpy() ** 2)
         correction = np.log(out["pred_vol"].to_numpy() ** 2) - base
         column = f"fwd_realized_vol_{self.horizon}"
         realized = self._check_labels(y, column)[len(X) - calibration :] ** 2 / self.horizon
-        rows = [qlike_rows(np.exp(base + w * correction), realized) for w in CORRECTION_WEIGHTS]
-        best = int(np.argmin([r.mean() for r in rows]))
-        credible, _ = credible_gain(rows[0] - rows[best])
-        self.correction_weight_ = float(CORRECTION_WEIGHTS[best]) if credible else 0.0
+        rows = _weight_losses(base, correction, realized)
+        best = int(np.argmin(rows.mean(axis=1)))
+        gain = _cross_fitted_gain(rows)
+        if evidence is not None and len(evidence[0]) >= 4:
+            gain = np.concatenate([gain, _cross_fitted_gain(_weight_losses(*evidence))])
+        credible, _ = credible_gain(gain)
+        self.correction_weight_ = float(CORRECTION_WEIGHTS[best]) if credible and best else 0.0
         self.val_qlike_ = float(rows[best if credible else 0].mean())
         self.val_qlike_garch_ = float(rows[0].mean())
+
+    def predict(self, X: pd.DataFrame, *, calibrated: bool = True) -> pd.DataFrame:
+        """The forecast (``calibrated=False``: the MLP's whole correction, weight 1)."""
+        if calibrated:
+            return super().predict(X)
+        saved, self.correction_weight_ = self.correction_weight_, 1.0
+        try:
+            return super().predict(X)
+        finally:
+            self.correction_weight_ = saved
+
+    def calibration_evidence(self, raw: pd.DataFrame, y: pd.DataFrame) -> Any:
+        """(GARCH log variance, the MLP's whole correction, realized variance) of rows out
+        of fold, from :meth:`predict` with ``calibrated=False``."""
+        column = f"fwd_realized_vol_{self.horizon}"
+        realized = y[column].reindex(raw.index).to_numpy(dtype=np.float64) ** 2 / self.horizon
+        base = np.log(raw["garch_vol"].to_numpy(dtype=np.float64) ** 2)
+        correction = np.log(raw["pred_vol"].to_numpy(dtype=np.float64) ** 2) - base
+        known = np.isfinite(realized) & np.isfinite(correction)
+        return base[known], correction[known], realized[known]
 
     def start_stream(self, context: pd.DataFrame) -> dict[str, Any]:
         """The GARCH filter runs over the first window's context, as in ``predict``."""

@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from ai_trade_bot.agents.regime import REGIMES
-from ai_trade_bot.backtest.metrics import periods_per_year
+from ai_trade_bot.backtest.metrics import periods_per_year, sharpe_columns
 from ai_trade_bot.backtest.statistics import (
     block_bootstrap_ci,
     deflated_sharpe,
@@ -108,9 +108,11 @@ def honest_statistics(
     """PSR/DSR of the chosen strategy, PBO of the selection, bootstrap Sharpe interval."""
     r = strategy.returns.to_numpy()
     ppy = periods_per_year(strategy.returns.index) if ppy is None else ppy
-    trial_sr = np.array(
-        [sharpe_per_period(trial_returns[c].to_numpy()) for c in trial_returns.columns]
-    )
+    # configurations with identical returns are one configuration (as PBO counts them):
+    # copies of a strategy that never trades would otherwise widen the spread of Sharpe
+    # the deflation assumes luck produced, and deflate a real edge toward nothing
+    distinct = np.unique(trial_returns.to_numpy(dtype=np.float64), axis=1)
+    trial_sr = sharpe_columns(distinct)
     dsr = deflated_sharpe(r, n_trials, trial_sr)
     lo, hi = block_bootstrap_ci(
         r, lambda x: sharpe_per_period(x) * np.sqrt(ppy), n_boot=config.bootstrap, seed=config.seed
@@ -214,7 +216,11 @@ def evaluate_test_span(
         strategies[f"baseline:{name}"] = run_strategy(
             f"baseline:{name}", target, span, config, risk_limits=name != "buy_and_hold"
         )
-    n_trials = len(selection_returns.columns) + len(strategies) + tuning_trials
+    # every distinct configuration tried counts as a trial: identical return streams (the
+    # prior under each confidence gate, an agent that fell back to the prior alone) are one
+    # draw of luck, as PBO counts them
+    distinct = np.unique(selection_returns.to_numpy(dtype=np.float64), axis=1).shape[1]
+    n_trials = distinct + len(strategies) + tuning_trials
     ppy = span.periods_per_year
     stats = honest_statistics(strategies["meta_agent"], n_trials, selection_returns, config, ppy)
     regimes = (
@@ -241,6 +247,7 @@ def evaluate_test_span(
         "regimes": regimes,
         "costs": dataclasses.asdict(config.costs),
         "n_trials": n_trials,
+        "n_configurations": len(selection_returns.columns) + len(strategies) + tuning_trials,
     }
     logger.info(
         "test span %s..%s (%d bars): meta Sharpe %.3f (deflated Sharpe %.3f, PBO %.2f), "

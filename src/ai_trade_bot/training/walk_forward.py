@@ -31,7 +31,7 @@ class WalkForwardResult:
 
 
 def calibration_record(agent: Agent) -> dict[str, Any]:
-    """How a fitted agent was calibrated on its early-stopping rows (for the summary)."""
+    """How a fitted agent was calibrated on its calibration rows (for the summary)."""
     calibration = getattr(agent, "calibration_", None)
     if calibration is not None:
         return {
@@ -40,6 +40,7 @@ def calibration_record(agent: Agent) -> dict[str, Any]:
             "outputs_prior": calibration.collapsed,
             "val_log_loss": calibration.val_log_loss,
             "val_log_loss_prior": calibration.val_log_loss_prior,
+            "note": calibration.notes[-1] if calibration.notes else "",
         }
     if hasattr(agent, "correction_weight_"):
         return {
@@ -91,13 +92,22 @@ def baseline_comparison(kind: str, scores: dict[str, float]) -> dict[str, Any]:
 
 
 def fit_on_rows(
-    agent: Agent, X: pd.DataFrame, y: pd.DataFrame, train: np.ndarray, val: np.ndarray
+    agent: Agent,
+    X: pd.DataFrame,
+    y: pd.DataFrame,
+    train: np.ndarray,
+    val: np.ndarray,
+    *,
+    evidence: Any = None,
 ) -> Agent:
-    """Fit on contiguous ``train`` rows, early-stopping on ``val`` rows (gap between)."""
+    """Fit on contiguous ``train`` rows, early-stopping and calibrating on ``val`` rows
+    (gap between); ``evidence`` goes to the calibration (see :meth:`Agent.fit`)."""
     start = int(train[0])
     stop = int(val[-1]) + 1 if len(val) else int(train[-1]) + 1
     gap = int(val[0] - train[-1] - 1) if len(val) else 0
-    return agent.fit(X.iloc[start:stop], y.iloc[start:stop], val_size=len(val), gap=gap)
+    return agent.fit(
+        X.iloc[start:stop], y.iloc[start:stop], val_size=len(val), gap=gap, evidence=evidence
+    )
 
 
 def predict_rows(
@@ -123,16 +133,25 @@ def run_walk_forward(
     on_fold: Callable[[int, dict[str, float]], None] | None = None,
 ) -> WalkForwardResult:
     """Fit ``name`` on each fold's training window, predict its test block, then fit once
-    on all pre-test rows for deployment. Nothing here touches the held-out test span."""
+    on all pre-test rows for deployment. Nothing here touches the held-out test span.
+
+    Each model's calibration judges its edge on its own calibration rows and on the
+    uncalibrated out-of-fold outputs of the folds before it (and the deployment model on
+    all of them): every out-of-fold row is honest evidence of whether this kind of model
+    has an edge, and one tail alone has little power."""
     started = time.perf_counter()
     folds: list[Fold] = walk_forward_folds(len(X), config)
     parts, raw_parts, fold_scores, priors, calibration = [], [], [], [], []
+    evidence = None
     for fold in folds:
         t0 = time.perf_counter()
-        agent = fit_on_rows(make_agent(name, **params), X, y, fold.train, fold.val)
+        agent = fit_on_rows(
+            make_agent(name, **params), X, y, fold.train, fold.val, evidence=evidence
+        )
         out = predict_rows(agent, X, fold.test)
-        if agent.output_kind == "direction":
+        if agent.output_kind in ("direction", "volatility"):
             raw_parts.append(predict_rows(agent, X, fold.test, calibrated=False))
+            evidence = agent.calibration_evidence(pd.concat(raw_parts), y)
         # the trivial baseline this fold's model must beat: the class shares it learned from
         prior = class_prior(y["direction"].iloc[seen_rows(fold.train, fold.val)])
         priors.append(np.tile(prior, (len(out), 1)))
@@ -154,10 +173,10 @@ def run_walk_forward(
         parts.append(out.assign(fold=float(fold.number)))
     oof = pd.concat(parts)
     train_rows, val_rows = final_fit_rows(len(X), config)
-    final = fit_on_rows(make_agent(name, **params), X, y, train_rows, val_rows)
+    final = fit_on_rows(make_agent(name, **params), X, y, train_rows, val_rows, evidence=evidence)
     calibration.append({"fold": "final", **calibration_record(final)})
     oof_scores = score_output(final, oof.drop(columns="fold"), y, np.concatenate(priors))
-    if raw_parts:  # the network before calibration: its own classes, e.g. macro-F1
+    if raw_parts and final.output_kind == "direction":  # the network before calibration
         raw = score_output(final, pd.concat(raw_parts), y, None)
         oof_scores |= {f"raw_{k}": raw[k] for k in ("accuracy", "macro_f1", "log_loss")}
     logger.info("agent %s: out-of-fold %s", name, {k: round(v, 4) for k, v in oof_scores.items()})

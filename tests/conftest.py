@@ -52,3 +52,34 @@ def tiny_run(tmp_path_factory):
     from tests.tiny_run import build_tiny_run
 
     return build_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """A fresh MLflow tracking store and model registry (SQLite) for one test."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.set_experiment("deploy-test")
+    yield uri
+    mlflow.set_tracking_uri(previous)
+    mlflow.set_registry_uri(previous)
+
+
+@pytest.fixture(scope="session")
+def planted_run(tmp_path_factory):
+    """The positive control through the default pipelines (see tests/controls.py)."""
+    from tests.controls import planted_candles, run_control
+
+    return run_control(tmp_path_factory.mktemp("planted"), planted_candles())
+
+
+@pytest.fixture(scope="session")
+def shuffled_run(tmp_path_factory):
+    """The negative control: the planted candles' bars in a shuffled order."""
+    from tests.controls import planted_candles, run_control, shuffled_bars
+
+    return run_control(tmp_path_factory.mktemp("shuffled"), shuffled_bars(planted_candles()))

@@ -100,3 +100,18 @@ def test_lookahead_labels_use_only_the_next_horizon(sp500: pd.DataFrame) -> None
     )
     # and it is defined only when the whole horizon exists
     assert labels[f"fwd_realized_vol_{config.horizon}"].iloc[-config.horizon :].isna().all()
+
+
+def test_negative_control_a_feature_that_leaks_the_next_return_is_caught(sp500) -> None:
+    """The leak the gate test slips past this check (tests/test_controls.py) is one this
+    check catches, at every cut."""
+    from tests.controls import next_return_leak
+
+    def leaky_build(frame):
+        features = build_features(frame, timeframe="1d", config=DAILY)
+        return features.assign(leak_next_return=next_return_leak(frame))
+
+    frame = sp500.iloc[:1500]
+    cuts = _cut_points(build_features(frame, timeframe="1d", config=DAILY), 6, seed=3)
+    leaks = find_lookahead(leaky_build, frame, cuts)
+    assert set(leaks) == {"leak_next_return"} and leaks["leak_next_return"] == cuts

@@ -18,24 +18,15 @@ from ai_trade_bot.live.runner import Runner
 from ai_trade_bot.live.store import StateStore
 from ai_trade_bot.pipelines.deploy.nodes import deploy_bundle, package_bundle
 from ai_trade_bot.registry.bundle import Bundle
-from ai_trade_bot.registry.deploy import DeployError, rollback
 from ai_trade_bot.registry.gate import DeployConfig, gate
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "ai_trade_bot"
-LENIENT = {"max_pbo": 1.0}  # the tiny run's PBO is noise; the PBO check has its own case
-
-
-@pytest.fixture
-def registry(tmp_path):
-    previous = mlflow.get_tracking_uri()
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    mlflow.set_experiment("deploy-test")
-    yield uri
-    mlflow.set_tracking_uri(previous)
-    mlflow.set_registry_uri(previous)
+# The registry's plumbing (versions, tags, serving, hot reload) on the tiny run, whose
+# planted hourly edge does not survive the costs: its PBO is noise and it loses money, so
+# these tests lower those two bars. The gate's judgement has its own tests, on trained
+# challengers (tests/test_controls.py) and by hand (below).
+LENIENT = {"max_pbo": 1.0, "min_champion_sharpe": -1e9, "min_champion_trades": 0}
 
 
 def _deploy(tiny_run, deploy: dict) -> dict:
@@ -51,7 +42,7 @@ def _deploy(tiny_run, deploy: dict) -> dict:
     )
 
 
-def test_first_champion_then_not_better_then_promoted_then_rollback(tiny_run, registry) -> None:
+def test_first_champion_lineage_then_not_better_then_served(tiny_run, registry) -> None:
     client = mlflow.MlflowClient()
     first = _deploy(tiny_run, LENIENT)
     assert first["decision"] == "first_champion" and first["version"] == "1"
@@ -78,18 +69,6 @@ def test_first_champion_then_not_better_then_promoted_then_rollback(tiny_run, re
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
     assert any("does not beat the champion" in r for r in second["reasons"])
 
-    # margins that any challenger clears: promoted, the previous champion recorded
-    third = _deploy(tiny_run, LENIENT | {"min_sharpe_gain": -1.0, "min_log_loss_gain": -1.0})
-    assert third["decision"] == "promoted"
-    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "3"
-    assert client.get_model_version(NAME, "3").tags["previous_champion"] == "1"
-
-    back = rollback(NAME, registry)
-    assert (back["from"], back["to"]) == ("3", "1")
-    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
-    with pytest.raises(DeployError, match="first champion: there is no previous one"):
-        rollback(NAME, registry)
-
     # the champion serves through mlflow.pyfunc with no Kedro session, like the bundle
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     assert model.metadata.signature is not None
@@ -103,7 +82,7 @@ def test_first_champion_then_not_better_then_promoted_then_rollback(tiny_run, re
 
 
 def test_the_honesty_checks_can_refuse_even_a_first_champion(tiny_run, registry) -> None:
-    report = _deploy(tiny_run, {"max_pbo": -1.0})
+    report = _deploy(tiny_run, LENIENT | {"max_pbo": -1.0})
     assert report["decision"] == "no_champion" and not report["promoted"]
     assert any("PBO" in r and "is not at most -1.0" in r for r in report["reasons"])
     client = mlflow.MlflowClient()
@@ -116,12 +95,27 @@ def test_gate_by_hand() -> None:
     config = DeployConfig(min_sharpe_gain=0.1, min_log_loss_gain=0.001)
     evaluation = {"statistics": {"dsr": 0.2, "pbo": 0.3}}
     clean = {"psr": 0.4, "accuracy_ci_low": 0.30, "chance_accuracy": 0.35}
-    champion = {"sharpe": 0.5, "log_loss": 1.07}
-    worse = {"sharpe": 0.55, "log_loss": 1.069}  # Sharpe gain under the margin
+    champion = {"sharpe": 0.6, "log_loss": 1.07, "n_trades": 20}
+    worse = {"sharpe": 0.65, "log_loss": 1.069, "n_trades": 20}  # Sharpe gain under the margin
     ok, reasons = gate(worse, champion, evaluation, clean, config)
     assert not ok and "does not beat the champion" in reasons[-1]
-    better = {"sharpe": 0.7, "log_loss": 1.06}
+    better = {"sharpe": 0.8, "log_loss": 1.06, "n_trades": 20}
     assert gate(better, champion, evaluation, clean, config)[0]
+    # no champion yet: doing nothing is the bar, and a model that never trades, or loses
+    # after costs, does not clear it
+    ok, reasons = gate(better | {"n_trades": 0}, None, evaluation, clean, config)
+    assert (
+        not ok and "0 trade(s) on the validation rows, a champion needs at least 5" in (reasons[-2])
+    )
+    ok, reasons = gate(better | {"sharpe": -0.51}, None, evaluation, clean, config)
+    assert not ok and "net Sharpe -0.510 on the validation rows" in reasons[-2]
+    ok, reasons = gate(better | {"sharpe": 0.4}, None, evaluation, clean, config)
+    assert not ok and "a champion needs more than 0.5" in reasons[-2]
+    ok, reasons = gate(better, None, evaluation, clean, config)
+    assert ok and "beats doing nothing after costs: net Sharpe 0.800 > 0.5" in reasons[-2]
+    # ... and neither does a challenger that beats a losing champion but still loses
+    ok, _ = gate(better | {"sharpe": -0.2}, champion | {"sharpe": -0.9}, evaluation, clean, config)
+    assert not ok
     leaky = clean | {"psr": 0.99}
     ok, reasons = gate(better, champion, evaluation, leaky, config)
     assert not ok and any("the placebo shows an edge" in r for r in reasons)

@@ -127,7 +127,13 @@ def _agent_baseline_rows(train_summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "out-of-fold": base["value"],
                 "baseline": f"{base['baseline_value']:.4f} ({base['baseline']})",
                 "ratio": base["ratio"],
-                "beats baseline": "yes" if base["beats_baseline"] else "NO",
+                "beats baseline": (
+                    "yes"
+                    if base["beats_baseline"]
+                    else "no (it is the baseline)"
+                    if base.get("is_baseline")
+                    else "NO"
+                ),
                 "accuracy": oof.get("accuracy", float("nan")),
                 "prior accuracy": oof.get("prior_accuracy", float("nan")),
                 "macro-F1": oof.get("macro_f1", float("nan")),

@@ -6,6 +6,9 @@ Every new version gets the ``challenger`` alias. ``champion`` moves to it when:
   ``max_pbo``, and a placebo (the same bars in a shuffled order, so no order is left to
   predict) shows no edge (PSR below ``max_placebo_psr``, accuracy interval covering
   chance); and
+- it beats doing nothing after costs on the validation rows: a net Sharpe above
+  ``min_champion_sharpe`` from at least ``min_champion_trades`` trades (a model that
+  never trades, or loses, is not a champion, the first one included); and
 - there is no champion yet, or the challenger beats it on the same validation rows (the
   challenger's held-out span, neither trained on) by ``min_sharpe_gain`` in net Sharpe and
   ``min_log_loss_gain`` in log-loss.

@@ -1,6 +1,7 @@
 """The champion/challenger gate: a challenger is scored on the same validation rows as
-the champion (net Sharpe, log-loss), on a placebo (the same bars in a shuffled order) and by
-the honesty checks (deflated Sharpe reported, PBO bounded)."""
+the champion (net Sharpe, log-loss), against doing nothing (a net Sharpe above a margin,
+from enough trades), on a placebo (the same bars in a shuffled order) and by the honesty
+checks (deflated Sharpe reported, PBO bounded)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,13 @@ from ai_trade_bot.registry.bundle import Bundle
 
 @dataclass(frozen=True)
 class DeployConfig:
-    """``params:deploy``."""
+    """``params:deploy``.
+
+    ``min_champion_sharpe`` and ``min_champion_trades``: what any champion, the first
+    included, must show on the validation rows against doing nothing: an annualised net
+    Sharpe (after the costs) above the margin, from at least that many trades. The honesty
+    checks alone let a model that never trades, or one that lost money, become champion.
+    """
 
     model_name: str = "ai_trade_bot"
     min_sharpe_gain: float = 0.0
@@ -29,6 +36,8 @@ class DeployConfig:
     max_pbo: float = 0.5
     max_placebo_psr: float = 0.95
     placebo_seed: int = 0
+    min_champion_sharpe: float = 0.5
+    min_champion_trades: int = 5
 
 
 def validation_scores(
@@ -137,6 +146,24 @@ def gate(
         )
     else:
         reasons.append(f"no placebo edge (PSR {placebo['psr']:.3f})")
+    trades, sharpe = int(challenger["n_trades"]), challenger["sharpe"]
+    if trades < config.min_champion_trades:
+        ok = False
+        reasons.append(
+            f"does not beat doing nothing: {trades} trade(s) on the validation rows, a "
+            f"champion needs at least {config.min_champion_trades}"
+        )
+    elif not sharpe > config.min_champion_sharpe:
+        ok = False
+        reasons.append(
+            f"does not beat doing nothing after costs: net Sharpe {sharpe:.3f} on the "
+            f"validation rows, a champion needs more than {config.min_champion_sharpe}"
+        )
+    else:
+        reasons.append(
+            f"beats doing nothing after costs: net Sharpe {sharpe:.3f} > "
+            f"{config.min_champion_sharpe} over {trades} trades"
+        )
     if champion is None:
         reasons.append("no champion yet")
         return ok, reasons

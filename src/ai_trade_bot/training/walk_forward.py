@@ -87,7 +87,10 @@ def baseline_comparison(kind: str, scores: dict[str, float]) -> dict[str, Any]:
         "value": scores[metric],
         "baseline_value": scores[base],
         "ratio": scores[metric] / scores[base] if scores[base] else float("nan"),
-        "beats_baseline": scores[metric] <= scores[base],
+        # strictly: an agent that fell back to its baseline everywhere ties it, and a tie
+        # is no edge
+        "beats_baseline": scores[metric] < scores[base],
+        "is_baseline": scores[metric] == scores[base],
     }
 
 

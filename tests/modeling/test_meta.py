@@ -131,3 +131,38 @@ def test_an_average_of_agents_that_output_their_prior_is_not_traded() -> None:
     # without the flags (outputs written before they existed) nothing changes
     assert average.predict(oof)["informative"].tolist() == [1.0, 1.0]
     assert MetaAgent(method="prior").fit(flags, labels).predict(flags)["informative"].sum() == 0
+
+
+def test_the_logistic_stacker_scores_a_row_alone_as_in_a_batch_and_as_scikit_learn() -> None:
+    """The live runner scores one row, the backtest a span: the same row must get the same
+    bits either way (a BLAS product rounds by batch size), and the same numbers as
+    scikit-learn's own predict_proba up to rounding."""
+    from ai_trade_bot.modeling.meta import _rowwise_softmax
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 13))
+    y = (X[:, 0] + rng.normal(size=3000) > 0).astype(int) + (X[:, 1] > 1)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    batch = _rowwise_softmax(model, X)
+    alone = np.vstack([_rowwise_softmax(model, X[i : i + 1]) for i in range(len(X))])
+    np.testing.assert_array_equal(alone, batch)
+    np.testing.assert_allclose(batch, model.predict_proba(X), rtol=1e-12, atol=1e-15)
+
+
+def test_the_mlp_net_scores_a_row_alone_as_in_a_batch() -> None:
+    import torch
+
+    from ai_trade_bot.nn.networks import MLP
+
+    torch.manual_seed(0)
+    net = MLP(40, hidden=32, out=5).double().eval()
+    x = torch.randn(3000, 40, dtype=torch.float64)
+    with torch.inference_mode():
+        batch = net(x)
+        alone = torch.cat([net(x[i : i + 1]) for i in range(len(x))])
+        np.testing.assert_array_equal(alone.numpy(), batch.numpy())
+        np.testing.assert_allclose(batch.numpy(), net.body(x).numpy(), rtol=1e-12, atol=1e-14)

@@ -158,7 +158,11 @@ class MetaAgent:
 
     def _model_probs(self, model: Any, X: np.ndarray) -> np.ndarray:
         probs = np.zeros((len(X), 3))
-        probs[:, model.classes_.astype(int)] = model.predict_proba(X)
+        logistic = model[-1] if self.method == "logistic" else None
+        if logistic is not None and logistic.coef_.shape[0] == len(logistic.classes_) > 2:
+            probs[:, logistic.classes_.astype(int)] = _rowwise_softmax(model, X)
+        else:
+            probs[:, model.classes_.astype(int)] = model.predict_proba(X)
         return probs
 
     # -- fit / predict ---------------------------------------------------------------
@@ -441,3 +445,17 @@ def stack_agents(
         probs = oof.loc[rows, [f"{agent}.down", f"{agent}.flat", f"{agent}.up"]].to_numpy()
         ablation[f"agent:{agent}"] = direction_scores(y, probs, prior)
     return meta_oof, fitted, ablation
+
+
+def _rowwise_softmax(model: Any, X: np.ndarray) -> np.ndarray:
+    """A scaler + multinomial logistic pipeline's ``predict_proba``, computed so that one
+    row's probabilities do not depend on how many rows are scored with it (scikit-learn's
+    matrix product rounds differently for one row than for a thousand, and the live runner
+    scores one at a time while the backtest scores the span): an elementwise product summed
+    over the inputs, then the softmax."""
+    scaler, logistic = model[0], model[-1]
+    z = (X - scaler.mean_) / scaler.scale_
+    logits = (z[:, None, :] * logistic.coef_[None, :, :]).sum(axis=2) + logistic.intercept_
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -101,8 +102,38 @@ class MLP(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x.reshape(x.size(0), -1))
+        x = x.reshape(x.size(0), -1)
+        # the float64 CPU path is prediction (see TorchAgent._forward_windows); training and
+        # Lightning's validation steps run in float32 or lower, on any device
+        predicting = not self.training and x.dtype == torch.float64 and x.device.type == "cpu"
+        y = rowwise_forward(self.body, x) if predicting else self.body(x)
         return y.squeeze(-1) if self.out == 1 else y
+
+
+def rowwise_forward(body: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``body(x)`` for a stack of Linear, GELU and Dropout layers at inference, computed so
+    that one row's output does not depend on the rows computed with it.
+
+    Written by hand because torch does not promise it: a matrix product picks its kernel
+    (and its rounding) by the number of rows, and GELU's vectorised loop rounds
+    differently from its scalar tail, so a row scored alone (the live runner) and the same
+    row in a batch (the backtest) differed in the last bits, which a stacking meta-agent
+    then carried into its own outputs. Here each Linear is an elementwise product summed
+    over the inputs and GELU is the exact erf form, both in numpy, row by row in effect."""
+    from scipy.special import erf
+
+    h = x.detach().cpu().numpy().astype(np.float64, copy=False)
+    for layer in body:
+        if isinstance(layer, nn.Linear):
+            weight = layer.weight.detach().cpu().numpy().astype(np.float64, copy=False)
+            h = (h[:, None, :] * weight[None, :, :]).sum(axis=2)
+            if layer.bias is not None:
+                h = h + layer.bias.detach().cpu().numpy()
+        elif isinstance(layer, nn.GELU) and layer.approximate == "none":
+            h = 0.5 * h * (1.0 + erf(h / np.sqrt(2.0)))
+        elif not isinstance(layer, nn.Dropout):  # (Dropout is the identity at inference)
+            raise TypeError(f"rowwise_forward: no row-invariant form of {layer!r}")
+    return torch.from_numpy(h)
 
 
 class CandleCNN(nn.Module):
@@ -131,4 +162,4 @@ class CandleCNN(nn.Module):
         self.heads = TwoHeads(hidden, dropout)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.heads(self.body(x.float().unsqueeze(1)))
+        return self.heads(self.body(x.to(self.body[0].weight.dtype).unsqueeze(1)))

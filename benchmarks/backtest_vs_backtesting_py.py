@@ -8,12 +8,15 @@ our engine (checked against 100 single runs) in alternation with one full run, a
 prints the ratio of the medians. Every rule runs through the one per-bar ``step_bar``
 (the live paper broker calls it too). Last line:
 ``speedup vs backtesting.py: N.Nx (identical: yes|no); sweep 100 sets: N.Nx one run``.
+Exits with status 1 when the trades or the sweep differ (the figure is then meaningless);
+tests/backtest/test_identity.py holds the identity with shorts, stops, targets and slippage.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 import warnings
 
@@ -169,6 +172,8 @@ def main() -> None:
         f"(identical: {'yes' if identical and sweep_ok else 'no'}); "
         f"sweep 100 sets: {hundred / one:.1f}x one run"
     )
+    if not (identical and sweep_ok):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -165,3 +165,21 @@ def garch_only(n: int = 3000, *, seed: int = 0, start: str = "2021-01-04") -> pd
     return pd.DataFrame(
         {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index
     )
+
+
+def drifted_candles(candles: pd.DataFrame, rows: int = 600) -> pd.DataFrame:
+    """``candles`` plus ``rows`` new hours after the last one in a different market: four
+    times the volatility, a steady up-trend and twenty times the volume."""
+    tail = candles.iloc[-rows:]
+    step = candles.index[-1] - candles.index[-2]
+    index = candles.index[-1] + step * np.arange(1, rows + 1)
+    returns = np.log(tail["Close"]).diff().fillna(0.0).to_numpy() * 4.0 + 0.002
+    close = candles["Close"].iloc[-1] * np.exp(np.cumsum(returns))
+    new = pd.DataFrame(index=index)
+    for column in ("Open", "High", "Low"):
+        new[column] = close * (1.0 + (tail[column] / tail["Close"] - 1.0).to_numpy() * 4.0)
+    new["Close"] = close
+    new["Volume"] = tail["Volume"].to_numpy() * 20.0
+    new["High"] = new[["Open", "High", "Close"]].max(axis=1)
+    new["Low"] = new[["Open", "Low", "Close"]].min(axis=1)
+    return pd.concat([candles, new])

@@ -143,6 +143,7 @@ def test_negative_control_a_leak_slipped_past_the_lookahead_check_is_refused_by_
     assert report["decision"] == "no_champion", report["reasons"]
     placebo = [r for r in report["reasons"] if "the placebo shows an edge" in r]
     assert placebo and "something leaks" in placebo[0]
+    assert report["placebo"]["direction_ci_low"] > report["placebo"]["direction_chance"] + 0.1
 
 
 # -- the gate with trained challengers -----------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -113,7 +114,9 @@ class FakeBinance:
     (a gap that a later request fills).
 
     Orders (``POST /api/v3/order``) are kept by client order id; a second order with the
-    same id is refused like Binance does. ``order_plan`` maps the n-th order request to
+    same id is refused like Binance does; ``posted`` counts every order request per client
+    order id, refused or not (a client that never resends has 1 for each). ``order_plan``
+    maps the n-th order request to
     ``"slow"`` (the order is taken, the answer comes after ``slow_seconds``: a client
     timeout) or ``"open"`` (the order stays open instead of filling at once). ``DELETE
     /api/v3/order`` cancels an open one. ``accepted`` lists every order taken, in order.
@@ -141,6 +144,7 @@ class FakeBinance:
         self.slow_seconds = slow_seconds
         self.orders: dict[str, dict] = {}
         self.accepted: list[str] = []
+        self.posted: Counter[str] = Counter()
         self.order_requests = 0
         self.requests: list[dict] = []
         self.down = False
@@ -195,6 +199,7 @@ class FakeBinance:
         n = self.order_requests
         self.order_requests += 1
         cid = query["newClientOrderId"][0]
+        self.posted[cid] += 1
         if cid in self.orders:
             return 400, {"code": -2010, "msg": "Duplicate order sent."}
         shown = self.klines if self.visible is None else self.klines[: self.visible]

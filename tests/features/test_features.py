@@ -264,6 +264,19 @@ def test_a_refit_made_ahead_gives_exactly_the_refit_made_in_place() -> None:
         got, ahead = update_features(window, ahead, timeframe="1h", config=config)
         pd.testing.assert_series_equal(got, expected, rtol=0, atol=0)
         assert ahead.garch.ahead is None  # used up
-        ahead = prefit_features(window, ahead, config=config)
+        ahead = prefit_features(window, ahead, timeframe="1h", config=config)
         fitted_ahead += ahead.garch.ahead is not None
     assert fitted_ahead == 2 and plain.garch == ahead.garch
+
+
+def test_the_garch_refit_schedule_follows_the_timeframe_by_time() -> None:
+    from ai_trade_bot.errors import ConfigError
+    from ai_trade_bot.features.build import FeatureConfig
+
+    config = FeatureConfig()  # the default: every 7 days
+    assert config.garch_refit_every == "7d"
+    refits = {tf: config.resolve(tf).garch_refit_every for tf in ("1m", "5m", "1h", "4h", "1d")}
+    assert refits == {"1m": 10_080, "5m": 2_016, "1h": 168, "4h": 42, "1d": 7}
+    assert FeatureConfig(garch_refit_every=250).resolve("1m").garch_refit_every == 250  # bars
+    with pytest.raises(ConfigError, match="timeframe 'weekly' is not understood"):
+        FeatureConfig(garch_refit_every="weekly")

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ai_trade_bot.commands import live_argv
+from tests.data.fake_binance import FakeBinance, klines_of
 
 # enough candles that the 20 kills land before the replay ends: a kill comes at most
 # 0.12 s after a committed candle, and a candle takes ~10 ms
@@ -118,5 +120,175 @@ def test_crash_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(
     expected, got = _tables(reference), _tables(crashed)
     for table in expected:
         assert got[table] == expected[table], table
-    ids = [row[0] for row in got["orders"]]
-    assert len(ids) == len(set(ids)) and len(ids) > 0
+    assert got["orders"], "the replay sent orders"
+
+
+# -- real orders: a kill around each step of an order ---------------------------------------
+LIVE_CANDLES = 40
+KEY, SECRET = "crash-test-key", "crash-test-secret"
+KILL_AT_ORDER = 2  # the kill comes at the second order of the run (one is already filled)
+
+
+def _live_cli(args: list[str], kill: str | None) -> None:
+    """The live runner's command in a forked child, killed by SIGKILL at ``kill``:
+
+    - ``before_commit``: the candle that carries the order is about to commit (the order
+      row is not on disk yet);
+    - ``before_send``: the order row is committed, the order not sent;
+    - ``before_record``: the exchange took the order, its fill is not recorded.
+    """
+    os.environ |= {"AI_TRADE_BOT_API_KEY": KEY, "AI_TRADE_BOT_API_SECRET": SECRET}
+    from ai_trade_bot.commands import main
+    from ai_trade_bot.live.orders import OrderDesk
+    from ai_trade_bot.live.store import StateStore
+
+    seen = {"orders": 0}
+
+    def die_at_order(original, counts):
+        def wrapper(self, *args, **kwargs):
+            if counts(args):
+                seen["orders"] += 1
+                if seen["orders"] == KILL_AT_ORDER:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return original(self, *args, **kwargs)
+
+        return wrapper
+
+    if kill == "before_commit":
+        StateStore.commit_step = die_at_order(StateStore.commit_step, lambda a: a[0].orders)
+    elif kill == "before_send":
+        OrderDesk.send = die_at_order(OrderDesk.send, lambda a: True)
+    elif kill == "before_record":
+        OrderDesk.record = die_at_order(OrderDesk.record, lambda a: True)
+    main(args, standalone_mode=False)
+
+
+def _live_args(server, bundle: Path, state: Path, candles: int) -> list[str]:
+    return live_argv(
+        feed="ccxt",
+        exchange_url=server.url,
+        symbol="BTC/USDT",
+        timeframe="1h",
+        model=bundle,
+        state=state,
+        live=True,
+        map_symbol="EURUSD=BTC/USDT",
+        max_order_notional=20_000,
+        poll_seconds=0.01,
+        stale_after=1e9,  # the fake's candles are hours old by the clock
+        max_candles=candles,
+    )[3:]
+
+
+def _decided(state: Path) -> int:
+    if not state.exists():
+        return 0
+    db = sqlite3.connect(state)
+    n = db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+    db.close()
+    return int(n)
+
+
+def _run_live(fork, server, bundle, state, kill: str | None) -> int:
+    """One runner process until it ends (or is killed); its exit code."""
+    args = _live_args(server, bundle, state, LIVE_CANDLES - _decided(state))
+    process = fork.Process(target=_live_cli, args=(args, kill))
+    process.start()
+    process.join(timeout=600)
+    return process.exitcode
+
+
+def _exchange_position(server) -> float:
+    return sum(
+        float(o["executedQty"]) * (1 if o["side"] == "BUY" else -1) for o in server.orders.values()
+    )
+
+
+@pytest.fixture(scope="module")
+def live_fork():
+    fork = multiprocessing.get_context("forkserver")
+    fork.set_forkserver_preload(["ai_trade_bot.commands", "ai_trade_bot.live.runner"])
+    return fork
+
+
+@pytest.fixture(scope="module")
+def live_reference(tiny_run, live_fork, tmp_path_factory):
+    """An uninterrupted run with real orders: what the exchange ends up holding."""
+    from tests.live.conftest import test_span
+
+    ohlcv, _, first = test_span(tiny_run)
+    klines = klines_of(ohlcv.iloc[: first + LIVE_CANDLES])
+    state = tmp_path_factory.mktemp("live-reference") / "state.db"
+    with FakeBinance(klines) as server:
+        server.visible = first
+        assert _run_live(live_fork, server, tiny_run["bundle_path"], state, None) == 0
+        book = [(cid, server.orders[cid]["side"], server.orders[cid]["executedQty"])
+                for cid in server.accepted]  # fmt: skip
+        return {"klines": klines, "first": first, "book": book,
+                "position": _exchange_position(server)}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill", ["before_commit", "before_send", "before_record"])
+def test_crash_with_real_orders_kill_around_an_order_then_restart(
+    tiny_run, live_fork, live_reference, tmp_path: Path, kill: str
+) -> None:
+    """Kill the runner with SIGKILL around its second real order, restart it: the exchange
+    never holds two orders for one client id, the order's fate is settled against the
+    exchange, and the position is the exchange's and ends where an uninterrupted run's
+    does."""
+    from ai_trade_bot.live.store import StateStore
+
+    reference = live_reference
+    assert len(reference["book"]) >= KILL_AT_ORDER + 1, "the reference run trades"
+    state = tmp_path / "state.db"
+    with FakeBinance(reference["klines"]) as server:
+        server.visible = reference["first"]
+        assert _run_live(live_fork, server, tiny_run["bundle_path"], state, kill) == -signal.SIGKILL
+        sent_before_restart = list(server.accepted)
+        store = StateStore(state)
+        orders = store.orders("BTC/USDT")
+        store.close()
+        if kill == "before_commit":  # the order was never written, so never sent
+            assert len(orders) == len(sent_before_restart) == KILL_AT_ORDER - 1
+        elif kill == "before_send":  # written under its client id, not sent
+            assert len(orders) == KILL_AT_ORDER and orders[-1]["status"] == "new"
+            assert orders[-1]["client_order_id"] not in sent_before_restart
+        else:  # the exchange took it; this runner did not record that
+            assert orders[-1]["status"] == "new" and not orders[-1]["sent"]
+            assert orders[-1]["client_order_id"] in sent_before_restart
+        lost = orders[-1]["client_order_id"]
+
+        assert _run_live(live_fork, server, tiny_run["bundle_path"], state, None) == 0
+        assert _decided(state) == LIVE_CANDLES
+
+        # never two orders for one client id
+        assert server.posted and max(server.posted.values()) == 1, server.posted
+        store = StateStore(state)
+        orders = {o["client_order_id"]: o for o in store.orders("BTC/USDT")}
+        runner = store.runner("BTC/USDT")
+        store.close()
+        # every order's fate is the exchange's
+        for cid, order in server.orders.items():
+            signed = float(order["executedQty"]) * (1 if order["side"] == "BUY" else -1)
+            assert orders[cid]["sent"] and orders[cid]["filled"] == pytest.approx(signed)
+        position = _exchange_position(server)
+        assert runner["exchange_units"] == pytest.approx(position, rel=1e-12)
+        book = [(cid, server.orders[cid]["side"], server.orders[cid]["executedQty"])
+                for cid in server.accepted]  # fmt: skip
+    reconciles = [cid for cid, o in orders.items() if (o["note"] or "") == "reconcile"]
+    if kill == "before_commit":  # the candle is redone: the very same orders
+        assert book == reference["book"] and not reconciles
+        assert position == reference["position"]
+    elif kill == "before_send":
+        # the unsent order is cancelled, never sent late; one reconcile order replaces it
+        assert orders[lost]["status"] == "cancelled" and lost not in server.orders
+        assert len(reconciles) == 1 and reconciles[0] in server.orders
+        assert position == pytest.approx(reference["position"], rel=0.02)
+    else:
+        # the fill is looked up, not resent; what the shadow had not booked of it goes out
+        # at once as at most one reconcile order, so the same quantities reach the exchange
+        assert orders[lost]["status"] == "closed" and server.posted[lost] == 1
+        assert len(reconciles) <= 1
+        assert [b[1:] for b in book] == [b[1:] for b in reference["book"]]
+        assert position == pytest.approx(reference["position"], rel=1e-12)

@@ -94,7 +94,7 @@ def test_the_honesty_checks_can_refuse_even_a_first_champion(tiny_run, registry)
 def test_gate_by_hand() -> None:
     config = DeployConfig(min_sharpe_gain=0.1, min_log_loss_gain=0.001)
     evaluation = {"statistics": {"dsr": 0.2, "pbo": 0.3}}
-    clean = {"psr": 0.4, "accuracy_ci_low": 0.30, "chance_accuracy": 0.35}
+    clean = {"psr": 0.4, "direction_ci_low": 0.45, "direction_chance": 0.5, "direction_rows": 80}
     champion = {"sharpe": 0.6, "log_loss": 1.07, "n_trades": 20}
     worse = {"sharpe": 0.65, "log_loss": 1.069, "n_trades": 20}  # Sharpe gain under the margin
     ok, reasons = gate(worse, champion, evaluation, clean, config)
@@ -119,6 +119,14 @@ def test_gate_by_hand() -> None:
     leaky = clean | {"psr": 0.99}
     ok, reasons = gate(better, champion, evaluation, leaky, config)
     assert not ok and any("the placebo shows an edge" in r for r in reasons)
+    # a placebo that calls direction better than chance leaks, even when it never trades
+    leaky = clean | {"direction_ci_low": 0.56}
+    ok, reasons = gate(better, champion, evaluation, leaky, config)
+    assert not ok and any("directional hit rate CI low 0.560 vs chance 0.500" in r for r in reasons)
+    # three-class accuracy above chance on the placebo (flat rows told by volatility) is not
+    # a leak; only direction counts
+    ok, _ = gate(better, champion, evaluation, clean | {"accuracy_ci_low": 0.4}, config)
+    assert ok
     ok, reasons = gate(better, None, {"statistics": {"pbo": 0.3}}, clean, config)
     assert not ok and "the deflated Sharpe was not reported" in reasons
     why = "the 9 configurations tried returned the same on every bar"

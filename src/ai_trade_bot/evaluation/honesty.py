@@ -64,6 +64,7 @@ def classification_report(
     lo, hi = block_bootstrap_ci(correct, np.mean, n_boot=1000, seed=0)
     pred_share = np.bincount(pred, minlength=3) / len(pred)
     true_share = np.bincount(y, minlength=3) / len(y)
+    direction = direction_hits(pred, y)
     bins = np.linspace(0, 1, 11)
     which = np.clip(np.digitize(probs[:, 2], bins) - 1, 0, 9)
     calibration = [
@@ -79,12 +80,41 @@ def classification_report(
     return scores | {
         "accuracy_ci": [lo, hi],
         "chance_accuracy": float((pred_share * true_share).sum()),
+        **direction,
         "precision": dict(zip(("down", "flat", "up"), precision.tolist(), strict=True)),
         "recall": dict(zip(("down", "flat", "up"), recall.tolist(), strict=True)),
         "f1": dict(zip(("down", "flat", "up"), f1.tolist(), strict=True)),
         "auc": aucs,
         "confusion_matrix": cm.tolist(),
         "calibration_up": calibration,
+    }
+
+
+def direction_hits(pred: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """The hit rate of directional calls: on the rows where the prediction and the label are
+    both down or up, how often they agree, with a block-bootstrap interval and the chance
+    level of a call drawn independently with the same shares.
+
+    This, not the three-class accuracy, is what a leak of the future moves. Which rows end
+    up flat depends on volatility (the flat band is a multiple of the trailing sigma), so a
+    model can beat three-class chance on shuffled bars through volatility alone, which
+    tells nothing about direction and earns nothing.
+    """
+    both = (pred != 1) & (y != 1)
+    n = int(both.sum())
+    if n < 20:
+        nan = float("nan")
+        return {"direction_rows": n, "direction_accuracy": nan, "direction_ci": [nan, nan],
+                "direction_chance": nan}  # fmt: skip
+    hits = (pred[both] == y[both]).astype(float)
+    lo, hi = block_bootstrap_ci(hits, np.mean, n_boot=1000, seed=0)
+    up_pred, up_true = (pred[both] == 2).mean(), (y[both] == 2).mean()
+    chance = up_pred * up_true + (1 - up_pred) * (1 - up_true)
+    return {
+        "direction_rows": n,
+        "direction_accuracy": float(hits.mean()),
+        "direction_ci": [lo, hi],
+        "direction_chance": float(chance),
     }
 
 

@@ -92,7 +92,7 @@ class FeatureConfig:
     parkinson_window: int = 20
     vol_of_vol_window: int = 60
     garch_fit_window: int = 1000
-    garch_refit_every: int = 250
+    garch_refit_every: int | str = "7d"  # a period (bars of the timeframe) or a bar count
     garch_min_obs: int = 500
     micro_window: int = 20
     micro_norm_window: int = 250
@@ -117,7 +117,9 @@ class FeatureConfig:
                 timeframe_to_timedelta(tf)
         if self.garch_min_obs < 100:
             raise ValueError(f"garch_min_obs must be >= 100, got {self.garch_min_obs}")
-        if self.garch_refit_every < 1:
+        if isinstance(self.garch_refit_every, str):
+            timeframe_to_timedelta(self.garch_refit_every)  # a period such as 7d, or an error
+        elif self.garch_refit_every < 1:
             raise ValueError(f"garch_refit_every must be >= 1, got {self.garch_refit_every}")
         if not 0 < self.min_valid_fraction <= 1:
             raise ValueError(f"min_valid_fraction must be in (0, 1], got {self.min_valid_fraction}")
@@ -131,6 +133,10 @@ class FeatureConfig:
         fails the features check, by name).
         """
         changes: dict[str, Any] = {}
+        if isinstance(self.garch_refit_every, str):
+            # by time, not by bar count: 7d is 10,080 minute bars, 168 hours, 7 daily bars
+            period = timeframe_to_timedelta(self.garch_refit_every)
+            changes["garch_refit_every"] = max(1, round(period / timeframe_to_timedelta(timeframe)))
         if self.vwap_anchor == "auto":
             changes["vwap_anchor"] = auto_vwap_anchor(timeframe)
         if self.multi_timeframe == "auto":
@@ -275,12 +281,13 @@ def _names_index(names: tuple[str, ...]) -> pd.Index:
 
 
 def prefit_features(
-    window: pd.DataFrame, state: FeatureState, *, config: FeatureConfig
+    window: pd.DataFrame, state: FeatureState, *, timeframe: str, config: FeatureConfig
 ) -> FeatureState:
     """``state`` (after the newest candle of ``window``) with the next candle's GARCH refit
     made ahead, when the next candle is a refit point (see
     :func:`ai_trade_bot.features.volatility.prefit_garch`). :func:`update_features` on the
     next candle then gives exactly what it gives without this call."""
+    config = _resolved(config, timeframe)
     close = window["close"].to_numpy(dtype=np.float64)
     returns = np.diff(np.log(close))  # the returns the next update reads as its past
     garch = prefit_garch(

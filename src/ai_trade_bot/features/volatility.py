@@ -70,18 +70,29 @@ def prefit_garch(
     window = _fit_window(np.asarray(past, dtype=np.float64)[-fit_window:])
     if window.size < min_obs // 2:
         return state
-    return dataclasses.replace(state, ahead=[*_fit_garch(window), float(window.var())])
+    fit = _fit_garch(window, (state.omega, state.alpha, state.beta))
+    return dataclasses.replace(state, ahead=[*fit, float(window.var())])
 
 
-def _fit_garch(window: np.ndarray) -> tuple[float, float, float]:
-    """GARCH(1,1) with zero mean on ``window`` (rescaled to unit variance for the fit)."""
+def _fit_garch(
+    window: np.ndarray, previous: tuple[float, float, float] | None = None
+) -> tuple[float, float, float]:
+    """GARCH(1,1) with zero mean on ``window`` (rescaled to unit variance for the fit),
+    warm-started from the ``previous`` fit's parameters when they are a valid model (arch's
+    ``starting_values``: about 3 optimizer iterations instead of 10, half the time). The
+    batch and live paths pass the same previous parameters, so they fit the same."""
     from arch import arch_model  # imported to fit only: it costs a second at start-up
 
     scale = 1.0 / window.std() if window.std() > 0 else 1.0
+    start = None
+    if previous is not None:
+        w, a, b = previous
+        if np.isfinite([w, a, b]).all() and w > 0 and a >= 0 and b >= 0 and a + b < 1:
+            start = np.array([w * scale**2, a, b])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = arch_model(window * scale, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(
-            disp="off", show_warning=False
+            disp="off", show_warning=False, starting_values=start
         )
     w, a, b = (float(res.params[k]) for k in ("omega", "alpha[1]", "beta[1]"))
     return w / scale**2, a, b
@@ -96,7 +107,10 @@ def garch_volatility(
     state: GarchState | None = None,
     past: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, GarchState]:
-    """One-step-ahead GARCH(1,1) volatility, refit on a fixed schedule, filtered between.
+    """One-step-ahead GARCH(1,1) volatility, refit on a fixed schedule (``refit_every``
+    bars: :class:`~ai_trade_bot.features.build.FeatureConfig` turns a period such as 7d
+    into bars of the timeframe), each fit warm-started from the one before, filtered
+    between.
 
     Fits happen at positions ``min_obs, min_obs + refit_every, ...`` (counted from the
     first bar ever seen, so truncating the history never moves them). The fit at position
@@ -147,6 +161,7 @@ def garch_arrays(
     alpha = np.full(n, state.alpha)
     beta = np.full(n, state.beta)
     var0 = state.var
+    previous = (state.omega, state.alpha, state.beta)  # the fit in force: a warm start
     first = max(min_obs, start)
     first += (min_obs - first) % refit_every  # the first fit point at or after ``start``
     for p in range(first, start + n, refit_every):
@@ -154,6 +169,7 @@ def garch_arrays(
         stop = min(n, k + refit_every)
         if p == start and state.ahead is not None:  # fitted ahead on this same window
             omega[k:stop], alpha[k:stop], beta[k:stop], window_var = state.ahead
+            previous = (omega[k], alpha[k], beta[k])
             if np.isnan(var0):
                 var0 = window_var
             continue
@@ -161,7 +177,7 @@ def garch_arrays(
         if window.size < min_obs // 2:
             omega[k:stop] = alpha[k:stop] = beta[k:stop] = np.nan
             continue
-        omega[k:stop], alpha[k:stop], beta[k:stop] = _fit_garch(window)
+        omega[k:stop], alpha[k:stop], beta[k:stop] = previous = _fit_garch(window, previous)
         if np.isnan(var0):
             var0 = float(window.var())
     variance = garch_filter(eps, omega, alpha, beta, var0 if np.isfinite(var0) else 0.0)

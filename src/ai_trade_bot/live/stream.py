@@ -119,7 +119,9 @@ class ModelStream:
     def prefit(self, window: pd.DataFrame, state: StreamState) -> StreamState:
         """After the newest candle of ``window`` is done: the next candle's GARCH refit,
         made now (the next :meth:`step` gives the same values, sooner)."""
-        features = prefit_features(window, state.features, config=self.bundle.features)
+        features = prefit_features(
+            window, state.features, timeframe=self.bundle.timeframe, config=self.bundle.features
+        )
         if features is state.features:
             return state
         return dataclasses.replace(state, features=features)

@@ -228,6 +228,7 @@ class Loop:
                 else {
                     "retrain": drift.get("retrain"),
                     "feature_drift_share": drift["drift"]["feature_drift_share"],
+                    "feature_share_threshold": drift["drift"].get("feature_share_threshold"),
                     "prediction_drift_share": drift["drift"]["prediction_drift_share"],
                 }
             )
@@ -282,6 +283,11 @@ def summary_line(record: dict[str, Any]) -> str:
         "drift: no bundle yet"
         if drift is None
         else f"drift share {drift['feature_drift_share']:.2f}"
+        + (
+            f" (of {drift['feature_share_threshold']:.2f} allowed)"
+            if drift.get("feature_share_threshold") is not None
+            else ""
+        )
         + (" (retrain)" if drift["retrain"] else "")
     )
     return (

@@ -67,6 +67,9 @@ def validation_scores(
         "accuracy": float(clf["accuracy"]),
         "accuracy_ci_low": float(clf["accuracy_ci"][0]),
         "chance_accuracy": float(clf["chance_accuracy"]),
+        "direction_rows": float(clf["direction_rows"]),
+        "direction_ci_low": float(clf["direction_ci"][0]),
+        "direction_chance": float(clf["direction_chance"]),
         "n_trades": float(strategy.metrics["n_trades"]),
         "bars": float(len(span.bars)),
         "psr": float(deflated_sharpe(strategy.returns.to_numpy(), 1)["psr"]),
@@ -134,15 +137,18 @@ def gate(
         reasons.append(f"PBO {pbo:.3f} is not at most {config.max_pbo}")
     else:
         reasons.append(f"PBO {pbo:.3f} <= {config.max_pbo}")
-    placebo_edge = placebo["psr"] >= config.max_placebo_psr or (
-        placebo["accuracy_ci_low"] > placebo["chance_accuracy"]
+    # Direction, not three-class accuracy: see evaluation.honesty.direction_hits (on
+    # shuffled bars a model can still tell flat rows by volatility, which is no leak).
+    placebo_edge = placebo["psr"] >= config.max_placebo_psr or bool(
+        placebo["direction_ci_low"] > placebo["direction_chance"]
     )
     if placebo_edge:
         ok = False
         reasons.append(
-            f"the placebo shows an edge (PSR {placebo['psr']:.3f}, accuracy CI low "
-            f"{placebo['accuracy_ci_low']:.3f} vs chance {placebo['chance_accuracy']:.3f}): "
-            "something leaks"
+            f"the placebo shows an edge (PSR {placebo['psr']:.3f}, directional hit rate CI "
+            f"low {placebo['direction_ci_low']:.3f} vs chance "
+            f"{placebo['direction_chance']:.3f} over {placebo['direction_rows']:.0f} "
+            "rows): something leaks"
         )
     else:
         reasons.append(f"no placebo edge (PSR {placebo['psr']:.3f})")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ai_trade_bot.config import parse_config
-from ai_trade_bot.errors import DataValidationError
+from ai_trade_bot.errors import ConfigError, DataValidationError
+from ai_trade_bot.modeling.scoring import class_prior
 from ai_trade_bot.monitoring.drift import (
+    LEGACY_RULES,
     DriftConfig,
     RuleConfig,
     drift_report,
@@ -23,6 +26,11 @@ from ai_trade_bot.registry.bundle import Bundle
 
 def _config(drift: dict[str, Any]) -> tuple[DriftConfig, RuleConfig]:
     config = parse_config(DriftConfig, drift, name="drift")
+    for old, new in LEGACY_RULES.items():
+        if old in (config.rules or {}):
+            raise ConfigError(
+                f"parameters 'drift.rules': '{old}' is no longer read; write {new} instead."
+            )
     return config, parse_config(RuleConfig, config.rules, name="drift.rules")
 
 
@@ -74,18 +82,22 @@ def check_performance(
 ) -> dict[str, Any]:
     """The performance rules' figures: over the runner's recorded decisions (of the
     symbol trading the deployed model) when it has any (``drift.current_source:
-    runner``), else over the evaluate test span."""
+    runner``), else over the evaluate test span; the evaluate span's figures beside them
+    as the baseline the rules judge against."""
     config, rules = _config(drift)
+    baseline = performance_from_evaluation(evaluation)
     performance = None
     if config.current_source == "runner":
+        trained = labels["direction"].loc[: pd.Timestamp(deploy_bundle.training["end"])]
         performance = performance_from_runner(
             config.state_path,
             labels["direction"],
             rules.monitoring_rows,
+            prior_class=int(np.argmax(class_prior(trained.dropna()))),
             symbol=config.symbol,
             model_symbol=deploy_bundle.symbol,
         )
-    return performance or performance_from_evaluation(evaluation)
+    return (performance or baseline) | {"baseline": baseline}
 
 
 def decide_retrain(
@@ -93,7 +105,9 @@ def decide_retrain(
 ) -> dict[str, Any]:
     """``retrain_required``: every broken rule and the figures behind it."""
     config, rules = _config(drift)
-    return retrain_decision(drift_summary, performance, config, rules)
+    return retrain_decision(
+        drift_summary, performance, config, rules, baseline=performance.get("baseline")
+    )
 
 
 def drift_metrics(retrain_required: dict[str, Any]) -> dict[str, dict[str, float]]:

@@ -11,7 +11,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run test lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration repro mlflow-ui lock clean-venv
+.PHONY: venv run test test-fast lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration repro mlflow-ui lock clean-venv
 
 venv: $(STAMP)
 
@@ -29,9 +29,13 @@ $(STAMP): requirements.lock pyproject.toml
 run: venv  ## run the default pipeline on the bundled data
 	$(BIN)/kedro run $(ARGS)
 
-test: venv  ## lint, then the test suite
+test: venv  ## lint, then the whole test suite
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: venv  ## lint, then the suite without the end-to-end tests marked slow
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

@@ -1,7 +1,7 @@
 """Feature throughput: the default feature configuration (conf/base/parameters_features.yml,
 as a user gets it) over 1,000,000 synthetic one-minute bars.
 
-Prints the configuration resolved for minute bars (GARCH refits every 7 days = 10,080
+Prints the configuration resolved for minute bars (GARCH refits every 30 days = 43,200
 bars, warm-started), a per-group timing breakdown, then the peak memory, then (last line)
 ``features rows/s: N``. The target is >= 100,000 rows/s under 4 GB. Run with ``make bench``
 (or PYTHONPATH=src python benchmarks/...).

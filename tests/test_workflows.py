@@ -28,6 +28,7 @@ def actionlint(*files: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_workflows_pass_actionlint() -> None:
     assert {w.name for w in WORKFLOWS} == {"ci.yml", "retrain.yml"}
     result = actionlint(*WORKFLOWS)
@@ -35,6 +36,7 @@ def test_workflows_pass_actionlint() -> None:
     assert "2 file(s), 0 problem(s)" in result.stdout
 
 
+@pytest.mark.slow
 def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text(

@@ -273,10 +273,10 @@ def test_the_garch_refit_schedule_follows_the_timeframe_by_time() -> None:
     from ai_trade_bot.errors import ConfigError
     from ai_trade_bot.features.build import FeatureConfig
 
-    config = FeatureConfig()  # the default: every 7 days
-    assert config.garch_refit_every == "7d"
+    config = FeatureConfig()  # the default: every 30 days
+    assert config.garch_refit_every == "30d"
     refits = {tf: config.resolve(tf).garch_refit_every for tf in ("1m", "5m", "1h", "4h", "1d")}
-    assert refits == {"1m": 10_080, "5m": 2_016, "1h": 168, "4h": 42, "1d": 7}
+    assert refits == {"1m": 43_200, "5m": 8_640, "1h": 720, "4h": 180, "1d": 30}
     assert FeatureConfig(garch_refit_every=250).resolve("1m").garch_refit_every == 250  # bars
     with pytest.raises(ConfigError, match="timeframe 'weekly' is not understood"):
         FeatureConfig(garch_refit_every="weekly")

@@ -69,6 +69,7 @@ def _tables(state: Path) -> dict[str, list[tuple]]:
     return out
 
 
+@pytest.mark.slow
 def test_crash_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(
     tiny_run, tmp_path: Path
 ) -> None:

@@ -24,6 +24,7 @@ TOKEN = "dashboard-token-41c9"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 INSTALL = "sudo apt-get install -y chromium chromium-driver"
+pytestmark = pytest.mark.slow  # a browser and a runner process each
 
 
 def needs_chromium(test):

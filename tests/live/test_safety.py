@@ -224,6 +224,7 @@ def test_safety_after_an_outage_and_a_restart_exactly_one_order_goes_out(
 
 
 # -- bad candles ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_safety_bad_candles_in_a_replay_are_quarantined_and_trading_goes_on(
     tiny_run, tmp_path
 ) -> None:
@@ -272,6 +273,7 @@ def test_safety_bad_candles_in_a_replay_are_quarantined_and_trading_goes_on(
 
 
 # -- no ungated strategy, a model for this market only --------------------------------------
+@pytest.mark.slow
 def test_safety_without_a_champion_no_orders_and_the_asked_for_fallback_stays_small(
     tiny_run, tmp_path
 ) -> None:
@@ -319,6 +321,7 @@ def test_safety_a_bundle_for_another_market_is_refused(tiny_run, tmp_path) -> No
         assert status["trading"].startswith("no new entries")
 
 
+@pytest.mark.slow
 def test_safety_live_refuses_a_replay_and_a_market_the_model_was_not_trained_on(
     tiny_run, tmp_path
 ) -> None:
@@ -364,6 +367,7 @@ def test_safety_a_foreign_host_gets_400_and_pages_carry_a_csp(tiny_run, tmp_path
         assert "<script>" not in response.text  # no inline script on the page
 
 
+@pytest.mark.slow
 def test_safety_sigterm_stops_like_ctrl_c_and_the_status_says_stopped(tiny_run, tmp_path) -> None:
     ohlcv, start, first = test_span(tiny_run)
     replay = tmp_path / "eurusd.csv"

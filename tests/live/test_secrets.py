@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
+
 from ai_trade_bot.commands import live_argv
 from tests.data.fake_binance import FakeBinance, klines_of
 from tests.live.conftest import test_span
@@ -14,6 +16,7 @@ KEY = "PLANTED-KEY-5f0c2a9e7d"
 SECRET = "PLANTED-SECRET-b81e44c03a"
 
 
+@pytest.mark.slow
 def test_secrets_never_reach_logs_state_or_requests_with_real_orders(tiny_run, tmp_path) -> None:
     ohlcv, _, first = test_span(tiny_run)
     state = tmp_path / "state.db"

@@ -92,7 +92,7 @@ class FeatureConfig:
     parkinson_window: int = 20
     vol_of_vol_window: int = 60
     garch_fit_window: int = 1000
-    garch_refit_every: int | str = "7d"  # a period (bars of the timeframe) or a bar count
+    garch_refit_every: int | str = "30d"  # a period (bars of the timeframe) or a bar count
     garch_min_obs: int = 500
     micro_window: int = 20
     micro_norm_window: int = 250
@@ -134,7 +134,7 @@ class FeatureConfig:
         """
         changes: dict[str, Any] = {}
         if isinstance(self.garch_refit_every, str):
-            # by time, not by bar count: 7d is 10,080 minute bars, 168 hours, 7 daily bars
+            # by time, not by bar count: 30d is 43,200 minute bars, 720 hours, 30 daily bars
             period = timeframe_to_timedelta(self.garch_refit_every)
             changes["garch_refit_every"] = max(1, round(period / timeframe_to_timedelta(timeframe)))
         if self.vwap_anchor == "auto":

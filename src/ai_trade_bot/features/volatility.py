@@ -108,7 +108,7 @@ def garch_volatility(
     past: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, GarchState]:
     """One-step-ahead GARCH(1,1) volatility, refit on a fixed schedule (``refit_every``
-    bars: :class:`~ai_trade_bot.features.build.FeatureConfig` turns a period such as 7d
+    bars: :class:`~ai_trade_bot.features.build.FeatureConfig` turns a period such as 30d
     into bars of the timeframe), each fit warm-started from the one before, filtered
     between.
 

@@ -20,14 +20,24 @@ def client_for(path, **options) -> TestClient:
     return TestClient(create_app(path, **options), base_url=LOCAL)
 
 
-@pytest.fixture(scope="module")
-def state(tiny_run, tmp_path_factory):
-    """A runner that traded 30 candles of the test span, and its state file."""
-    path = tmp_path_factory.mktemp("api") / "state.db"
+def _traded(tiny_run, path):
     runner, store = replay_runner(tiny_run, path)
     runner.start()
     runner.run(max_candles=30)
     return {"path": path, "runner": runner, "store": store}
+
+
+@pytest.fixture(scope="module")
+def state(tiny_run, tmp_path_factory):
+    """A runner that traded 30 candles of the test span, and its state file: read only
+    (the tests pass in any order: ``pytest -p random_order --random-order``)."""
+    return _traded(tiny_run, tmp_path_factory.mktemp("api") / "state.db")
+
+
+@pytest.fixture
+def own_state(tiny_run, tmp_path):
+    """The same, for a test that moves the runner on."""
+    return _traded(tiny_run, tmp_path / "state.db")
 
 
 def test_every_read_endpoint_answers_with_the_documented_fields(state, tiny_run, tmp_path) -> None:
@@ -91,7 +101,8 @@ def test_metrics_parse_as_prometheus_text(state) -> None:
     assert count == 30
 
 
-def test_commands_need_the_token_and_the_runner_obeys_them(state, caplog) -> None:
+def test_commands_need_the_token_and_the_runner_obeys_them(own_state, caplog) -> None:
+    state = own_state
     client = client_for(state["path"], token=TOKEN)
     assert client.post("/pause").status_code == 401
     assert client.post("/pause", headers={"Authorization": "Bearer wrong"}).status_code == 401

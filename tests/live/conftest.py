@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from ai_trade_bot.commands import live_argv
 from ai_trade_bot.data.sources import make_exchange
 from ai_trade_bot.live.broker import CcxtBroker
 from ai_trade_bot.live.config import RunnerConfig
@@ -100,3 +101,22 @@ def exchange_broker(server: FakeBinance, symbol: str = "BTC/USDT", timeout_ms: i
         "binance", api_host=server.url, timeout_ms=timeout_ms, credentials=credentials
     )
     return CcxtBroker(exchange, symbol, backoff_seconds=0.01)
+
+
+def live_exchange_argv(server: FakeBinance, model: Path, state: Path, candles: int) -> list[str]:
+    """``ai-trade-bot live --live`` on the fake exchange: the tiny bundle's EURUSD as
+    BTC/USDT, ``candles`` candles polled as fast as the fake reveals them."""
+    return live_argv(
+        feed="ccxt",
+        exchange_url=server.url,
+        symbol="BTC/USDT",
+        timeframe="1h",
+        model=model,
+        state=state,
+        live=True,
+        map_symbol="EURUSD=BTC/USDT",
+        max_order_notional=20_000,
+        poll_seconds=0.01,
+        stale_after=1e9,  # the fake's candles are hours old by the clock
+        max_candles=candles,
+    )

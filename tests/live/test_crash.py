@@ -16,6 +16,7 @@ import pytest
 
 from ai_trade_bot.commands import live_argv
 from tests.data.fake_binance import FakeBinance, klines_of
+from tests.live.conftest import live_exchange_argv
 
 # enough candles that the 20 kills land before the replay ends: a kill comes at most
 # 0.12 s after a committed candle, and a candle takes ~10 ms
@@ -164,23 +165,6 @@ def _live_cli(args: list[str], kill: str | None) -> None:
     main(args, standalone_mode=False)
 
 
-def _live_args(server, bundle: Path, state: Path, candles: int) -> list[str]:
-    return live_argv(
-        feed="ccxt",
-        exchange_url=server.url,
-        symbol="BTC/USDT",
-        timeframe="1h",
-        model=bundle,
-        state=state,
-        live=True,
-        map_symbol="EURUSD=BTC/USDT",
-        max_order_notional=20_000,
-        poll_seconds=0.01,
-        stale_after=1e9,  # the fake's candles are hours old by the clock
-        max_candles=candles,
-    )[3:]
-
-
 def _decided(state: Path) -> int:
     if not state.exists():
         return 0
@@ -192,7 +176,7 @@ def _decided(state: Path) -> int:
 
 def _run_live(fork, server, bundle, state, kill: str | None) -> int:
     """One runner process until it ends (or is killed); its exit code."""
-    args = _live_args(server, bundle, state, LIVE_CANDLES - _decided(state))
+    args = live_exchange_argv(server, bundle, state, LIVE_CANDLES - _decided(state))[3:]
     process = fork.Process(target=_live_cli, args=(args, kill))
     process.start()
     process.join(timeout=600)

@@ -8,9 +8,8 @@ import subprocess
 
 import pytest
 
-from ai_trade_bot.commands import live_argv
 from tests.data.fake_binance import FakeBinance, klines_of
-from tests.live.conftest import test_span
+from tests.live.conftest import live_exchange_argv, test_span
 
 KEY = "PLANTED-KEY-5f0c2a9e7d"
 SECRET = "PLANTED-SECRET-b81e44c03a"
@@ -24,20 +23,7 @@ def test_secrets_never_reach_logs_state_or_requests_with_real_orders(tiny_run, t
     with FakeBinance(klines_of(ohlcv.iloc[: first + 60])) as server:
         server.visible = first  # the history; then one new closed candle per poll
         done = subprocess.run(
-            live_argv(
-                feed="ccxt",
-                exchange_url=server.url,
-                symbol="BTC/USDT",
-                timeframe="1h",
-                model=tiny_run["bundle_path"],
-                state=state,
-                live=True,
-                map_symbol="EURUSD=BTC/USDT",
-                max_order_notional=20_000,
-                poll_seconds=0.01,
-                stale_after=1e9,  # the fake's candles are hours old by the clock
-                max_candles=40,
-            ),
+            live_exchange_argv(server, tiny_run["bundle_path"], state, 40),
             env=env,
             capture_output=True,
             text=True,

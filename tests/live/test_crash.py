@@ -126,7 +126,7 @@ def test_crash_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(
 
 
 # -- real orders: a kill around each step of an order ---------------------------------------
-LIVE_CANDLES = 40
+LIVE_CANDLES = 120
 KEY, SECRET = "crash-test-key", "crash-test-secret"
 KILL_AT_ORDER = 2  # the kill comes at the second order of the run (one is already filled)
 

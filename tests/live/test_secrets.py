@@ -20,10 +20,10 @@ def test_secrets_never_reach_logs_state_or_requests_with_real_orders(tiny_run, t
     ohlcv, _, first = test_span(tiny_run)
     state = tmp_path / "state.db"
     env = {**os.environ, "AI_TRADE_BOT_API_KEY": KEY, "AI_TRADE_BOT_API_SECRET": SECRET}
-    with FakeBinance(klines_of(ohlcv.iloc[: first + 60])) as server:
+    with FakeBinance(klines_of(ohlcv.iloc[: first + 140])) as server:
         server.visible = first  # the history; then one new closed candle per poll
         done = subprocess.run(
-            live_exchange_argv(server, tiny_run["bundle_path"], state, 40),
+            live_exchange_argv(server, tiny_run["bundle_path"], state, 120),
             env=env,
             capture_output=True,
             text=True,

@@ -11,7 +11,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run test test-fast lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration repro mlflow-ui lock clean-venv
+.PHONY: venv run run-universe test test-fast lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration repro mlflow-ui lock clean-venv
 
 venv: $(STAMP)
 
@@ -28,6 +28,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 run: venv  ## run the default pipeline on the bundled data
 	$(BIN)/kedro run $(ARGS)
+
+run-universe: venv  ## many symbols: the bundled basket, pooled and per-symbol models
+	$(BIN)/kedro run --pipeline=universe $(ARGS)
 
 test: venv  ## lint, then the whole test suite
 	$(BIN)/ruff check src tests benchmarks

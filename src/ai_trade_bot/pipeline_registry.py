@@ -19,7 +19,7 @@ from ai_trade_bot.settings import CONFIG_LOADER_ARGS, PROJECT_ROOT
 # every pipeline in the order `__default__` runs them; `tune` is separate
 DEFAULT_ORDER = ("ingestion", "features", "train", "evaluate", "deploy", "drift")
 WITH_AGENTS = {"train", "evaluate", "deploy"}
-ALL = (*DEFAULT_ORDER, "tune")
+ALL = (*DEFAULT_ORDER, "tune", "universe")
 
 
 def enabled_agents() -> list[str]:

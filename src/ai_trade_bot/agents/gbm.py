@@ -36,6 +36,7 @@ class GBMAgent(Agent):
         reg_lambda: float = 1.0,
         early_stopping_rounds: int = 30,
         seed: int = 42,
+        num_threads: int = 2,
     ) -> None:
         self.n_estimators, self.learning_rate, self.num_leaves = (
             n_estimators,
@@ -45,6 +46,7 @@ class GBMAgent(Agent):
         self.min_child_samples, self.subsample = min_child_samples, subsample
         self.colsample_bytree, self.reg_lambda = colsample_bytree, reg_lambda
         self.early_stopping_rounds, self.seed = early_stopping_rounds, seed
+        self.num_threads = num_threads  # 1 inside a fanned-out task (ai_trade_bot.training.fanout)
         check_hyperparameter(
             self.name, "n_estimators", n_estimators, n_estimators >= 1, "must be >= 1"
         )
@@ -62,7 +64,7 @@ class GBMAgent(Agent):
             "lambda_l2": self.reg_lambda,
             "seed": self.seed,
             "deterministic": True,
-            "num_threads": 2,
+            "num_threads": self.num_threads,
             "verbose": -1,
         }
 

@@ -57,6 +57,10 @@ class IngestionConfig:
     path: str | None = None
     symbol: str | None = None
     timeframe: str | None = None
+    # many symbols (see ai_trade_bot.universe.ingest): a list of symbols of the source, and
+    # the fewest that must pass validation for the run to go on
+    symbols: list[str] | None = None
+    min_symbols: int = 2
     ccxt: dict[str, Any] = field(default_factory=dict)
     yfinance: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +75,13 @@ class IngestionConfig:
             )
         if self.timeframe is not None:
             timeframe_to_timedelta(self.timeframe)
+        if self.symbols is not None:
+            if isinstance(self.symbols, str) or not all(isinstance(x, str) for x in self.symbols):
+                raise ValueError(f"symbols must be a list of names, got {self.symbols!r}")
+            if len(set(self.symbols)) != len(self.symbols):
+                raise ValueError(f"symbols lists a name twice: {self.symbols}")
+        if self.min_symbols < 1:
+            raise ValueError(f"min_symbols must be >= 1, got {self.min_symbols}")
 
 
 def parse_ingestion_config(block: dict[str, Any]) -> IngestionConfig:

@@ -102,6 +102,10 @@ class FeatureConfig:
     # a value when at least this share of its bars is valid: one bad bar never blanks a
     # whole window of rows.
     min_valid_fraction: float = 0.8
+    # the universe pipeline's cross-sectional block (ai_trade_bot.features.cross_section);
+    # a single symbol has no cross-section and ignores it (so it is left out of the hash
+    # that caches a single symbol's feature matrix)
+    cross_section: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         for name in ("sma_lengths", "ema_lengths", "stat_windows", "rv_windows", "lags"):

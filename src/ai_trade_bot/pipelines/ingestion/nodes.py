@@ -9,6 +9,7 @@ import pandas as pd
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.data.ingest import load_from_source, parse_ingestion_config
 from ai_trade_bot.data.validation import ValidationConfig, validate_ohlcv
+from ai_trade_bot.errors import ConfigError
 
 
 def load_ohlcv(ingestion: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -18,6 +19,14 @@ def load_ohlcv(ingestion: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, str]]
         ``ohlcv_raw`` and ``ohlcv_metadata`` (source, symbol, timeframe).
     """
     config = parse_ingestion_config(ingestion)
+    from ai_trade_bot.universe.ingest import is_universe
+
+    if is_universe(config):
+        raise ConfigError(
+            "ingestion names many symbols (ingestion.symbols, a basket, or a folder or glob "
+            "path); this pipeline trades one. Run them with `kedro run --pipeline=universe`, "
+            "or pick one symbol with ingestion.path=<file> or ingestion.symbol."
+        )
     return load_from_source(config)
 
 

@@ -11,7 +11,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run run-universe test test-fast lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration repro mlflow-ui lock clean-venv
+.PHONY: venv run run-universe run-single test test-fast lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration bench-fanout bench-universe-features repro mlflow-ui lock clean-venv
 
 venv: $(STAMP)
 
@@ -26,11 +26,19 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .; \
 	sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1 > $(STAMP)
 
-run: venv  ## run the default pipeline on the bundled data
-	$(BIN)/kedro run $(ARGS)
+# `make run` trains and evaluates the bundled basket of six symbols (the universe pipeline);
+# `make run PIPELINE=__default__` is the single-symbol loop (ingest ... deploy, drift) that
+# the live runner's bundle comes from.
+PIPELINE ?= universe
+
+run: venv  ## the bundled basket end to end (PIPELINE=__default__: the single-symbol loop)
+	$(BIN)/kedro run --pipeline=$(PIPELINE) $(ARGS)
 
 run-universe: venv  ## many symbols: the bundled basket, pooled and per-symbol models
 	$(BIN)/kedro run --pipeline=universe $(ARGS)
+
+run-single: venv  ## one symbol: ingest, features, train, evaluate, deploy, drift
+	$(BIN)/kedro run $(ARGS)
 
 test: venv  ## lint, then the whole test suite
 	$(BIN)/ruff check src tests benchmarks
@@ -68,6 +76,12 @@ bench-startup: venv
 
 bench-calibration: venv
 	$(BIN)/python benchmarks/calibration_power.py
+
+bench-fanout: venv  ## after `make run`: the basket's train stage, sequential vs 2 Dask workers
+	$(BIN)/python benchmarks/fanout.py
+
+bench-universe-features: venv  ## 50 symbols x 100,000 one-minute bars through the universe features
+	$(BIN)/python benchmarks/universe_features.py
 
 repro: venv
 	$(BIN)/dvc repro

@@ -176,3 +176,22 @@ def test_dask_fanout_oof_is_byte_identical_to_sequential_and_loky(dask_cluster):
     assert {"pooled", "per_symbol", "winner"} <= set(summary)
     # the planted signal is found cross-sectionally: scores rank the next returns
     assert summary["pooled"]["rank_ic"] > 0.1
+
+
+def test_stack_places_every_symbol_in_time_order_like_concat_and_sort():
+    frames = _random_panel(k=4)
+    frames = {
+        s: f.iloc[np.sort(np.random.default_rng(1).choice(len(f), 150, replace=False))]
+        for s, f in frames.items()
+    }  # rows missing as after warm-up and label cuts
+    expected = pd.concat(frames, names=["symbol", "timestamp"]).swaplevel(0, 1).sort_index()
+    got = stack(dict(frames))
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert got.index.get_level_values("timestamp").tz is not None
+
+
+def test_universe_rows_bar_columns_are_the_agents():
+    from ai_trade_bot.agents.base import BAR_COLUMNS
+    from ai_trade_bot.universe.rows import BAR_COLUMNS as ROWS_BAR_COLUMNS
+
+    assert ROWS_BAR_COLUMNS == BAR_COLUMNS

@@ -111,6 +111,36 @@ def _backend(config: ExecutorConfig, n_tasks: int) -> Iterator[tuple[str, int]]:
             cluster.close()
 
 
+def iter_tasks(
+    func: Callable[..., Any],
+    tasks: Sequence[Any],
+    config: ExecutorConfig,
+    *,
+    shared: Sequence[Any] = (),
+    ran: dict[str, Any] | None = None,
+) -> Iterator[Any]:
+    """``func(task, *shared)`` for every task, yielded in task order as they finish (so a
+    caller can place each large result and drop it before the next arrives).
+
+    ``ran``, when given, is filled with how they ran (backend, workers, tasks).
+    """
+    import joblib
+
+    with _backend(config, len(tasks)) as (backend, workers):
+        logger.info("fan-out: %d tasks on %s with %d workers", len(tasks), backend, workers)
+        if workers == 1 and config.address is None:
+            backend = "sequential"  # no worker process to start
+            results: Iterator[Any] = (func(task, *shared) for task in tasks)
+        else:
+            n_jobs = -1 if backend.startswith("dask") else workers
+            results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+                joblib.delayed(func)(task, *shared) for task in tasks
+            )
+        if ran is not None:
+            ran.update({"backend": backend, "workers": workers, "tasks": len(tasks)})
+        yield from results
+
+
 def run_tasks(
     func: Callable[..., Any],
     tasks: Sequence[Any],
@@ -123,16 +153,6 @@ def run_tasks(
     Returns:
         The results, and how they ran (backend, workers).
     """
-    import joblib
-
-    with _backend(config, len(tasks)) as (backend, workers):
-        logger.info("fan-out: %d tasks on %s with %d workers", len(tasks), backend, workers)
-        if workers == 1 and config.address is None:
-            results = [func(task, *shared) for task in tasks]  # no worker process to start
-            backend = "sequential"
-        else:
-            n_jobs = -1 if backend.startswith("dask") else workers
-            results = joblib.Parallel(n_jobs=n_jobs)(
-                joblib.delayed(func)(task, *shared) for task in tasks
-            )
-    return list(results), {"backend": backend, "workers": workers, "tasks": len(tasks)}
+    ran: dict[str, Any] = {}
+    results = list(iter_tasks(func, tasks, config, shared=shared, ran=ran))
+    return results, ran

@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ai_trade_bot.agents import parse_agent_block
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.data.ingest import parse_ingestion_config
 from ai_trade_bot.errors import DataValidationError
-from ai_trade_bot.features.build import LabelConfig, build_features, feature_config, labels_for
+from ai_trade_bot.evaluation.settings import parse_evaluate_config
+from ai_trade_bot.evaluation.universe import (
+    evaluate_universe,
+    predict_held_out,
+    render_universe_report,
+)
+from ai_trade_bot.features.build import LabelConfig, labels_for
 from ai_trade_bot.features.cross_section import (
+    CROSS_COLUMNS,
     CrossSectionConfig,
     cross_section_features,
     cross_section_labels,
 )
-from ai_trade_bot.registry.bundle import model_frame
-from ai_trade_bot.training.fanout import ExecutorConfig
+from ai_trade_bot.registry import tracking
+from ai_trade_bot.training.fanout import ExecutorConfig, iter_tasks
 from ai_trade_bot.training.folds import WalkForwardConfig
-from ai_trade_bot.training.pooled import stack, train_universe
+from ai_trade_bot.training.pooled import Stacker, train_universe
 from ai_trade_bot.universe.ingest import load_universe
 from ai_trade_bot.universe.panel import align, from_long, symbol_frame, to_long
+from ai_trade_bot.universe.rows import SymbolTask, symbol_rows
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +72,13 @@ def universe_features(
     universe_data_quality: dict[str, Any],
     features: dict[str, Any],
     labels: dict[str, Any],
+    train: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Each symbol's own features on its own bars, the cross-sectional columns, labels
     (direction and next return per symbol; the excess over the basket and its rank).
+
+    The symbols' features are built on ``train.executor`` (loky, or Dask), one task per
+    symbol; each symbol's rows are placed in the stacked frame as they arrive.
 
     Returns:
         ``universe_model_input`` and ``universe_labels`` (stacked, complete rows only, with
@@ -78,35 +92,70 @@ def universe_features(
     label_config = parse_config(LabelConfig, labels, name="labels")
     panel = from_long(universe_candles)
     cs = cross_section_features(panel, cross)
-    inputs, targets, next_returns = {}, {}, {}
-    for symbol in panel["close"].columns:
-        bars = symbol_frame(panel, symbol)
-        span = bars.index[-1] - bars.index[0]
-        config = feature_config(block).resolve(timeframe, span)
-        own = build_features(bars, timeframe=timeframe, config=config)
-        inputs[symbol] = model_frame(own.join(cs[symbol]), bars)
-        targets[symbol] = labels_for(bars, label_config)
+    symbols = sorted(panel["close"].columns)
+    codes = {s: i for i, s in enumerate(symbols)}
+    targets, next_returns = {}, {}
+    for symbol in symbols:
+        targets[symbol] = labels_for(symbol_frame(panel, symbol), label_config)
         next_returns[symbol] = targets[symbol]["next_return"]
     excess = cross_section_labels(next_returns, panel, cross)
-    X = stack(inputs)
-    y = stack({s: targets[s].join(excess[s]) for s in targets}).reindex(X.index)
-    keep = y[["direction", "next_return"]].notna().all(axis=1)
-    X, y = X[keep], y[keep]
+    first = symbols[0]
+    probe = symbol_rows(
+        SymbolTask(
+            first,
+            codes[first],
+            symbol_frame(panel, first),
+            cs[first],
+            targets[first],
+            excess[first],
+            block,
+            timeframe,
+        )
+    )
+    indexes = {s: symbol_frame(panel, s).index for s in symbols}
+    # float32: half the memory of a universe (LightGBM bins its inputs and torch trains in
+    # float32 anyway)
+    inputs = Stacker(indexes, probe[0].columns, np.float32)
+    outputs = Stacker(indexes, probe[1].columns, np.float64)
+    tasks = [
+        SymbolTask(
+            s,
+            codes[s],
+            symbol_frame(panel, s),
+            cs.pop(s),
+            targets.pop(s),
+            excess.pop(s),
+            block,
+            timeframe,
+        )
+        for s in symbols[1:]
+    ]
+    executor = parse_config(ExecutorConfig, train.get("executor", {}), name="train.executor")
+    rows_per_symbol = {}
+    results = iter_tasks(symbol_rows, tasks, executor)
+    for symbol, (X, y) in zip(symbols, itertools.chain([probe], results), strict=True):
+        inputs.put(symbol, X)
+        outputs.put(symbol, y)
+        rows_per_symbol[symbol] = len(X)
+        del X, y  # placed: the next symbol's rows may arrive
+    X = inputs.frame()
+    y = outputs.frame()
+    del inputs, outputs
     if X.empty:
         raise DataValidationError("universe: no complete feature rows with labels")
-    codes = {s: i for i, s in enumerate(sorted(panel["close"].columns))}
-    X = X.assign(symbol_id=[codes[s] for s in X.index.get_level_values("symbol")])
     manifest = {
         "symbols": sorted(codes),
         "symbol_ids": codes,
         "rows": len(X),
-        "rows_per_symbol": {s: int(v) for s, v in X.groupby(level="symbol").size().items()},
+        "rows_per_symbol": rows_per_symbol,
         "n_features": X.shape[1],
-        "cross_section_columns": list(cs[next(iter(cs))].columns),
+        "cross_section_columns": list(CROSS_COLUMNS),
         "cross_section": dataclasses.asdict(cross),
     }
     logger.info("universe features: %d rows x %d columns over %d symbols", *X.shape, len(codes))
-    return X.reset_index(), y.reset_index(), manifest
+    X.reset_index(inplace=True)  # in place: a copy of a large universe doubles its memory
+    y.reset_index(inplace=True)
+    return X, y, manifest
 
 
 def train_universe_models(
@@ -167,3 +216,38 @@ def _log_to_mlflow(summary: dict[str, Any]) -> None:
                         if pd.notna(scores[k])
                     }
                 )
+
+
+def predict_universe_test_span(
+    universe_model_input: pd.DataFrame, universe_models: dict[str, Any], train: dict[str, Any]
+) -> pd.DataFrame:
+    """The deployment fits' outputs on the held-out test span (see
+    :func:`ai_trade_bot.evaluation.universe.predict_held_out`)."""
+    X = universe_model_input.set_index(["timestamp", "symbol"])
+    walk_forward = parse_config(WalkForwardConfig, train["walk_forward"], name="train.walk_forward")
+    return predict_held_out(X, universe_models, walk_forward)
+
+
+def evaluate_universe_test_span(
+    universe_test_outputs: pd.DataFrame,
+    universe_candles: pd.DataFrame,
+    universe_labels: pd.DataFrame,
+    universe_train_summary: dict[str, Any],
+    universe_data_quality: dict[str, Any],
+    evaluate: dict[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame, str]:
+    """Trade each fit and the baselines per symbol on the held-out span, as one basket,
+    with the honest statistics; the HTML report.
+
+    Returns:
+        ``universe_evaluation``, ``universe_equity_curves`` and ``universe_report``.
+    """
+    config = parse_evaluate_config(evaluate)
+    evaluation, curves = evaluate_universe(
+        universe_test_outputs, universe_candles, universe_labels, config
+    )
+    evaluation["mlflow_run_id"] = tracking.active_run_id()
+    report = render_universe_report(
+        evaluation, curves, universe_train_summary, universe_data_quality
+    )
+    return evaluation, curves, report

@@ -1,11 +1,14 @@
-"""The ``universe`` pipeline: ingest many symbols -> features -> pooled and per-symbol fits."""
+"""The ``universe`` pipeline: ingest many symbols -> features -> pooled and per-symbol fits
+-> the held-out span traded per symbol and as one basket."""
 
 from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
 from ai_trade_bot.pipelines.universe.nodes import (
+    evaluate_universe_test_span,
     ingest_universe,
+    predict_universe_test_span,
     train_universe_models,
     universe_features,
 )
@@ -22,7 +25,13 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 universe_features,
-                ["universe_candles", "universe_data_quality", "params:features", "params:labels"],
+                [
+                    "universe_candles",
+                    "universe_data_quality",
+                    "params:features",
+                    "params:labels",
+                    "params:train",
+                ],
                 ["universe_model_input", "universe_labels", "universe_feature_manifest"],
                 name="universe_features",
             ),
@@ -37,6 +46,25 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 ],
                 ["universe_oof_predictions", "universe_models", "universe_train_summary"],
                 name="train_universe",
+            ),
+            Node(
+                predict_universe_test_span,
+                ["universe_model_input", "universe_models", "params:train"],
+                "universe_test_outputs",
+                name="predict_universe_test_span",
+            ),
+            Node(
+                evaluate_universe_test_span,
+                [
+                    "universe_test_outputs",
+                    "universe_candles",
+                    "universe_labels",
+                    "universe_train_summary",
+                    "universe_data_quality",
+                    "params:evaluate",
+                ],
+                ["universe_evaluation", "universe_equity_curves", "universe_report"],
+                name="evaluate_universe",
             ),
         ]
     )

@@ -57,9 +57,9 @@ class IngestionConfig:
     path: str | None = None
     symbol: str | None = None
     timeframe: str | None = None
-    # many symbols (see ai_trade_bot.universe.ingest): a list of symbols of the source, and
-    # the fewest that must pass validation for the run to go on
-    symbols: list[str] | None = None
+    # many symbols (see ai_trade_bot.universe.ingest): a list of symbols of the source (or
+    # one string of names separated by spaces), and the fewest that must pass validation
+    symbols: list[str] | str | None = None
     min_symbols: int = 2
     ccxt: dict[str, Any] = field(default_factory=dict)
     yfinance: dict[str, Any] = field(default_factory=dict)
@@ -75,8 +75,12 @@ class IngestionConfig:
             )
         if self.timeframe is not None:
             timeframe_to_timedelta(self.timeframe)
+        if isinstance(self.symbols, str):
+            # Kedro's --params splits on commas, so a list cannot be typed there: names
+            # separated by spaces work instead (--params "ingestion.symbols=AAA BBB CCC")
+            object.__setattr__(self, "symbols", self.symbols.split() or None)
         if self.symbols is not None:
-            if isinstance(self.symbols, str) or not all(isinstance(x, str) for x in self.symbols):
+            if not all(isinstance(x, str) for x in self.symbols):
                 raise ValueError(f"symbols must be a list of names, got {self.symbols!r}")
             if len(set(self.symbols)) != len(self.symbols):
                 raise ValueError(f"symbols lists a name twice: {self.symbols}")

@@ -83,3 +83,15 @@ def shuffled_run(tmp_path_factory):
     from tests.controls import planted_candles, run_control, shuffled_bars
 
     return run_control(tmp_path_factory.mktemp("shuffled"), shuffled_bars(planted_candles()))
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A Dask LocalCluster of two worker processes, one thread each (the fan-out tests)."""
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    yield cluster
+    cluster.close()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import optuna
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from ai_trade_bot.errors import ConfigError
 from ai_trade_bot.pipelines.train.nodes import build_model_input
@@ -95,3 +99,52 @@ def test_tune_gbm_and_bad_config(xy, tmp_path) -> None:
         tune_agent(X, y, WALK_FORWARD, {"agent": "lstm", "search_space": {}}, agents)
     with pytest.raises(ConfigError, match="no search_space for agent 'regime'"):
         tune_agent(X, y, WALK_FORWARD, {"agent": "regime", "search_space": {}}, agents)
+
+
+def _parallel_block(tmp_path, executor: dict) -> dict:
+    return _tune_block("gbm", f"sqlite:///{tmp_path}/unused.db", 4) | {
+        "executor": executor,
+        "journal": str(tmp_path / "journal.log"),
+    }
+
+
+def test_tune_trials_fanned_out_on_loky_share_one_journal(xy, tmp_path) -> None:
+    X, y = xy
+    agents = {"gbm": {"params": AGENT_PARAMS["gbm"]}}
+    block = _parallel_block(tmp_path, {"n_workers": 2})
+    best, summary = tune_agent(X, y, WALK_FORWARD, block, agents)
+    assert summary["n_trials"] == 4 and summary["worker_pids"] >= 1
+    assert not (tmp_path / "unused.db").exists()  # SQLite has one writer: the journal instead
+    journal = JournalStorage(JournalFileBackend(str(tmp_path / "journal.log")))
+    study = optuna.load_study(study_name="ai_trade_bot-gbm", storage=journal)
+    assert len(study.trials) == 4 and study.best_params == best["best_params"]
+    pids = {t.user_attrs["worker_pid"] for t in study.trials}
+    assert os.getpid() not in pids  # the trials ran in loky's worker processes
+    # the next run resumes the same study
+    _, again = tune_agent(X, y, WALK_FORWARD, block, agents)
+    assert again["n_trials"] == 8
+
+
+def _optuna_storages(dask_scheduler) -> list[str]:
+    extension = dask_scheduler.extensions.get("optuna")
+    return list(extension.storages) if extension is not None else []
+
+
+@pytest.mark.timeout(900)
+def test_dask_tune_trials_share_one_study_through_the_scheduler(xy, tmp_path, dask_cluster):
+    X, y = xy
+    agents = {"gbm": {"params": AGENT_PARAMS["gbm"]}}
+    block = _parallel_block(tmp_path, {"address": dask_cluster.scheduler_address})
+    _, summary = tune_agent(X, y, WALK_FORWARD, block, agents)
+    assert summary["n_trials"] == 4
+    journal = JournalStorage(JournalFileBackend(str(tmp_path / "journal.log")))
+    study = optuna.load_study(study_name="ai_trade_bot-gbm", storage=journal)
+    from distributed import Client
+
+    with Client(dask_cluster.scheduler_address) as client:
+        workers = set(client.run(os.getpid).values())
+        on_scheduler = client.run_on_scheduler(_optuna_storages)
+    assert any("ai_trade_bot-optuna-" in name for name in on_scheduler)  # Optuna's DaskStorage
+    pids = {t.user_attrs["worker_pid"] for t in study.trials}
+    assert pids and pids <= workers  # run by the Dask workers, stored through the scheduler
+    assert summary["executor"]["address"] == dask_cluster.scheduler_address

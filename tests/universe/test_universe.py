@@ -129,17 +129,6 @@ def _pooled_problem(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     return X, stack(labels).reindex(X.index)
 
 
-@pytest.fixture(scope="session")
-def dask_cluster():
-    from distributed import LocalCluster
-
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    )
-    yield cluster
-    cluster.close()
-
-
 @pytest.mark.timeout(900)
 def test_dask_fanout_oof_is_byte_identical_to_sequential_and_loky(dask_cluster):
     X, y = _pooled_problem()

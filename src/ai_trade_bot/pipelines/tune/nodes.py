@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -44,6 +45,8 @@ def tune_agent(
         "storage": "env:OPTUNA_STORAGE"
         if storage_url(config) != config.storage
         else config.storage,
+        "executor": dataclasses.asdict(config.executor),
+        "worker_pids": len({t.user_attrs.get("worker_pid") for t in study.trials} - {None}),
     }
     logger.info(
         "tune %s: %d trials %s, best %s=%.5f with %s",

@@ -281,15 +281,27 @@ def _oof_rows(train_summary: dict[str, Any]) -> tuple[list[dict], list[dict]]:
                         "winner": winner.get("per_symbol", {}).get(symbol),
                     }
                 )
-        overall.append(
-            {
-                "agent": agent,
-                "scope": "winner",
-                "log_loss": winner.get("log_loss"),
-                "rank IC": winner.get("rank_ic"),
-            }
+    return _na(overall), _na(by_symbol)
+
+
+def _na(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An undefined figure (null in the JSON) reads n/a in the report."""
+    return [{k: "n/a" if v is None else v for k, v in row.items()} for row in rows]
+
+
+def _winner_text(train_summary: dict[str, Any]) -> str:
+    import html
+
+    lines = []
+    for agent, block in train_summary["agents"].items():
+        winner = block.get("winner", {})
+        by_loss = html.escape(str(winner.get("log_loss")))
+        by_ic = html.escape(str(winner.get("rank_ic") or "n/a"))
+        lines.append(
+            f"<li>{html.escape(agent)}: lower log-loss <b>{by_loss}</b>, higher rank IC "
+            f"<b>{by_ic}</b></li>"
         )
-    return overall, by_symbol
+    return "<p>Which won (the prior when no fit beats it):</p><ul>" + "".join(lines) + "</ul>"
 
 
 def render_universe_report(
@@ -307,7 +319,7 @@ def render_universe_report(
 
     overall, by_symbol = _oof_rows(train_summary)
     stats = evaluation["statistics"]
-    basket_rows = []
+    basket_rows: list[dict[str, Any]] = []
     for name, m in evaluation["baskets"].items():
         s = stats.get(name, {})
         basket_rows.append(
@@ -389,7 +401,7 @@ and has no rank IC.</p>
 <h2>Held-out span: the basket</h2>
 {
         _table(
-            basket_rows,
+            _na(basket_rows),
             [
                 "strategy",
                 "Sharpe",

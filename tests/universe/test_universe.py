@@ -184,3 +184,67 @@ def test_universe_rows_bar_columns_are_the_agents():
     from ai_trade_bot.universe.rows import BAR_COLUMNS as ROWS_BAR_COLUMNS
 
     assert ROWS_BAR_COLUMNS == BAR_COLUMNS
+
+
+def test_universe_meta_agent_per_symbol_and_pooled_beats_the_prior_on_a_real_signal():
+    from ai_trade_bot.modeling.meta import parse_meta_config
+    from ai_trade_bot.training.universe_meta import fit_universe_meta
+
+    X, y = _pooled_problem()
+    agents = {"gbm": {"n_estimators": 40, "min_child_samples": 10, "early_stopping_rounds": 10}}
+    wf = WalkForwardConfig(
+        n_folds=3, min_train_fraction=0.4, val_fraction=0.15, purge=1, embargo=1, test_fraction=0.2
+    )
+    one = ExecutorConfig(address=None, n_workers=1)
+    fit = train_universe(
+        X, y, agents, pooling="both", walk_forward=wf, executor=one, seed=3, min_symbols=3
+    )
+    config = parse_meta_config(
+        {
+            "methods": ["best_agent", "logistic"],
+            "walk_forward": {
+                "n_folds": 2,
+                "min_train_fraction": 0.4,
+                "val_fraction": 0.0,
+                "purge": 2,
+                "embargo": 2,
+                "test_fraction": 0.0,
+            },
+        }
+    )
+    metas, summary, outputs = fit_universe_meta(fit.oof, y, config, one)
+    assert set(metas) == {"pooled", "A", "B", "C"}
+    for kind in ("pooled", "per_symbol"):  # the planted signal survives the stacking
+        assert summary[kind]["beats_prior"], summary[kind]
+        assert "prior" not in summary[kind]["methods"].values()
+    assert set(outputs["scope"]) == {"pooled", "A", "B", "C"}
+    assert outputs[["down", "flat", "up"]].notna().all().all()
+
+
+def test_universe_meta_pooled_folds_never_split_a_time_between_train_and_test():
+    from ai_trade_bot.modeling.meta import parse_meta_config
+    from ai_trade_bot.training.folds import walk_forward_folds
+    from ai_trade_bot.training.universe_meta import widened
+
+    X, _ = _pooled_problem()  # 3 symbols: 3 stacked rows per time
+    config = parse_meta_config(
+        {
+            "walk_forward": {
+                "n_folds": 4,
+                "min_train_fraction": 0.3,
+                "val_fraction": 0.0,
+                "purge": 1,
+                "embargo": 1,
+                "test_fraction": 0.0,
+            }
+        }
+    )
+    wf = WalkForwardConfig(**widened(config, 3).walk_forward)
+    times = X.index.get_level_values("timestamp")
+    for fold in walk_forward_folds(len(X), wf):
+        seen = set(times[np.concatenate([fold.train, fold.val])])
+        tested = set(times[fold.test])
+        assert not seen & tested
+        # at least purge + embargo whole times between the last training and first test row
+        gap = tested and seen and (min(tested) - max(seen)) / pd.Timedelta("1D")
+        assert gap > 2

@@ -38,9 +38,12 @@ from ai_trade_bot.evaluation.strategies import (
 )
 from ai_trade_bot.training.folds import WalkForwardConfig, holdout_start
 from ai_trade_bot.training.pooled import POOLED
+from ai_trade_bot.training.universe_meta import wide
 from ai_trade_bot.training.walk_forward import predict_rows
 
 logger = logging.getLogger(__name__)
+
+META = "meta"  # the meta-agent's name among a scope's fitted agents
 
 # what the strategy step reads of a model's output
 MODEL_COLUMNS = ("down", "flat", "up", "confidence", "informative", "magnitude")
@@ -70,10 +73,17 @@ def predict_held_out(
         first = int(np.searchsorted(times, start, "left"))
         if first >= len(rows):
             continue
+        outputs = []
         for agent_name, agent in fitted.items():
+            if agent_name == META:
+                continue
             out = predict_rows(agent, rows, np.arange(first, len(rows)))
             out.index = rows.index[first:]
-            parts.append(out.assign(scope=scope, agent=agent_name))
+            outputs.append(out.assign(scope=scope, agent=agent_name))
+        if META in fitted:  # the scope's meta-agent reads its agents' outputs
+            meta = fitted[META].predict(wide(pd.concat(outputs)))
+            outputs.append(meta[list(MODEL_COLUMNS)].assign(scope=scope, agent=META))
+        parts.extend(outputs)
     if not parts:
         raise DataValidationError("universe: no rows in the held-out test span to evaluate")
     return pd.concat(parts).reset_index()
@@ -289,6 +299,34 @@ def _na(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: "n/a" if v is None else v for k, v in row.items()} for row in rows]
 
 
+def _meta_text(train_summary: dict[str, Any]) -> str:
+    """The meta-agent per symbol and pooled, on its own out-of-sample rows."""
+    from ai_trade_bot.evaluation.report import _table
+
+    meta = train_summary.get("meta")
+    if not meta:
+        return ""
+    rows = [
+        {
+            "scope": kind,
+            "rows": meta[kind]["rows"],
+            "log_loss": meta[kind]["log_loss"],
+            "prior log_loss": meta[kind]["prior_log_loss"],
+            "beats prior": meta[kind]["beats_prior"],
+            "methods": ", ".join(f"{k}: {v}" for k, v in meta[kind]["methods"].items()),
+        }
+        for kind in ("pooled", "per_symbol")
+        if kind in meta
+    ]
+    return (
+        "<h2>Meta-agent, per symbol and pooled</h2><p>Stacked on each scope's out-of-fold "
+        "agent outputs by a second walk-forward (pooled: purge and embargo in whole times); "
+        "the method chosen by log-loss on those out-of-sample rows among the ones that beat "
+        "the prior, else the prior.</p>"
+        + _table(rows, ["scope", "rows", "log_loss", "prior log_loss", "beats prior", "methods"])
+    )
+
+
 def _winner_text(train_summary: dict[str, Any]) -> str:
     import html
 
@@ -398,6 +436,7 @@ and has no rank IC.</p>
             ["agent", "symbol", "scope", "log_loss", "prior log_loss", "beats prior", "winner"],
         )
     }
+{_meta_text(train_summary)}
 <h2>Held-out span: the basket</h2>
 {
         _table(

@@ -235,8 +235,13 @@ def plan_tasks(
 
 
 def run_task(task: Task, pooled: pd.DataFrame, labels: pd.DataFrame) -> TaskResult:
+    """:func:`_run_task` on one thread (see :func:`ai_trade_bot.training.fanout.one_thread`)."""
+    with one_thread():
+        return _run_task(task, pooled, labels)
+
+
+def _run_task(task: Task, pooled: pd.DataFrame, labels: pd.DataFrame) -> TaskResult:
     """Fit one task and predict its test rows (pure: everything comes in as arguments)."""
-    one_thread()
     started = time.perf_counter()
     X = pooled if task.scope == POOLED else pooled.xs(task.scope, level="symbol", drop_level=False)
     if task.scope != POOLED:

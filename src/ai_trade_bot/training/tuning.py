@@ -219,7 +219,13 @@ class TrialBatch:
     seed: int
 
 
-def _optimize_batch(
+def _optimize_batch(*args: Any) -> int:
+    """:func:`_optimize_batch_here` on one thread (a worker's trials)."""
+    with one_thread():
+        return _optimize_batch_here(*args)
+
+
+def _optimize_batch_here(
     batch: TrialBatch,
     config: TuneConfig,
     base_params: dict[str, Any],
@@ -229,7 +235,6 @@ def _optimize_batch(
     storage: Any,
 ) -> int:
     """Run one worker's trials on the shared study (in a worker process)."""
-    one_thread()
     if config.executor.address is not None:  # on Dask: the study lives on the scheduler
         from optuna_integration import DaskStorage
 

@@ -36,6 +36,12 @@ class SymbolTask:
 
 
 def symbol_rows(task: SymbolTask) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`_symbol_rows` on one thread (see :func:`ai_trade_bot.training.fanout.one_thread`)."""
+    with one_thread():
+        return _symbol_rows(task)
+
+
+def _symbol_rows(task: SymbolTask) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One symbol's complete model rows and their labels.
 
     The rows are what :func:`ai_trade_bot.registry.bundle.model_frame` gives agents (the
@@ -44,7 +50,6 @@ def symbol_rows(task: SymbolTask) -> tuple[pd.DataFrame, pd.DataFrame]:
     memory of a universe; LightGBM bins its inputs and torch trains in float32 anyway),
     with ``symbol_id``.
     """
-    one_thread()
     bars = task.bars
     config = feature_config(task.features).resolve(task.timeframe, bars.index[-1] - bars.index[0])
     own = build_features(bars, timeframe=task.timeframe, config=config).join(task.cross)

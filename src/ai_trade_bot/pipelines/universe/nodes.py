@@ -27,10 +27,12 @@ from ai_trade_bot.features.cross_section import (
     cross_section_features,
     cross_section_labels,
 )
+from ai_trade_bot.modeling.meta import parse_meta_config
 from ai_trade_bot.registry import tracking
 from ai_trade_bot.training.fanout import ExecutorConfig, iter_tasks
 from ai_trade_bot.training.folds import WalkForwardConfig
-from ai_trade_bot.training.pooled import Stacker, train_universe
+from ai_trade_bot.training.pooled import Stacker, _no_nan, train_universe
+from ai_trade_bot.training.universe_meta import fit_universe_meta
 from ai_trade_bot.universe.ingest import load_universe
 from ai_trade_bot.universe.panel import align, from_long, symbol_frame, to_long
 from ai_trade_bot.universe.rows import SymbolTask, symbol_rows
@@ -164,8 +166,11 @@ def train_universe_models(
     train: dict[str, Any],
     agents: dict[str, Any],
     features: dict[str, Any],
+    meta: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
-    """Pooled and per-symbol walk-forward fits fanned out on joblib (loky or Dask).
+    """Pooled and per-symbol walk-forward fits fanned out on joblib (loky or Dask), then
+    the meta-agent per symbol and pooled on their out-of-fold rows (see
+    :mod:`ai_trade_bot.training.universe_meta`).
 
     Returns:
         ``universe_oof_predictions``, ``universe_models`` (scope -> agent -> fitted agent)
@@ -192,8 +197,16 @@ def train_universe_models(
         seed=int(train.get("seed", 42)),
         min_symbols=cross.min_symbols,
     )
-    _log_to_mlflow(fit.summary)
-    return fit.oof.reset_index(), fit.models, fit.summary
+    metas, meta_summary, meta_outputs = fit_universe_meta(
+        fit.oof, y, parse_meta_config(meta), executor
+    )
+    for scope, agent in metas.items():
+        fit.models[scope]["meta"] = agent
+    summary = _no_nan(fit.summary | {"meta": meta_summary})
+    _log_to_mlflow(summary)
+    shared = [c for c in fit.oof.columns if c in meta_outputs.columns or c == "fold"]
+    oof = pd.concat([fit.oof, meta_outputs.assign(agent="meta", fold=np.nan)[[*shared, "agent"]]])
+    return oof.reset_index(), fit.models, summary
 
 
 def _log_to_mlflow(summary: dict[str, Any]) -> None:
@@ -216,6 +229,13 @@ def _log_to_mlflow(summary: dict[str, Any]) -> None:
                         if pd.notna(scores[k])
                     }
                 )
+    for kind in ("pooled", "per_symbol"):
+        scores = summary.get("meta", {}).get(kind)
+        if scores is None:
+            continue
+        with mlflow.start_run(run_name=f"universe/meta/{kind}", nested=True):
+            mlflow.set_tags({"agent": "meta", "scope": kind})
+            mlflow.log_metrics({k: float(scores[k]) for k in ("log_loss", "prior_log_loss")})
 
 
 def predict_universe_test_span(

@@ -43,6 +43,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "params:train",
                     "params:agents",
                     "params:features",
+                    "params:meta",
                 ],
                 ["universe_oof_predictions", "universe_models", "universe_train_summary"],
                 name="train_universe",

@@ -1,0 +1,1 @@
+"""Many symbols as one book: the portfolio risk limits (see ``limits``)."""

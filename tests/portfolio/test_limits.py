@@ -184,3 +184,40 @@ def test_portfolio_limits_in_conf_base_are_the_systems():
     assert (limits.max_total_exposure, limits.max_correlated_exposure) == (0.5, 0.3)
     assert (limits.max_single_sector, limits.max_risk_per_trade) == (0.25, 0.02)
     assert limits.sectors["AAPL"] == limits.sectors["MSFT"] == "technology"
+
+
+def test_portfolio_correlation_clusters_lookahead_cut_at_random_times():
+    import pandas as pd
+
+    from ai_trade_bot.portfolio.limits import rolling_clusters
+
+    rng = np.random.default_rng(3)
+    common = rng.normal(size=300)
+    regime = np.r_[np.zeros(150), np.ones(150)]  # B follows A only in the second half
+    returns = pd.DataFrame(
+        {
+            "A": common,
+            "B": np.where(regime == 1, common, 0) + 0.2 * rng.normal(size=300),
+            "C": rng.normal(size=300),
+        },
+        index=pd.date_range("2021-01-01", periods=300, freq="1D", tz="UTC"),
+    )
+    full = rolling_clusters(returns, window=40, threshold=0.7, every=5)
+    for cut in rng.choice(np.arange(40, 300), 8, replace=False):
+        past = rolling_clusters(returns.iloc[: cut + 1], window=40, threshold=0.7, every=5)
+        pd.testing.assert_frame_equal(past, full.iloc[: cut + 1])
+    assert full.iloc[100]["A"] != full.iloc[100]["B"]  # not correlated yet
+    assert full.iloc[-1]["A"] == full.iloc[-1]["B"] != full.iloc[-1]["C"]
+
+
+def test_portfolio_correlation_clusters_see_a_joint_move_only_from_its_bar_on():
+    import pandas as pd
+
+    from ai_trade_bot.portfolio.limits import rolling_clusters
+
+    rng = np.random.default_rng(4)
+    returns = pd.DataFrame(rng.normal(size=(200, 2)), columns=["A", "B"])
+    returns.iloc[120] = [100.0, 100.0]  # one joint move dominates any window holding it
+    ids = rolling_clusters(returns, window=40, threshold=0.7)
+    assert ids.loc[119, "A"] != ids.loc[119, "B"]  # the bar before it cannot know
+    assert ids.loc[120, "A"] == ids.loc[120, "B"]

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from numba import njit
 
 PORTFOLIO_POSITION = 1
@@ -148,6 +149,27 @@ def correlation_clusters(returns: np.ndarray, threshold: float) -> np.ndarray:
     roots = [root(i) for i in range(n)]
     codes = {r: k for k, r in enumerate(dict.fromkeys(roots))}
     return np.array([codes[r] for r in roots], dtype=np.int64)
+
+
+def rolling_clusters(
+    returns: pd.DataFrame, window: int, threshold: float, every: int = 1
+) -> pd.DataFrame:
+    """Correlation cluster ids per time and symbol, from past bars only.
+
+    The ids at time t come from the ``window`` returns up to and including t (returns
+    that had closed by t: the clamp at t's close may use them, never a later bar), and are
+    recomputed every ``every`` rows (between, the last ids are carried; before the first
+    full window every symbol is its own cluster). Ids are comparable within a row only.
+    """
+    values = returns.to_numpy(dtype=np.float64)
+    n, k = values.shape
+    out = np.tile(np.arange(k, dtype=np.int64), (n, 1))
+    last = np.arange(k, dtype=np.int64)
+    for t in range(n):
+        if t + 1 >= window and (t + 1 - window) % every == 0:
+            last = correlation_clusters(values[t + 1 - window : t + 1], threshold)
+        out[t] = last if t + 1 >= window else np.arange(k)
+    return pd.DataFrame(out, index=returns.index, columns=returns.columns)
 
 
 @njit(cache=True)

@@ -181,7 +181,7 @@ def test_stack_places_every_symbol_in_time_order_like_concat_and_sort():
 
 def test_universe_rows_bar_columns_are_the_agents():
     from ai_trade_bot.agents.base import BAR_COLUMNS
-    from ai_trade_bot.universe.rows import BAR_COLUMNS as ROWS_BAR_COLUMNS
+    from ai_trade_bot.features.frame import BAR_COLUMNS as ROWS_BAR_COLUMNS
 
     assert ROWS_BAR_COLUMNS == BAR_COLUMNS
 

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from ai_trade_bot.errors import ConfigError, DataValidationError, ModelNotFittedError
+from ai_trade_bot.features.frame import BAR_COLUMNS
 from ai_trade_bot.modeling.calibration import Calibration, fit_calibration, identity
 
 # The share of the held-out tail that calibrates (the rest picks the stopping point).
 CALIBRATION_SHARE = 0.5
-BAR_COLUMNS = ("bar_open", "bar_high", "bar_low", "bar_close", "bar_volume")
 # ``informative`` is 0 where the agent's calibration found no edge over the class prior, so
 # its probabilities *are* the prior: the decision layer never trades on such an output, and
 # a meta-agent that only averages such agents is no better than the prior either.

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ai_trade_bot.backtest.metrics import max_drawdown, periods_per_year
+from ai_trade_bot.backtest.metrics import equity_returns, periods_per_year, return_metrics
 from ai_trade_bot.errors import DataValidationError
 from ai_trade_bot.evaluation.honesty import honest_statistics
 from ai_trade_bot.evaluation.settings import DISCLAIMER, EvaluateConfig
@@ -37,13 +37,11 @@ from ai_trade_bot.evaluation.strategies import (
     run_strategy,
 )
 from ai_trade_bot.training.folds import WalkForwardConfig, holdout_start
-from ai_trade_bot.training.pooled import POOLED
-from ai_trade_bot.training.universe_meta import wide
+from ai_trade_bot.training.pooled import scope_rows, time_calendar
+from ai_trade_bot.training.universe_meta import META, wide
 from ai_trade_bot.training.walk_forward import predict_rows
 
 logger = logging.getLogger(__name__)
-
-META = "meta"  # the meta-agent's name among a scope's fitted agents
 
 # what the strategy step reads of a model's output
 MODEL_COLUMNS = ("down", "flat", "up", "confidence", "informative", "magnitude")
@@ -62,13 +60,11 @@ def predict_held_out(
         X: The stacked model input indexed by (timestamp, symbol).
         models: ``universe_models``: scope -> agent -> fitted agent.
     """
-    calendar = pd.DatetimeIndex(X.index.get_level_values("timestamp").unique()).sort_values()
+    calendar = time_calendar(X.index)
     start = calendar[holdout_start(len(calendar), config)]
     parts = []
     for scope, fitted in models.items():
-        rows = X if scope == POOLED else X.xs(scope, level="symbol", drop_level=False)
-        if scope != POOLED:
-            rows = rows.drop(columns="symbol_id")
+        rows = scope_rows(X, scope)
         times = rows.index.get_level_values("timestamp")
         first = int(np.searchsorted(times, start, "left"))
         if first >= len(rows):
@@ -98,16 +94,7 @@ def _sleeves(
     # price); before its first bar it holds its cash
     values = values.ffill().fillna(1.0)
     equity = values.mean(axis=1) * cash
-    returns = equity.pct_change().fillna(0.0)
-    ppy = periods_per_year(calendar)
-    total = float(equity.iloc[-1] / equity.iloc[0] - 1)
-    years = max(len(calendar) / ppy, 1e-9)
-    sd = float(returns.std(ddof=1))
-    metrics = {
-        "total_return": total,
-        "annual_return": float((1 + total) ** (1 / years) - 1) if total > -1 else -1.0,
-        "sharpe": float(returns.mean() / sd * np.sqrt(ppy)) if sd > 0 else 0.0,
-        "max_drawdown": max_drawdown(equity),
+    metrics = return_metrics(equity, periods_per_year(calendar)) | {
         "n_trades": int(sum(r.metrics.get("n_trades", 0) for r in runs.values())),
         "exposure": float(np.mean([r.metrics.get("exposure", 0.0) for r in runs.values()])),
     }
@@ -116,7 +103,13 @@ def _sleeves(
         for k, v in r.reasons.items():
             reasons[k] = reasons.get(k, 0) + int(v)
     return Strategy(
-        name, pd.Series(np.nan, index=calendar), equity, returns, metrics, pd.DataFrame(), reasons
+        name,
+        pd.Series(np.nan, index=calendar),
+        equity,
+        pd.Series(equity_returns(equity), index=calendar),
+        metrics,
+        pd.DataFrame(),
+        reasons,
     )
 
 

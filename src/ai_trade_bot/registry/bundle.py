@@ -24,22 +24,14 @@ import numpy as np
 import pandas as pd
 
 from ai_trade_bot.agents import Agent
-from ai_trade_bot.agents.base import BAR_COLUMNS
 from ai_trade_bot.config import parse_config
-from ai_trade_bot.data.normalise import OHLCV_COLUMNS
 from ai_trade_bot.errors import DataValidationError
 from ai_trade_bot.features.build import FeatureConfig, LabelConfig, build_features, stream_rows
+from ai_trade_bot.features.frame import model_frame
 from ai_trade_bot.modeling.meta import MetaAgent
 from ai_trade_bot.strategy.config import StrategyConfig, parse_strategy_config
 
 BUNDLE_FORMAT = 2  # 2: the strategy settings under "strategy"; modules in sub-packages
-
-
-def model_frame(features: pd.DataFrame, ohlcv: pd.DataFrame) -> pd.DataFrame:
-    """Features joined with the raw candle columns, complete rows only: what agents read."""
-    bars = ohlcv.reindex(features.index)[list(OHLCV_COLUMNS)]
-    X = features.join(bars.set_axis(list(BAR_COLUMNS), axis=1))
-    return X[X.notna().all(axis=1)]
 
 
 def predict_agents(agents: list[Agent], X: pd.DataFrame, first: int) -> pd.DataFrame:

@@ -176,6 +176,19 @@ def _span(times: np.ndarray, positions: np.ndarray) -> tuple[int, int]:
     )
 
 
+def time_calendar(index: pd.MultiIndex) -> pd.DatetimeIndex:
+    """The sorted unique times of a stacked index: what folds and the held-out span cut."""
+    return pd.DatetimeIndex(index.get_level_values("timestamp").unique()).sort_values()
+
+
+def scope_rows(X: pd.DataFrame, scope: str) -> pd.DataFrame:
+    """The rows a scope's model reads: every row when pooled (with ``symbol_id``), else
+    that symbol's own rows (without it)."""
+    if scope == POOLED:
+        return X
+    return X.xs(scope, level="symbol", drop_level=False).drop(columns="symbol_id")
+
+
 def _time_positions(index: pd.MultiIndex, calendar: pd.DatetimeIndex) -> np.ndarray:
     return calendar.get_indexer(index.get_level_values("timestamp"))
 
@@ -190,7 +203,7 @@ def plan_tasks(
     """Every (scope, agent, fold) task, and the time calendar the folds are cut on."""
     if pooling not in POOLING:
         raise ConfigError(f"train.pooling must be one of {list(POOLING)}, got {pooling!r}")
-    calendar = pd.DatetimeIndex(X.index.get_level_values("timestamp").unique()).sort_values()
+    calendar = time_calendar(X.index)
     folds = walk_forward_folds(len(calendar), walk_forward)
     final_train, final_val = final_fit_rows(len(calendar), walk_forward)
     symbols = sorted(X.index.get_level_values("symbol").unique())
@@ -243,9 +256,7 @@ def run_task(task: Task, pooled: pd.DataFrame, labels: pd.DataFrame) -> TaskResu
 def _run_task(task: Task, pooled: pd.DataFrame, labels: pd.DataFrame) -> TaskResult:
     """Fit one task and predict its test rows (pure: everything comes in as arguments)."""
     started = time.perf_counter()
-    X = pooled if task.scope == POOLED else pooled.xs(task.scope, level="symbol", drop_level=False)
-    if task.scope != POOLED:
-        X = X.drop(columns="symbol_id")
+    X = scope_rows(pooled, task.scope)
     y = labels.loc[X.index]
     train = np.arange(*task.train)
     val = np.arange(*task.val)
@@ -416,15 +427,15 @@ def train_universe(
                 scores["times"],
             )
     summary["seconds"] = time.perf_counter() - started
-    return UniverseFit(oof, models, _no_nan(summary), {r.pid for r in results})
+    return UniverseFit(oof, models, no_nan(summary), {r.pid for r in results})
 
 
-def _no_nan(value: Any) -> Any:
+def no_nan(value: Any) -> Any:
     """NaN as null (JSON has no NaN): an undefined rank IC is null, not a number."""
     if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
+        return {k: no_nan(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_no_nan(v) for v in value]
+        return [no_nan(v) for v in value]
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value

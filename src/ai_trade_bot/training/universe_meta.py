@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ai_trade_bot.modeling.meta import MetaAgent, MetaConfig, stack_agents
+from ai_trade_bot.modeling.scoring import class_prior, direction_scores
 from ai_trade_bot.training.fanout import ExecutorConfig, one_thread, run_tasks
 from ai_trade_bot.training.folds import WalkForwardConfig
 from ai_trade_bot.training.pooled import POOLED
@@ -34,6 +35,7 @@ from ai_trade_bot.training.pooled import POOLED
 logger = logging.getLogger(__name__)
 
 OUTPUTS = ("down", "flat", "up", "confidence", "informative")
+META = "meta"  # the meta-agent's name among a scope's fitted agents and in the outputs
 
 
 def wide(outputs: pd.DataFrame) -> pd.DataFrame:
@@ -136,12 +138,12 @@ def fit_universe_meta(
     ):
         if rows.empty:
             continue
-        y = labels["direction"].reindex(rows.index).to_numpy()
-        probs = np.clip(rows[["down", "flat", "up"]].to_numpy(dtype=np.float64), 1e-12, 1)
-        probs = probs / probs.sum(axis=1, keepdims=True)
-        prior = _prior_rows(labels["direction"], rows.index)
-        loss = float(-np.mean(np.log(probs[np.arange(len(y)), y.astype(int)])))
-        base = float(-np.mean(np.log(np.clip(prior[np.arange(len(y)), y.astype(int)], 1e-12, 1))))
+        scores = direction_scores(
+            labels["direction"].reindex(rows.index).to_numpy(),
+            rows[["down", "flat", "up"]].to_numpy(dtype=np.float64),
+            _prior_rows(labels["direction"], rows.index),
+        )
+        loss, base = scores["log_loss"], scores["prior_log_loss"]
         summary[kind] = {
             "rows": len(rows),
             "log_loss": loss,
@@ -168,7 +170,5 @@ def _prior_rows(direction: pd.Series, index: pd.MultiIndex) -> np.ndarray:
     first = index.get_level_values("timestamp").min()
     for symbol in symbols.unique():
         history = direction.xs(symbol, level="symbol")
-        history = history[history.index < first].dropna().astype(int)
-        shares = np.bincount(history, minlength=3) / max(len(history), 1)
-        out[np.asarray(symbols == symbol)] = shares
+        out[np.asarray(symbols == symbol)] = class_prior(history[history.index < first])
     return out

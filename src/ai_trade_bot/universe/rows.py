@@ -13,12 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ai_trade_bot.data.normalise import OHLCV_COLUMNS
 from ai_trade_bot.features.build import build_features, feature_config
+from ai_trade_bot.features.frame import model_frame
 from ai_trade_bot.training.fanout import one_thread
-
-# ai_trade_bot.agents.base.BAR_COLUMNS (equal, tested), without importing the agents
-BAR_COLUMNS = tuple(f"bar_{c}" for c in OHLCV_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -53,8 +50,7 @@ def _symbol_rows(task: SymbolTask) -> tuple[pd.DataFrame, pd.DataFrame]:
     bars = task.bars
     config = feature_config(task.features).resolve(task.timeframe, bars.index[-1] - bars.index[0])
     own = build_features(bars, timeframe=task.timeframe, config=config).join(task.cross)
-    X = own.join(bars[list(OHLCV_COLUMNS)].set_axis(list(BAR_COLUMNS), axis=1))
-    X = X[X.notna().all(axis=1)]
+    X = model_frame(own, bars)
     y = task.targets.join(task.excess).reindex(X.index)
     keep = y[["direction", "next_return"]].notna().all(axis=1).to_numpy()
     X = X[keep].astype(np.float32)

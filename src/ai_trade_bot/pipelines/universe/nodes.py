@@ -31,8 +31,8 @@ from ai_trade_bot.modeling.meta import parse_meta_config
 from ai_trade_bot.registry import tracking
 from ai_trade_bot.training.fanout import ExecutorConfig, iter_tasks
 from ai_trade_bot.training.folds import WalkForwardConfig
-from ai_trade_bot.training.pooled import Stacker, _no_nan, train_universe
-from ai_trade_bot.training.universe_meta import fit_universe_meta
+from ai_trade_bot.training.pooled import Stacker, no_nan, train_universe
+from ai_trade_bot.training.universe_meta import META, fit_universe_meta
 from ai_trade_bot.universe.ingest import load_universe
 from ai_trade_bot.universe.panel import align, from_long, symbol_frame, to_long
 from ai_trade_bot.universe.rows import SymbolTask, symbol_rows
@@ -74,7 +74,7 @@ def universe_features(
     universe_data_quality: dict[str, Any],
     features: dict[str, Any],
     labels: dict[str, Any],
-    train: dict[str, Any] | None = None,
+    train: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Each symbol's own features on its own bars, the cross-sectional columns, labels
     (direction and next return per symbol; the excess over the basket and its rank).
@@ -96,45 +96,24 @@ def universe_features(
     cs = cross_section_features(panel, cross)
     symbols = sorted(panel["close"].columns)
     codes = {s: i for i, s in enumerate(symbols)}
-    targets, next_returns = {}, {}
-    for symbol in symbols:
-        targets[symbol] = labels_for(symbol_frame(panel, symbol), label_config)
-        next_returns[symbol] = targets[symbol]["next_return"]
-    excess = cross_section_labels(next_returns, panel, cross)
-    first = symbols[0]
-    probe = symbol_rows(
-        SymbolTask(
-            first,
-            codes[first],
-            symbol_frame(panel, first),
-            cs[first],
-            targets[first],
-            excess[first],
-            block,
-            timeframe,
-        )
-    )
-    indexes = {s: symbol_frame(panel, s).index for s in symbols}
+    bars = {s: symbol_frame(panel, s) for s in symbols}
+    targets = {s: labels_for(bars[s], label_config) for s in symbols}
+    excess = cross_section_labels({s: t["next_return"] for s, t in targets.items()}, panel, cross)
+    tasks = [
+        SymbolTask(s, codes[s], bars[s], cs.pop(s), targets.pop(s), excess.pop(s), block, timeframe)
+        for s in symbols
+    ]
+    # the first symbol is built here: its columns lay out the stacked frames
+    probe = symbol_rows(tasks[0])
+    indexes = {s: bars[s].index for s in symbols}
+    del bars
     # float32: half the memory of a universe (LightGBM bins its inputs and torch trains in
     # float32 anyway)
     inputs = Stacker(indexes, probe[0].columns, np.float32)
     outputs = Stacker(indexes, probe[1].columns, np.float64)
-    tasks = [
-        SymbolTask(
-            s,
-            codes[s],
-            symbol_frame(panel, s),
-            cs.pop(s),
-            targets.pop(s),
-            excess.pop(s),
-            block,
-            timeframe,
-        )
-        for s in symbols[1:]
-    ]
     executor = parse_config(ExecutorConfig, train.get("executor", {}), name="train.executor")
     rows_per_symbol = {}
-    results = iter_tasks(symbol_rows, tasks, executor)
+    results = iter_tasks(symbol_rows, tasks[1:], executor)
     for symbol, (X, y) in zip(symbols, itertools.chain([probe], results), strict=True):
         inputs.put(symbol, X)
         outputs.put(symbol, y)
@@ -166,7 +145,7 @@ def train_universe_models(
     train: dict[str, Any],
     agents: dict[str, Any],
     features: dict[str, Any],
-    meta: dict[str, Any] | None = None,
+    meta: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
     """Pooled and per-symbol walk-forward fits fanned out on joblib (loky or Dask), then
     the meta-agent per symbol and pooled on their out-of-fold rows (see
@@ -201,11 +180,11 @@ def train_universe_models(
         fit.oof, y, parse_meta_config(meta), executor
     )
     for scope, agent in metas.items():
-        fit.models[scope]["meta"] = agent
-    summary = _no_nan(fit.summary | {"meta": meta_summary})
+        fit.models[scope][META] = agent
+    summary = no_nan(fit.summary | {"meta": meta_summary})
     _log_to_mlflow(summary)
     shared = [c for c in fit.oof.columns if c in meta_outputs.columns or c == "fold"]
-    oof = pd.concat([fit.oof, meta_outputs.assign(agent="meta", fold=np.nan)[[*shared, "agent"]]])
+    oof = pd.concat([fit.oof, meta_outputs.assign(agent=META, fold=np.nan)[[*shared, "agent"]]])
     return oof.reset_index(), fit.models, summary
 
 

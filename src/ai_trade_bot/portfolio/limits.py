@@ -196,6 +196,14 @@ def _cut_group(w, members, weight, cap, confidence, codes, bit):
 
 
 @njit(cache=True)
+def _cut_groups(w, ids, weight, cap, confidence, codes, bit):
+    """:func:`_cut_group` for each group of ``ids`` (sectors or clusters)."""
+    for g in np.unique(ids):
+        members = [i for i in range(w.shape[0]) if ids[i] == g]
+        _cut_group(w, members, weight, cap, confidence, codes, bit)
+
+
+@njit(cache=True)
 def allocate(want, confidence, stop_distance, sector_ids, cluster_ids, caps):
     """The cross-symbol clamp (module docstring): returns the allowed fractions and a code
     of the limits that cut each symbol.
@@ -229,13 +237,8 @@ def allocate(want, confidence, stop_distance, sector_ids, cluster_ids, caps):
         if has_stop[i] and abs(w[i]) * risk[i] > max_risk:
             w[i] = np.sign(w[i]) * max_risk / risk[i]
             codes[i] |= PORTFOLIO_RISK_PER_TRADE
-    for ids, cap, bit in (
-        (sector_ids, max_sector, PORTFOLIO_SECTOR),
-        (cluster_ids, max_cluster, PORTFOLIO_CLUSTER),
-    ):
-        for g in np.unique(ids):
-            members = [i for i in range(n) if ids[i] == g]
-            _cut_group(w, members, ones, cap, conf, codes, bit)
+    _cut_groups(w, sector_ids, ones, max_sector, conf, codes, PORTFOLIO_SECTOR)
+    _cut_groups(w, cluster_ids, ones, max_cluster, conf, codes, PORTFOLIO_CLUSTER)
     everyone = [i for i in range(n)]
     _cut_group(w, everyone, ones, max_total, conf, codes, PORTFOLIO_TOTAL)
     stopped = [i for i in range(n) if has_stop[i]]

@@ -11,7 +11,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run run-universe run-single test test-fast lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration bench-fanout bench-universe-features repro mlflow-ui lock clean-venv
+.PHONY: venv run run-universe run-single test test-fast lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration bench-fanout bench-universe-features bench-portfolio repro mlflow-ui lock clean-venv
 
 venv: $(STAMP)
 
@@ -82,6 +82,9 @@ bench-fanout: venv  ## after `make run`: the basket's train stage, sequential vs
 
 bench-universe-features: venv  ## 50 symbols x 100,000 one-minute bars through the universe features
 	$(BIN)/python benchmarks/universe_features.py
+
+bench-portfolio: venv  ## 50 symbols x 100,000 bars through the shared-cash book, every limit on
+	$(BIN)/python benchmarks/portfolio.py
 
 repro: venv
 	$(BIN)/dvc repro

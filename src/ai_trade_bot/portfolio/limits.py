@@ -125,30 +125,19 @@ def correlation_clusters(returns: np.ndarray, threshold: float) -> np.ndarray:
     """Cluster ids of symbols from a (bars, symbols) window of past returns: two symbols
     are joined when their correlation over the window exceeds ``threshold``, and clusters
     are the connected groups (single linkage). A symbol with too few valid returns (fewer
-    than 3 shared with another) joins no one."""
+    than 3 shared with another) or none that vary joins no one."""
+    from scipy.sparse.csgraph import connected_components
+
     n = returns.shape[1]
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    valid = np.isfinite(returns)
-    for a in range(n):
-        for b in range(a + 1, n):
-            both = valid[:, a] & valid[:, b]
-            if both.sum() < 3:
-                continue
-            x, y = returns[both, a], returns[both, b]
-            if x.std() == 0 or y.std() == 0:
-                continue
-            if np.corrcoef(x, y)[0, 1] > threshold:
-                parent[root(a)] = root(b)
-    roots = [root(i) for i in range(n)]
-    codes = {r: k for k, r in enumerate(dict.fromkeys(roots))}
-    return np.array([codes[r] for r in roots], dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if np.isfinite(returns).all():  # one matrix product; NaN where a column is constant
+            corr = np.corrcoef(returns, rowvar=False) if n > 1 else np.ones((1, 1))
+        else:  # pairwise-complete, at least 3 shared values
+            corr = pd.DataFrame(returns).corr(min_periods=3).to_numpy()
+    joined = np.nan_to_num(np.atleast_2d(corr), nan=-np.inf) > threshold
+    _, labels = connected_components(joined, directed=False)
+    codes = {r: k for k, r in enumerate(dict.fromkeys(labels.tolist()))}
+    return np.array([codes[r] for r in labels.tolist()], dtype=np.int64)
 
 
 def rolling_clusters(

@@ -101,8 +101,7 @@ def run_strategy(
     )
 
 
-def model_strategy(
-    name: str,
+def strategy_targets(
     output: pd.DataFrame,
     span: Span,
     labels: pd.Series,
@@ -110,8 +109,9 @@ def model_strategy(
     *,
     gate: float,
     pred_vol: pd.Series | None = None,
-) -> Strategy:
-    """A model's output traded through the strategy step on every bar of the span.
+) -> tuple[pd.Series, dict[str, int]]:
+    """A model's output through the strategy step on every bar of the span: the target
+    fractions and how often each decision reason fired.
 
     A bar without a complete model output is a bar with no model signal: it holds (no new
     entry; an open position keeps its stops and targets), exactly as the live runner does
@@ -129,9 +129,25 @@ def model_strategy(
         realized=labels.reindex(frame.index).to_numpy(dtype=np.float64),
         pred_vol=vol if vol is not None else np.full(len(frame), np.nan),
     )
-    target = pd.Series(decided["target"], index=frame.index)
     counts = pd.Series(decided["reason"]).value_counts()
-    return run_strategy(name, target, span, config, reasons={k: int(v) for k, v in counts.items()})
+    target = pd.Series(decided["target"], index=frame.index)
+    return target, {k: int(v) for k, v in counts.items()}
+
+
+def model_strategy(
+    name: str,
+    output: pd.DataFrame,
+    span: Span,
+    labels: pd.Series,
+    config: StrategyConfig,
+    *,
+    gate: float,
+    pred_vol: pd.Series | None = None,
+) -> Strategy:
+    """A model's output traded through the strategy step on every bar of the span
+    (:func:`strategy_targets`), backtested."""
+    target, reasons = strategy_targets(output, span, labels, config, gate=gate, pred_vol=pred_vol)
+    return run_strategy(name, target, span, config, reasons=reasons)
 
 
 def baseline_targets(span: Span, config: EvaluateConfig) -> dict[str, pd.Series]:

@@ -340,6 +340,7 @@ def render_universe_report(
     curves: pd.DataFrame,
     train_summary: dict[str, Any],
     data_quality: dict[str, Any],
+    exposure: dict[str, pd.DataFrame] | None = None,
 ) -> str:
     """The universe's report as one self-contained HTML string."""
     import html
@@ -370,8 +371,10 @@ def render_universe_report(
         {"symbol": sym, **{k: evaluation["per_symbol"][k][sym]["sharpe"] for k in strategies}}
         for sym in evaluation["span"]["symbols"]
     ]
+    book_html = _book_section(evaluation.get("portfolio"), curves, exposure or {})
+    sleeves = [c for c in curves.columns if not c.startswith("book:")]
     fig, ax = plt.subplots(figsize=(11, 4))
-    for name in curves.columns:
+    for name in sleeves:
         width = 1.0 if name.startswith(("placebo:", "baseline:")) else 2.2
         ax.plot(curves.index, curves[name] / curves[name].iloc[0], label=name, lw=width)
     ax.set_title("Equal-weight basket on the held-out span (start = 1)")
@@ -380,6 +383,13 @@ def render_universe_report(
     verdicts = "".join(
         f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
         for k, v in evaluation["verdicts"].items()
+    )
+    book_block = evaluation.get("portfolio") or {}
+    book_verdict = (
+        f"<li><b>the book ({html.escape(book_block['deployed']['name'])})</b>: "
+        f"{html.escape(book_block['verdict'])}</li>"
+        if book_block
+        else ""
     )
     span = evaluation["span"]
     dropped = data_quality.get("dropped", {})
@@ -394,7 +404,7 @@ def render_universe_report(
 <title>ai_trade_bot universe report</title><style>{STYLE}</style></head><body>
 <h1>Universe report: {len(span["symbols"])} symbols</h1>
 <div class="disclaimer">{html.escape(evaluation["disclaimer"])}</div>
-<div class="headline"><ul>{verdicts}</ul>
+<div class="headline"><ul>{book_verdict}{verdicts}</ul>
 Deflated Sharpe: the probability that the true Sharpe beats the best of
 {evaluation["n_trials"]} distinct baskets evaluated here by luck. The placebo trades the
 same outputs in a shuffled order of time.</div>
@@ -430,7 +440,8 @@ and has no rank IC.</p>
         )
     }
 {_meta_text(train_summary)}
-<h2>Held-out span: the basket</h2>
+{book_html}
+<h2>Held-out span: each fit as equal-weight sleeves (reference)</h2>
 {
         _table(
             _na(basket_rows),
@@ -450,3 +461,99 @@ and has no rank IC.</p>
 <h2>Held-out span: Sharpe per symbol</h2>
 {_table(symbol_rows, ["symbol", *strategies])}
 </body></html>"""
+
+
+def _book_section(
+    block: dict[str, Any] | None, curves: pd.DataFrame, exposure: dict[str, pd.DataFrame]
+) -> str:
+    """The report's section on the universe traded as one book."""
+    if not block:
+        return ""
+    import html
+
+    import matplotlib.pyplot as plt
+
+    from ai_trade_bot.evaluation.report import _png, _table
+
+    stats = block["statistics"]
+    rows = [{"book": f"book: {block['deployed']['name']}", **block["metrics"]}]
+    rows.append({"book": "placebo (outputs shuffled in time per symbol)", **block["placebo"]})
+    rows += [{"book": k, **m} for k, m in block["baselines"].items()]
+    for row in rows:
+        row.pop("limits_bound", None)
+    columns = [
+        "book", "sharpe", "total_return", "max_drawdown", "n_trades", "exposure",
+        "max_gross_exposure", "turnover_per_year", "cost_paid", "gross_return_before_costs",
+        "expected_edge", "expected_edge_after_costs",
+    ]  # fmt: skip
+    limit_rows = [{"limit": k, "bound (time x symbol)": v}
+                  for k, v in block["metrics"]["limits_bound"].items()]  # fmt: skip
+    lim = block["limits"]
+    limit_text = ", ".join(
+        f"{k} {lim[k]}"
+        for k in (
+            "max_position_size",
+            "max_risk_per_trade",
+            "max_single_sector",
+            "max_correlated_exposure",
+            "max_total_exposure",
+            "max_portfolio_risk",
+            "max_daily_loss",
+            "max_daily_trades",
+        )
+    )
+    sector_rows = [{"sector": k, **v} for k, v in block["per_sector"].items()]
+    symbol_rows = [{"symbol": k, **v} for k, v in block["per_symbol"].items()]
+    validation = block["validation"]
+    trials = sorted(validation["trials"], key=lambda r: -np.nan_to_num(r["sharpe"], nan=-9))
+    figures = []
+    book_curves = [c for c in curves.columns if c.startswith("book:")]
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for name in book_curves:
+        series = curves[name].dropna()
+        if len(series):
+            ax.plot(series.index, series / series.iloc[0], label=name,
+                    lw=2.2 if name == f"book:{block['deployed']['name']}" else 1.0)  # fmt: skip
+    ax.set_title("The book on the held-out span (start = 1)")
+    ax.legend(fontsize=7)
+    figures.append(_png(fig))
+    for key, title in (
+        ("sector", "by sector"),
+        ("cluster", "by correlation cluster (largest first)"),
+    ):
+        frame = exposure.get(key)
+        if frame is None or frame.empty:
+            figures.append(f"<p>Gross exposure {html.escape(title)}: never held.</p>")
+            continue
+        fig, ax = plt.subplots(figsize=(11, 2.8))
+        ax.stackplot(frame.index, frame.T.to_numpy(), labels=list(frame.columns))
+        ax.set_title(f"Gross exposure {title}, fraction of equity")
+        ax.legend(fontsize=7, loc="upper left")
+        figures.append(_png(fig))
+    pbo = stats.get("pbo")
+    pbo_text = (
+        f"{pbo:.2f}"
+        if pbo is not None and np.isfinite(pbo)
+        else (f"undefined ({html.escape(str(stats.get('pbo_undefined', '')))})")
+    )
+    return f"""<h2>Held-out span: the universe as one book</h2>
+<p>{html.escape(block["construction"])}: {html.escape(limit_text)}. Deployed:
+<b>{html.escape(block["deployed"]["name"])}</b> (model | construction method | entry margin),
+chosen by its Sharpe on the trainer's out-of-fold rows
+({html.escape(validation["span"]["start"])} to {html.escape(validation["span"]["end"])},
+{validation["span"]["times"]} times, {len(trials)} trials), never on this span.</p>
+<p><b>{html.escape(block["verdict"])}</b>. Deflated Sharpe {stats["dsr"]:.3f} over
+{block["n_trials"]} trials ({html.escape(block["n_trials_rule"])}); PBO {pbo_text}.</p>
+{_table(_na(rows), columns)}
+<p>Expected edge: what the model's own expected returns promised for the positions held,
+summed over the span; after costs: less the fees, spread and slippage paid. Cost paid,
+returns and edges are fractions of the initial equity.</p>
+{"".join(figures)}
+<h3>How often each limit bound</h3>
+{_table(limit_rows, ["limit", "bound (time x symbol)"]) if limit_rows else "<p>No limit bound.</p>"}
+<h3>Per sector and per symbol</h3>
+{_table(_na(sector_rows), ["sector", "pnl", "n_trades", "mean_gross_exposure"])}
+{_table(_na(symbol_rows), ["symbol", "pnl", "n_trades", "win_rate", "mean_gross_exposure"])}
+<h3>Validation trials (best 10 by Sharpe)</h3>
+{_table(_na(trials[:10]), ["model", "method", "margin", "sharpe", "total_return", "n_trades"])}
+"""

@@ -121,6 +121,16 @@ class RiskLimits:
         return np.array([codes[n] for n in names], dtype=np.int64)
 
 
+def parse_risk_limits(block: dict | None) -> RiskLimits:
+    """``params:risk`` as :class:`RiskLimits`; a misspelt key or a value out of range is
+    a ConfigError that names it."""
+    from ai_trade_bot.config import parse_config
+
+    block = dict(block or {})
+    block["sectors"] = dict(block.get("sectors") or {})
+    return parse_config(RiskLimits, block, name="risk")
+
+
 def correlation_clusters(returns: np.ndarray, threshold: float) -> np.ndarray:
     """Cluster ids of symbols from a (bars, symbols) window of past returns: two symbols
     are joined when their correlation over the window exceeds ``threshold``, and clusters

@@ -14,6 +14,7 @@ from ai_trade_bot.agents import parse_agent_block
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.data.ingest import parse_ingestion_config
 from ai_trade_bot.errors import DataValidationError
+from ai_trade_bot.evaluation.portfolio import evaluate_portfolio
 from ai_trade_bot.evaluation.settings import parse_evaluate_config
 from ai_trade_bot.evaluation.universe import (
     evaluate_universe,
@@ -28,6 +29,8 @@ from ai_trade_bot.features.cross_section import (
     cross_section_labels,
 )
 from ai_trade_bot.modeling.meta import parse_meta_config
+from ai_trade_bot.portfolio.construct import PortfolioConfig
+from ai_trade_bot.portfolio.limits import parse_risk_limits
 from ai_trade_bot.registry import tracking
 from ai_trade_bot.training.fanout import ExecutorConfig, iter_tasks
 from ai_trade_bot.training.folds import WalkForwardConfig
@@ -229,24 +232,37 @@ def predict_universe_test_span(
 
 def evaluate_universe_test_span(
     universe_test_outputs: pd.DataFrame,
+    universe_oof_predictions: pd.DataFrame,
     universe_candles: pd.DataFrame,
     universe_labels: pd.DataFrame,
     universe_train_summary: dict[str, Any],
     universe_data_quality: dict[str, Any],
     evaluate: dict[str, Any],
+    risk: dict[str, Any],
+    portfolio: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame, str]:
-    """Trade each fit and the baselines per symbol on the held-out span, as one basket,
-    with the honest statistics; the HTML report.
+    """Trade the universe as one book (construction chosen on the out-of-fold rows, the
+    held-out span evaluated once) and, for reference, each fit as equal-weight sleeves;
+    the honest statistics and the HTML report.
 
     Returns:
         ``universe_evaluation``, ``universe_equity_curves`` and ``universe_report``.
     """
     config = parse_evaluate_config(evaluate)
+    limits = parse_risk_limits(risk)
+    construction = parse_config(PortfolioConfig, portfolio, name="portfolio")
     evaluation, curves = evaluate_universe(
         universe_test_outputs, universe_candles, universe_labels, config
     )
+    book, book_curves, exposure = evaluate_portfolio(
+        universe_test_outputs, universe_oof_predictions, universe_candles, universe_labels,
+        universe_train_summary, config, limits, construction,
+    )  # fmt: skip
+    evaluation["portfolio"] = book
     evaluation["mlflow_run_id"] = tracking.active_run_id()
+    curves = book_curves.join(curves, how="outer")
+    curves.index.name = "timestamp"
     report = render_universe_report(
-        evaluation, curves, universe_train_summary, universe_data_quality
+        evaluation, curves, universe_train_summary, universe_data_quality, exposure
     )
     return evaluation, curves, report

@@ -134,14 +134,20 @@ def honest_statistics(
     trial_returns: pd.DataFrame,
     config: EvaluateConfig,
     ppy: float | None = None,
+    *,
+    sharpe_trials: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """PSR/DSR of the chosen strategy, PBO of the selection, bootstrap Sharpe interval."""
+    """PSR/DSR of the chosen strategy, PBO of the selection, bootstrap Sharpe interval.
+
+    ``sharpe_trials``: the trials whose spread of Sharpe sets the deflation's threshold
+    (default ``trial_returns``); ``n_trials`` always counts every trial."""
     r = strategy.returns.to_numpy()
     ppy = periods_per_year(strategy.returns.index) if ppy is None else ppy
     # configurations with identical returns are one configuration (as PBO counts them):
     # copies of a strategy that never trades would otherwise widen the spread of Sharpe
     # the deflation assumes luck produced, and deflate a real edge toward nothing
-    distinct = np.unique(trial_returns.to_numpy(dtype=np.float64), axis=1)
+    spread = trial_returns if sharpe_trials is None else sharpe_trials
+    distinct = np.unique(spread.to_numpy(dtype=np.float64), axis=1)
     trial_sr = sharpe_columns(distinct)
     dsr = deflated_sharpe(r, n_trials, trial_sr)
     lo, hi = block_bootstrap_ci(

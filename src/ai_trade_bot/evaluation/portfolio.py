@@ -420,7 +420,13 @@ def evaluate_portfolio(
         )
     trial_returns = pd.DataFrame({k: b.returns for k, b in trials.items()})
     n_trials = len(panel.symbols) * len(trials)
-    stats = honest_statistics(book.as_strategy(), n_trials, trial_returns, config, panel.ppy)
+    # a book that never traded has a Sharpe of 0 by construction, not by luck: it counts
+    # as a trial, but does not widen the spread of Sharpe the deflation attributes to luck
+    traded = trial_returns.loc[:, (trial_returns.fillna(0.0) != 0.0).any()]
+    stats = honest_statistics(
+        book.as_strategy(), n_trials, trial_returns, config, panel.ppy,
+        sharpe_trials=traded if traded.shape[1] else None,
+    )  # fmt: skip
     hold = baselines["baseline:buy_and_hold"].metrics["sharpe"]
     verdict = _verdict(book, stats["dsr"], placebo.metrics["sharpe"], hold)
     curves = pd.DataFrame(

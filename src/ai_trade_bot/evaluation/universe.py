@@ -61,9 +61,24 @@ def predict_held_out(
         models: ``universe_models``: scope -> agent -> fitted agent.
     """
     calendar = time_calendar(X.index)
-    start = calendar[holdout_start(len(calendar), config)]
+    outputs = predict_scopes(X, models, calendar[holdout_start(len(calendar), config)])
+    if outputs.empty:
+        raise DataValidationError("universe: no rows in the held-out test span to evaluate")
+    return outputs
+
+
+def predict_scopes(
+    X: pd.DataFrame,
+    models: dict[str, dict[str, Any]],
+    start: pd.Timestamp,
+    scopes: list[str] | None = None,
+) -> pd.DataFrame:
+    """Every agent's and meta-agent's outputs of ``scopes`` (default: all) on the rows of
+    ``X`` at or after ``start``; long, with ``timestamp, symbol, scope, agent``."""
     parts = []
     for scope, fitted in models.items():
+        if scopes is not None and scope not in scopes:
+            continue
         rows = scope_rows(X, scope)
         times = rows.index.get_level_values("timestamp")
         first = int(np.searchsorted(times, start, "left"))
@@ -81,7 +96,7 @@ def predict_held_out(
             outputs.append(meta[list(MODEL_COLUMNS)].assign(scope=scope, agent=META))
         parts.extend(outputs)
     if not parts:
-        raise DataValidationError("universe: no rows in the held-out test span to evaluate")
+        return pd.DataFrame(columns=["timestamp", "symbol", *MODEL_COLUMNS, "scope", "agent"])
     return pd.concat(parts).reset_index()
 
 

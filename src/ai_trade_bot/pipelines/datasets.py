@@ -12,6 +12,7 @@ from kedro.io import AbstractDataset
 if TYPE_CHECKING:  # imported where used: the catalog must not import torch for ingestion
     from ai_trade_bot.agents import Agent
     from ai_trade_bot.registry.bundle import Bundle
+    from ai_trade_bot.registry.universe_bundle import UniverseBundle
 
 
 class AgentDataset(AbstractDataset["Agent", "Agent"]):
@@ -105,3 +106,25 @@ class JSONDirectoryDataset(AbstractDataset[dict, dict]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path)}
+
+
+class UniverseBundleDataset(AbstractDataset["UniverseBundle", "UniverseBundle"]):
+    """A universe bundle saved as a directory (``UniverseBundle.save`` / ``load``)."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = PurePosixPath(filepath)
+        self.metadata = metadata
+
+    def load(self) -> UniverseBundle:
+        from ai_trade_bot.registry.universe_bundle import UniverseBundle
+
+        return UniverseBundle.load(Path(self._filepath))
+
+    def save(self, data: UniverseBundle) -> None:
+        data.save(Path(self._filepath))
+
+    def _exists(self) -> bool:
+        return (Path(self._filepath) / "universe_bundle.json").exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

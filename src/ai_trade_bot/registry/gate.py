@@ -31,6 +31,7 @@ class DeployConfig:
     """
 
     model_name: str = "ai_trade_bot"
+    universe_model_name: str = "ai_trade_bot_universe"
     min_sharpe_gain: float = 0.0
     min_log_loss_gain: float = 0.0
     max_pbo: float = 0.5

@@ -30,6 +30,7 @@ class SymbolTask:
     excess: pd.DataFrame  # its cross-sectional labels
     features: dict[str, Any]  # params:features without the cross_section block
     timeframe: str
+    unlabeled: bool = False  # keep complete feature rows whose label is not known yet
 
 
 def symbol_rows(task: SymbolTask) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -43,7 +44,8 @@ def _symbol_rows(task: SymbolTask) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     The rows are what :func:`ai_trade_bot.registry.bundle.model_frame` gives agents (the
     features with the raw bar columns, complete rows only) joined with the cross-sectional
-    columns, for rows whose direction and next return are known, in float32 (half the
+    columns, for rows whose direction and next return are known (all complete feature
+    rows with ``unlabeled``), in float32 (half the
     memory of a universe; LightGBM bins its inputs and torch trains in float32 anyway),
     with ``symbol_id``.
     """
@@ -52,7 +54,7 @@ def _symbol_rows(task: SymbolTask) -> tuple[pd.DataFrame, pd.DataFrame]:
     own = build_features(bars, timeframe=task.timeframe, config=config).join(task.cross)
     X = model_frame(own, bars)
     y = task.targets.join(task.excess).reindex(X.index)
-    keep = y[["direction", "next_return"]].notna().all(axis=1).to_numpy()
+    keep = y[["direction", "next_return"]].notna().all(axis=1).to_numpy() | task.unlabeled
     X = X[keep].astype(np.float32)
     X["symbol_id"] = np.float32(task.code)
     return X, y[keep]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 from typing import Any
 
@@ -13,7 +12,6 @@ import pandas as pd
 from ai_trade_bot.agents import parse_agent_block
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.data.ingest import parse_ingestion_config
-from ai_trade_bot.errors import DataValidationError
 from ai_trade_bot.evaluation.portfolio import evaluate_portfolio
 from ai_trade_bot.evaluation.settings import parse_evaluate_config
 from ai_trade_bot.evaluation.universe import (
@@ -21,24 +19,21 @@ from ai_trade_bot.evaluation.universe import (
     predict_held_out,
     render_universe_report,
 )
-from ai_trade_bot.features.build import LabelConfig, labels_for
 from ai_trade_bot.features.cross_section import (
-    CROSS_COLUMNS,
     CrossSectionConfig,
-    cross_section_features,
-    cross_section_labels,
 )
 from ai_trade_bot.modeling.meta import parse_meta_config
 from ai_trade_bot.portfolio.construct import PortfolioConfig
 from ai_trade_bot.portfolio.limits import parse_risk_limits
 from ai_trade_bot.registry import tracking
-from ai_trade_bot.training.fanout import ExecutorConfig, iter_tasks
+from ai_trade_bot.registry.universe_bundle import UniverseBundle, resolved_features
+from ai_trade_bot.training.fanout import ExecutorConfig
 from ai_trade_bot.training.folds import WalkForwardConfig
-from ai_trade_bot.training.pooled import Stacker, no_nan, train_universe
+from ai_trade_bot.training.pooled import no_nan, train_universe
 from ai_trade_bot.training.universe_meta import META, fit_universe_meta
 from ai_trade_bot.universe.ingest import load_universe
-from ai_trade_bot.universe.panel import align, from_long, symbol_frame, to_long
-from ai_trade_bot.universe.rows import SymbolTask, symbol_rows
+from ai_trade_bot.universe.inputs import universe_inputs
+from ai_trade_bot.universe.panel import align, to_long
 
 logger = logging.getLogger(__name__)
 
@@ -89,54 +84,10 @@ def universe_features(
         ``universe_model_input`` and ``universe_labels`` (stacked, complete rows only, with
         ``timestamp`` and ``symbol`` columns) and ``universe_feature_manifest``.
     """
-    block = dict(features)
-    cross = parse_config(
-        CrossSectionConfig, block.pop("cross_section", {}), name="features.cross_section"
-    )
-    timeframe = universe_data_quality["timeframe"]
-    label_config = parse_config(LabelConfig, labels, name="labels")
-    panel = from_long(universe_candles)
-    cs = cross_section_features(panel, cross)
-    symbols = sorted(panel["close"].columns)
-    codes = {s: i for i, s in enumerate(symbols)}
-    bars = {s: symbol_frame(panel, s) for s in symbols}
-    targets = {s: labels_for(bars[s], label_config) for s in symbols}
-    excess = cross_section_labels({s: t["next_return"] for s, t in targets.items()}, panel, cross)
-    tasks = [
-        SymbolTask(s, codes[s], bars[s], cs.pop(s), targets.pop(s), excess.pop(s), block, timeframe)
-        for s in symbols
-    ]
-    # the first symbol is built here: its columns lay out the stacked frames
-    probe = symbol_rows(tasks[0])
-    indexes = {s: bars[s].index for s in symbols}
-    del bars
-    # float32: half the memory of a universe (LightGBM bins its inputs and torch trains in
-    # float32 anyway)
-    inputs = Stacker(indexes, probe[0].columns, np.float32)
-    outputs = Stacker(indexes, probe[1].columns, np.float64)
     executor = parse_config(ExecutorConfig, train.get("executor", {}), name="train.executor")
-    rows_per_symbol = {}
-    results = iter_tasks(symbol_rows, tasks[1:], executor)
-    for symbol, (X, y) in zip(symbols, itertools.chain([probe], results), strict=True):
-        inputs.put(symbol, X)
-        outputs.put(symbol, y)
-        rows_per_symbol[symbol] = len(X)
-        del X, y  # placed: the next symbol's rows may arrive
-    X = inputs.frame()
-    y = outputs.frame()
-    del inputs, outputs
-    if X.empty:
-        raise DataValidationError("universe: no complete feature rows with labels")
-    manifest = {
-        "symbols": sorted(codes),
-        "symbol_ids": codes,
-        "rows": len(X),
-        "rows_per_symbol": rows_per_symbol,
-        "n_features": X.shape[1],
-        "cross_section_columns": list(CROSS_COLUMNS),
-        "cross_section": dataclasses.asdict(cross),
-    }
-    logger.info("universe features: %d rows x %d columns over %d symbols", *X.shape, len(codes))
+    X, y, manifest = universe_inputs(
+        universe_candles, features, labels, universe_data_quality["timeframe"], executor=executor
+    )
     X.reset_index(inplace=True)  # in place: a copy of a large universe doubles its memory
     y.reset_index(inplace=True)
     return X, y, manifest
@@ -266,3 +217,81 @@ def evaluate_universe_test_span(
         evaluation, curves, universe_train_summary, universe_data_quality, exposure
     )
     return evaluation, curves, report
+
+
+def package_universe_bundle(
+    universe_models: dict[str, Any],
+    universe_evaluation: dict[str, Any],
+    universe_data_quality: dict[str, Any],
+    universe_candles: pd.DataFrame,
+    features: dict[str, Any],
+    labels: dict[str, Any],
+    evaluate: dict[str, Any],
+    portfolio: dict[str, Any],
+    risk: dict[str, Any],
+) -> UniverseBundle:
+    """The universe's bundle: every fit, the deployed book (model, method, margin chosen
+    on validation rows), the construction, the limits and every setting (parsed first, so
+    a misspelt key fails here by name).
+
+    Returns:
+        ``universe_bundle``.
+    """
+    parse_evaluate_config(evaluate)
+    parse_config(PortfolioConfig, portfolio, name="portfolio")
+    parse_risk_limits(risk)
+    times = pd.DatetimeIndex(universe_candles["timestamp"])
+    timeframe = universe_data_quality["timeframe"]
+    deployed = universe_evaluation["portfolio"]["deployed"]
+    validation = universe_evaluation["portfolio"]["validation"]["span"]
+    return UniverseBundle(
+        symbols=sorted(universe_candles["symbol"].unique()),
+        timeframe=timeframe,
+        features=resolved_features(features, timeframe, times.max() - times.min()),
+        labels=dict(labels),
+        evaluate=dict(evaluate),
+        portfolio=dict(portfolio),
+        risk=dict(risk),
+        models=universe_models,
+        deployed={k: deployed[k] for k in ("model", "method", "margin")},
+        training={
+            "start": str(times.min()),
+            "validation": validation,
+            "held_out": universe_evaluation["portfolio"]["span"],
+        },
+    )
+
+
+def deploy_universe_bundle(
+    universe_bundle: UniverseBundle,
+    universe_candles: pd.DataFrame,
+    universe_evaluation: dict[str, Any],
+    universe_report: str,
+    universe_train_summary: dict[str, Any],
+    deploy: dict[str, Any],
+    project_root: str,
+) -> dict[str, Any]:
+    """Register the universe bundle (``challenger``) and move ``champion`` only through
+    the gate (:mod:`ai_trade_bot.registry.universe_deploy`).
+
+    Returns:
+        ``universe_deploy_report``.
+    """
+    from pathlib import Path
+
+    from ai_trade_bot.registry.gate import DeployConfig
+    from ai_trade_bot.registry.lineage import git_commit, sha256_text
+    from ai_trade_bot.registry.universe_deploy import register_universe
+
+    config = parse_config(DeployConfig, deploy, name="deploy")
+    lineage = {
+        "git_commit": git_commit(Path(project_root)),
+        "training_run_id": str(universe_evaluation.get("mlflow_run_id") or "untracked"),
+        "evaluation_run_id": str(universe_evaluation.get("mlflow_run_id") or "untracked"),
+        "evaluation_report_sha256": sha256_text(universe_report),
+    }
+    with tracking.ensure_run("universe"):
+        return register_universe(
+            universe_bundle, universe_candles, universe_evaluation, config,
+            config.universe_model_name, lineage,
+        )  # fmt: skip

@@ -1,13 +1,15 @@
 """The ``universe`` pipeline: ingest many symbols -> features -> pooled and per-symbol fits
--> the held-out span traded per symbol and as one basket."""
+-> the held-out span traded as one book -> the universe bundle, registered and gated."""
 
 from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
 from ai_trade_bot.pipelines.universe.nodes import (
+    deploy_universe_bundle,
     evaluate_universe_test_span,
     ingest_universe,
+    package_universe_bundle,
     predict_universe_test_span,
     train_universe_models,
     universe_features,
@@ -69,6 +71,36 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 ],
                 ["universe_evaluation", "universe_equity_curves", "universe_report"],
                 name="evaluate_universe",
+            ),
+            Node(
+                package_universe_bundle,
+                [
+                    "universe_models",
+                    "universe_evaluation",
+                    "universe_data_quality",
+                    "universe_candles",
+                    "params:features",
+                    "params:labels",
+                    "params:evaluate",
+                    "params:portfolio",
+                    "params:risk",
+                ],
+                "universe_bundle",
+                name="package_universe_bundle",
+            ),
+            Node(
+                deploy_universe_bundle,
+                [
+                    "universe_bundle",
+                    "universe_candles",
+                    "universe_evaluation",
+                    "universe_report",
+                    "universe_train_summary",
+                    "params:deploy",
+                    "params:project_root",
+                ],
+                "universe_deploy_report",
+                name="deploy_universe",
             ),
         ]
     )

@@ -47,3 +47,18 @@ def test_universe_run_on_a_folder_of_user_files_from_a_fresh_clone(tmp_path: Pat
     html = (reports / "report.html").read_text()
     assert "Research software" in html and "DDD" in html
     assert "universe basket gbm:pooled" in result.stdout + result.stderr
+    # the basket traded as one book, chosen on validation rows, with honest statistics
+    book = evaluation["portfolio"]
+    assert book["deployed"]["method"] in ("strategy", "topk", "equal", "confidence",
+                                          "volatility", "risk")  # fmt: skip
+    assert book["n_trials"] == 3 * len(book["trials"])
+    assert {"baseline:buy_and_hold", "baseline:sma_20_50"} <= set(book["baselines"])
+    assert "the universe as one book" in html
+    # the universe bundle is registered and gated; its book on the held-out span is the
+    # evaluation's (the same code, from the saved bundle)
+    deployed = json.loads((reports / "deploy_report.json").read_text())
+    assert deployed["model_name"] == "ai_trade_bot_universe" and deployed["version"] == "1"
+    assert deployed["decision"] in ("first_champion", "no_champion") and deployed["reasons"]
+    assert deployed["challenger"]["n_trades"] == book["metrics"]["n_trades"]
+    assert abs(deployed["challenger"]["sharpe"] - book["metrics"]["sharpe"]) < 1e-9
+    assert (project / "data/06_models/universe/bundle/universe_bundle.json").exists()

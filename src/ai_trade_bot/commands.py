@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -22,6 +23,7 @@ from ai_trade_bot.settings import PROJECT_ROOT
 
 DEFAULT_STATE = "data/09_live/state.db"
 DEFAULT_MODEL = "models:/ai_trade_bot@champion"
+DEFAULT_UNIVERSE_MODEL = "models:/ai_trade_bot_universe@champion"
 
 
 def default_tracking_uri() -> str:
@@ -102,6 +104,13 @@ def main() -> None:
 @click.option("--confirm-ungated", is_flag=True,
               help="With --live and --fallback rsi: trade the ungated fallback without a "
               "champion.")  # fmt: skip
+@click.option("--universe", is_flag=True,
+              help="Paper trade the universe as one book (the universe pipeline's champion, "
+              "models:/ai_trade_bot_universe@champion); --replay basket (the bundled "
+              "basket), a long candles file or a folder of one file per symbol; --feed ccxt "
+              "with --symbols.")  # fmt: skip
+@click.option("--symbols", default=None,
+              help="With --universe --feed ccxt: the markets, space-separated.")  # fmt: skip
 def live(
     feed: str,
     replay_source: str,
@@ -127,8 +136,23 @@ def live(
     symbol_maps: tuple[str, ...],
     live_orders: bool,
     confirm_ungated: bool,
+    universe: bool,
+    symbols: str | None,
 ) -> None:
     """Trade closed candles with the champion model; paper trading by default."""
+    if universe:
+        if live_orders:
+            raise click.UsageError(
+                "--universe trades a book on paper only: real orders for a book are not built"
+            )
+        _live_book(
+            feed=feed, replay_source=replay_source, start=start, speed=speed,
+            model_uri=None if model_uri == DEFAULT_MODEL else model_uri, state_path=state_path,
+            tracking_uri=tracking_uri, exchange=exchange, symbols=symbols, timeframe=timeframe,
+            exchange_url=exchange_url, poll_seconds=poll_seconds, stale_after=stale_after,
+            max_candles=max_candles, with_api=with_api, api_bind=api_bind, api_port=api_port,
+        )  # fmt: skip
+        return
     from ai_trade_bot.errors import AiTradeBotError
     from ai_trade_bot.evaluation.settings import parse_evaluate_config
     from ai_trade_bot.live.alerts import Alerts
@@ -239,6 +263,123 @@ def live(
             f"{runner.processed} candles; decision latency p50 {np.percentile(lat, 50):.1f} ms, "
             f"p99 {np.percentile(lat, 99):.1f} ms (median ms by stage: {stages}); "
             f"state in {state_path}"
+        )
+
+
+def universe_candles(source: str) -> Any:
+    """Long aligned candles for a book replay: ``basket`` (the bundled basket, as the
+    universe pipeline ingests it), a folder or glob of one file per symbol (validated as
+    ingestion does), or a long Parquet/CSV file (``timestamp, symbol, OHLCV``)."""
+    import pandas as pd
+
+    from ai_trade_bot.data.ingest import parse_ingestion_config
+    from ai_trade_bot.universe.ingest import load_universe
+    from ai_trade_bot.universe.panel import align, to_long
+
+    path = Path(source)
+    if source == "basket":
+        config = parse_ingestion_config({"source": "bundled", "bundled": "basket"})
+    elif path.is_file():
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+        if "missing" in frame:
+            return frame
+        clean = {s: g.set_index("timestamp").drop(columns="symbol").sort_index()
+                 for s, g in frame.groupby("symbol")}  # fmt: skip
+        return to_long(align(clean))
+    else:
+        config = parse_ingestion_config({"source": "file", "path": source})
+    result = load_universe(config)
+    return to_long(align(result.clean))
+
+
+def _live_book(**o: Any) -> None:
+    """``ai-trade-bot live --universe``: the book runner (:mod:`ai_trade_bot.live.book`)."""
+    import numpy as np
+    import pandas as pd
+
+    from ai_trade_bot.errors import AiTradeBotError
+    from ai_trade_bot.live.book import BookConfig, BookRunner, BookStore, MultiFeed, ReplayBookFeed
+    from ai_trade_bot.live.config import LiveConfig
+    from ai_trade_bot.registry.universe_bundle import load_universe_bundle
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = LiveConfig.parse(project_parameters().get("live"))
+    uri = o["model_uri"] or DEFAULT_UNIVERSE_MODEL
+    bundle, version = None, "none"
+    try:
+        if not Path(uri).exists():
+            import mlflow
+
+            mlflow.set_tracking_uri(o["tracking_uri"] or default_tracking_uri())
+            mlflow.set_registry_uri(o["tracking_uri"] or default_tracking_uri())
+        bundle = load_universe_bundle(uri)
+        version = uri
+    except Exception as exc:  # no champion yet, no registry: the book makes no new entries
+        click.echo(f"no universe model at {uri} ({type(exc).__name__}: {exc}); the book makes "
+                   "no new entries", err=True)  # fmt: skip
+    if o["feed"] == "replay":
+        candles = universe_candles(o["replay_source"] if o["replay_source"] != "sp500"
+                                   else "basket")  # fmt: skip
+        names = sorted(candles["symbol"].unique()) if bundle is None else bundle.symbols
+        times = pd.DatetimeIndex(sorted(candles["timestamp"].unique()))
+        start = o["start"]
+        if start is None:
+            first = times[int(len(times) * 0.8)]
+        elif str(start).isdigit():
+            first = times[int(start)]
+        else:
+            first = pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tzinfo is None else (
+                pd.Timestamp(start))  # fmt: skip
+        feed = ReplayBookFeed(candles[candles["symbol"].isin(names)], names, first,
+                              speed=o["speed"])  # fmt: skip
+    else:
+        from ai_trade_bot.data.sources import make_exchange
+        from ai_trade_bot.live.feeds import CcxtFeed
+
+        names = (o["symbols"] or "").split() or (bundle.symbols if bundle else [])
+        if not names:
+            raise click.UsageError("--universe --feed ccxt needs --symbols (space-separated)")
+        client = make_exchange(o["exchange"], api_host=o["exchange_url"], credentials={})
+        feed = MultiFeed(
+            {s: CcxtFeed(client, symbol=s, timeframe=o["timeframe"],
+                         poll_seconds=o["poll_seconds"], stale_after=o["stale_after"])
+             for s in names},
+            bar_timeout=settings.bar_timeout,
+        )  # fmt: skip
+    api = (
+        _start_api(o["state_path"], o["api_bind"], o["api_port"], settings.api_hosts)
+        if o["with_api"]
+        else None
+    )
+    store = BookStore(o["state_path"])
+    runner = BookRunner(feed, store, bundle, BookConfig(bar_timeout=settings.bar_timeout),
+                        version=version, symbols=names)  # fmt: skip
+    stopped = "the replay ended" if o["feed"] == "replay" else "the feed ended"
+    try:
+        with _sigterm_as_interrupt():
+            try:
+                runner.start()
+            except AiTradeBotError as exc:
+                raise click.ClickException(str(exc)) from exc
+            runner.run(max_steps=o["max_candles"])
+    except KeyboardInterrupt:
+        stopped = "stopped by a signal"
+        click.echo(f"stopped; resume with the same command (state in {o['state_path']})")
+    finally:
+        if store.book() is not None:
+            runner.stop(stopped)
+        store.close()
+        if api is not None:
+            api.terminate()
+    if runner.latencies:
+        lat = np.array(runner.latencies)
+        click.echo(
+            f"{runner.processed} steps of {len(runner.symbols)} symbols; step latency p50 "
+            f"{np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms; state in "
+            f"{o['state_path']}"
         )
 
 

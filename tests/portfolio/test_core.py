@@ -407,11 +407,12 @@ def test_portfolio_parity_bar_by_bar_core_is_the_backtest() -> None:
             last_close=last_close, atr=atr.iloc[i - 1].to_numpy(),
             clusters=clusters.iloc[i - 1].to_numpy(), day=days[i],
         )  # fmt: skip
-        fills += core.fill(
+        got, _ = core.fill(
             account, states, i, candles[i], allowed, atr_prev=atr.iloc[i - 1].to_numpy(),
             atr_now=atr.iloc[i].to_numpy(), day=days[i], fee=fee.iloc[i].to_numpy(),
             slip=slip.iloc[i].to_numpy(), last_close=last_close,
         )  # fmt: skip
+        fills += got
         equity.append(account[S_EQUITY])
     np.testing.assert_array_equal(np.array(equity), kernel.equity.to_numpy())
     closes = [f for f in fills if f["kind"] in ("close", "stop", "target", "risk")]

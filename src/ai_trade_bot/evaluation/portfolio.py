@@ -183,11 +183,10 @@ def trade_book(
     """Trade ``targets`` through the execution core with the book's limits and costs."""
     engine = portfolio.engine(config.engine)
     # the forecast stop runs as the engine's ATR stop on the forecast's price units
-    vol = panel.sigma if sigma is None else sigma
-    atr = vol * panel.close if portfolio.stop == "forecast" else panel.atr
+    atr = book_atr(panel, portfolio, panel.sigma if sigma is None else sigma)
     result = run_portfolio(
         panel.bars, targets.reindex(index=panel.index, columns=panel.symbols), engine, limits,
-        confidence=confidence, atr=atr.ffill().bfill(), fee=panel.fee, slip=panel.slip,
+        confidence=confidence, atr=atr, fee=panel.fee, slip=panel.slip,
     )  # fmt: skip
     return Book(name, targets, result, book_metrics(result, panel, ev))
 
@@ -220,8 +219,7 @@ def book_metrics(
     return metrics
 
 
-def model_book(
-    name: str,
+def model_targets(
     outputs: dict[str, pd.DataFrame],
     method: str,
     margin: float,
@@ -229,8 +227,10 @@ def model_book(
     config: EvaluateConfig,
     limits: RiskLimits,
     portfolio: PortfolioConfig,
-) -> Book:
-    """One model's book with one (method, margin)."""
+) -> dict[str, pd.DataFrame]:
+    """One model's target fractions for one (method, margin), with what the book reads
+    beside them (``targets, confidence, ev, sigma``): the backtest's and the live book
+    runner's one path from outputs to targets."""
     magnitude = outputs.get("magnitude")
     if magnitude is not None and not np.isfinite(magnitude.to_numpy(np.float64)).any():
         magnitude = None
@@ -255,9 +255,32 @@ def model_book(
         limits=limits, config=portfolio, stop_distance=stop_distance(panel, portfolio),
         strategy_targets=strategy,
     )  # fmt: skip
+    return {"targets": targets, "confidence": confidence, "ev": ev, "sigma": sigma}
+
+
+def model_book(
+    name: str,
+    outputs: dict[str, pd.DataFrame],
+    method: str,
+    margin: float,
+    panel: Panel,
+    config: EvaluateConfig,
+    limits: RiskLimits,
+    portfolio: PortfolioConfig,
+) -> Book:
+    """One model's book with one (method, margin) (:func:`model_targets`, traded)."""
+    made = model_targets(outputs, method, margin, panel, config, limits, portfolio)
     return trade_book(
-        name, targets, panel, config, limits, portfolio, confidence=confidence, ev=ev, sigma=sigma
-    )
+        name, made["targets"], panel, config, limits, portfolio,
+        confidence=made["confidence"], ev=made["ev"], sigma=made["sigma"],
+    )  # fmt: skip
+
+
+def book_atr(panel: Panel, portfolio: PortfolioConfig, sigma: pd.DataFrame) -> pd.DataFrame:
+    """What the engine's ATR stop reads: the forecast in price units (``forecast``), else
+    the ATR; each symbol's last value carried over its missing bars (never a later one)."""
+    atr = sigma * panel.close if portfolio.stop == "forecast" else panel.atr
+    return atr.ffill()
 
 
 def _shuffled(outputs: dict[str, pd.DataFrame], seed: int) -> dict[str, pd.DataFrame]:

@@ -18,6 +18,7 @@ class LiveConfig:
     fallback: str = "none"  # none | rsi: what trades where no model output is usable
     symbol_map: dict[str, str] = field(default_factory=dict)  # model symbol -> market
     api_hosts: list[str] = field(default_factory=list)  # Host names the API answers too
+    bar_timeout: float = 60.0  # a universe book: seconds to wait for a late symbol's candle
 
     def __post_init__(self) -> None:
         if self.fallback not in ("none", "rsi"):

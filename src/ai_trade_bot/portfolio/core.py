@@ -183,8 +183,9 @@ def portfolio_fill(
     start_day(account, day)
     eq_open = account[S_CASH]
     for s in range(n):
-        px = o[s] if not np.isnan(o[s]) else last_close[s]
-        eq_open += states[s, S_UNITS] * px
+        if states[s, S_UNITS] != 0.0:  # (a symbol never traded may have no price yet)
+            px = o[s] if not np.isnan(o[s]) else last_close[s]
+            eq_open += states[s, S_UNITS] * px
     k = k0
     j = j0
     for s in range(n):
@@ -214,7 +215,8 @@ def portfolio_fill(
         last_close[s] = c[s]
     equity = account[S_CASH]
     for s in range(n):
-        equity += states[s, S_UNITS] * last_close[s]
+        if states[s, S_UNITS] != 0.0:
+            equity += states[s, S_UNITS] * last_close[s]
     account[S_EQUITY] = equity
     account[S_PEAK] = max(account[S_PEAK], equity)
     if equity < account[S_DAY_START] * (1.0 - cfg.max_daily_loss):
@@ -343,26 +345,34 @@ class PortfolioCore:
         fee: np.ndarray,
         slip: np.ndarray,
         last_close: np.ndarray,
-    ) -> list[dict[str, float | str]]:
+        record_trades: bool = True,
+    ) -> tuple[list[dict[str, float | str]], list[dict[str, float | str]]]:
         """Apply bar ``bar``'s candles ((symbols, 4): open, high, low, close; a row of
         NaN: no candle) to the book, filling ``allowed`` at the opens; returns the fills
-        by symbol. ``last_close`` is updated in place."""
+        and the round trips closed, by symbol. ``last_close`` is updated in place."""
         from ai_trade_bot.backtest.engine import FILL_FIELDS, FILL_KINDS
 
         f64 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
         candles = f64(candles)
-        _, made = portfolio_fill(
+        closed, made = portfolio_fill(
             account, states, int(bar), candles[:, 0].copy(), candles[:, 1].copy(),
             candles[:, 2].copy(), candles[:, 3].copy(), f64(allowed), f64(atr_prev),
             f64(atr_now), int(day), f64(fee), f64(slip), last_close, self.params, self._trades,
-            self._trade_symbol, 0, False, self._fills, self._fill_symbol, 0, True,
+            self._trade_symbol, 0, record_trades, self._fills, self._fill_symbol, 0, True,
         )  # fmt: skip
-        return [
+        fills = [
             {"symbol": self.symbols[int(self._fill_symbol[r])]}
             | dict(zip(FILL_FIELDS, self._fills[r].tolist(), strict=True))
             | {"kind": FILL_KINDS[int(self._fills[r, 4])]}
             for r in range(made)
         ]
+        trades = [
+            {"symbol": self.symbols[int(self._trade_symbol[r])]}
+            | dict(zip(TRADE_FIELDS, self._trades[r].tolist(), strict=True))
+            | {"reason": REASONS[int(self._trades[r, 8])]}
+            for r in range(closed if record_trades else 0)
+        ]
+        return fills, trades
 
 
 @dataclass

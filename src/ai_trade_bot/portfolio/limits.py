@@ -150,6 +150,16 @@ def correlation_clusters(returns: np.ndarray, threshold: float) -> np.ndarray:
     return np.array([codes[r] for r in labels.tolist()], dtype=np.int64)
 
 
+def clusters_at(returns: pd.DataFrame, window: int, threshold: float) -> np.ndarray:
+    """The ids :func:`rolling_clusters` (recomputed every bar) gives the last row of
+    ``returns``: from its last ``window`` rows, or every symbol its own cluster before a
+    full window (what the live book runner asks at each step)."""
+    values = returns.to_numpy(dtype=np.float64)
+    if len(values) < window:
+        return np.arange(values.shape[1], dtype=np.int64)
+    return correlation_clusters(values[len(values) - window :], threshold)
+
+
 def rolling_clusters(
     returns: pd.DataFrame, window: int, threshold: float, every: int = 1
 ) -> pd.DataFrame:

@@ -1,0 +1,131 @@
+"""A universe's model rows and the deployed model's outputs, one time step at a time.
+
+Reproduces :meth:`ai_trade_bot.registry.universe_bundle.UniverseBundle.outputs` over the
+candles it has seen: each symbol's own features come from the features code on its
+trailing window plus carried state (:func:`ai_trade_bot.features.build.update_features`,
+what the one-symbol runner streams with); the cross-sectional columns from the panel's
+trailing window (every input is a trailing window of each symbol's own bars); then the
+rows go to the deployed model (and its scope's meta-agent) as the batch path does.
+
+State is rebuilt from the stored candles on a resume (the features' state after the last
+candle is what a batch build over the same history ends with), so nothing but candles
+needs to be persisted for it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from ai_trade_bot.config import parse_config
+from ai_trade_bot.data.normalise import OHLCV_COLUMNS
+from ai_trade_bot.errors import DataValidationError
+from ai_trade_bot.features.build import (
+    FeatureState,
+    build_features_with_state,
+    feature_config,
+    stream_rows,
+    update_features,
+)
+from ai_trade_bot.features.cross_section import CrossSectionConfig, cross_section_features
+from ai_trade_bot.features.frame import model_frame
+from ai_trade_bot.registry.universe_bundle import UniverseBundle
+
+
+class UniverseStream:
+    """See the module docstring."""
+
+    def __init__(self, bundle: UniverseBundle) -> None:
+        self.bundle = bundle
+        block = dict(bundle.features)
+        self.cross = parse_config(
+            CrossSectionConfig, block.pop("cross_section", {}), name="features.cross_section"
+        )
+        self.config = feature_config(block)
+        self.timeframe = bundle.timeframe
+        self.rows = stream_rows(self.config, self.timeframe)
+        self.cross_rows = 2 * self.cross.warmup + 2  # panel times the cross section reads
+        self.codes = {s: i for i, s in enumerate(sorted(bundle.symbols))}
+        self.states: dict[str, FeatureState] = {}
+        self.windows: dict[str, pd.DataFrame] = {}
+        self.panel: dict[str, pd.DataFrame] = {}
+        self.columns: pd.Index | None = None
+        self.seconds = {"features": 0.0, "model": 0.0}
+
+    @property
+    def warmup_rows(self) -> int:
+        return max(self.rows, self.config.warmup) + 1
+
+    def start(self, candles: pd.DataFrame) -> None:
+        """The state after ``candles`` (long: ``timestamp, symbol, OHLCV, missing``)."""
+        from ai_trade_bot.universe.panel import from_long, symbol_frame
+
+        panel = from_long(candles)
+        for symbol in self.bundle.symbols:
+            bars = symbol_frame(panel, symbol)[list(OHLCV_COLUMNS)]
+            if len(bars) < self.config.warmup + 1:
+                raise DataValidationError(
+                    f"live universe: {symbol} has {len(bars)} candles of history; its "
+                    f"features need {self.config.warmup + 1}"
+                )
+            features, state = build_features_with_state(
+                bars, timeframe=self.timeframe, config=self.config
+            )
+            self.states[symbol] = state
+            self.windows[symbol] = bars.iloc[-self.rows :]
+            if self.columns is None:
+                self.columns = features.columns
+        self.panel = {k: v.iloc[-self.cross_rows :] for k, v in panel.items()}
+
+    def step(self, ts: pd.Timestamp, candles: dict[str, np.ndarray | None]) -> pd.DataFrame:
+        """Time ``ts`` with each symbol's candle (OHLCV; None: no candle at ``ts``): the
+        deployed model's outputs (long rows) for the symbols with complete rows."""
+        started = time.perf_counter()
+        own_rows = {}
+        for symbol in self.bundle.symbols:
+            values = candles.get(symbol)
+            if values is None:
+                continue
+            bar = pd.DataFrame([values], index=pd.DatetimeIndex([ts]), columns=list(OHLCV_COLUMNS))
+            window = pd.concat([self.windows[symbol], bar]).iloc[-self.rows :]
+            row, self.states[symbol] = update_features(
+                window, self.states[symbol], timeframe=self.timeframe, config=self.config
+            )
+            self.windows[symbol] = window
+            own_rows[symbol] = row.reindex(self.columns)
+        self._extend_panel(ts, candles)
+        cross = cross_section_features(self.panel, self.cross)
+        parts = []
+        for symbol, row in own_rows.items():
+            frame = row.to_frame().T.join(cross[symbol].loc[[ts]])
+            X = model_frame(frame, self.windows[symbol].iloc[-1:])
+            if X.empty:
+                continue
+            X = X.astype(np.float32)
+            X["symbol_id"] = np.float32(self.codes[symbol])
+            X.index = pd.MultiIndex.from_tuples([(ts, symbol)], names=["timestamp", "symbol"])
+            parts.append(X)
+        self.seconds["features"] = time.perf_counter() - started
+        if not parts:
+            return pd.DataFrame()
+        from ai_trade_bot.evaluation.universe import predict_scopes
+
+        X = pd.concat(parts).sort_index()
+        out = predict_scopes(X, self.bundle.models, ts, self.bundle.scopes)
+        out = out[out["agent"] == self.bundle.agent].reset_index(drop=True)
+        self.seconds["model"] = time.perf_counter() - started - self.seconds["features"]
+        return out
+
+    def _extend_panel(self, ts: pd.Timestamp, candles: dict[str, np.ndarray | None]) -> None:
+        """One more time in the trailing panel (a symbol without a candle: missing)."""
+        symbols = list(self.panel["close"].columns)
+        at = pd.DatetimeIndex([ts], name=self.panel["close"].index.name)
+        for k, field in enumerate(OHLCV_COLUMNS):
+            row = [np.nan if candles.get(s) is None else float(candles[s][k]) for s in symbols]
+            new = pd.DataFrame([row], index=at, columns=symbols)
+            self.panel[field] = pd.concat([self.panel[field], new]).iloc[-self.cross_rows :]
+        missing = pd.DataFrame([[candles.get(s) is None for s in symbols]], index=at,
+                               columns=symbols)  # fmt: skip
+        self.panel["missing"] = pd.concat([self.panel["missing"], missing]).iloc[-self.cross_rows :]

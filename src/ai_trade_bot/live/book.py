@@ -655,7 +655,7 @@ class BookRunner:
 
         stored = self.store.outputs()
         columns = ["timestamp", "symbol", *[c for c in OUTPUT_COLUMNS if c in stored]]
-        parts = [f[columns] for f in (stored, outputs) if len(f)]
+        parts = [f.reindex(columns=columns) for f in (stored, outputs) if len(f)]
         if not parts:
             return np.full(n, np.nan), np.zeros(n), np.full(n, np.nan)
         rows = pd.concat(parts, ignore_index=True)

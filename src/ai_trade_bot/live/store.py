@@ -509,6 +509,11 @@ def queue_command(
     db = sqlite3.connect(path, timeout=30)
     try:
         symbols = [r[0] for r in db.execute("SELECT symbol FROM runner ORDER BY symbol")]
+        book = db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'book_symbols'"
+        ).fetchone()
+        if book:  # a universe book's symbols (ai_trade_bot.live.book) take commands too
+            symbols += [r[0] for r in db.execute("SELECT symbol FROM book_symbols ORDER BY symbol")]
         targets = symbols if symbol is None else [s for s in symbols if s == symbol]
         now = time.time()
         db.executemany(

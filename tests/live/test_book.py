@@ -1,0 +1,223 @@
+"""The universe's book runner: the held-out span replayed through it is the portfolio
+backtest (trades and equity of every symbol); SIGKILL at random points resumes exactly;
+pause, resume and flatten per symbol and for all; a late symbol makes no new entries."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ai_trade_bot.commands import live_argv
+from ai_trade_bot.live.book import BookConfig, BookRunner, BookStore, MultiFeed, ReplayBookFeed
+from ai_trade_bot.live.store import queue_command
+from ai_trade_bot.registry.universe_bundle import UniverseBundle
+from tests.live.book_fixture import save_planted
+
+TRADE_COLUMNS = ["symbol", "entry_bar", "exit_bar", "side", "units", "entry_price",
+                 "exit_price", "pnl", "fees", "reason"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("book")
+    candles, path = save_planted(folder / "bundle")
+    return candles, path, UniverseBundle.load(path)
+
+
+def _times(candles: pd.DataFrame) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(sorted(candles["timestamp"].unique()))
+
+
+def test_portfolio_parity_book_runner_replays_the_backtest(planted, tmp_path: Path) -> None:
+    candles, _, bundle = planted
+    times = _times(candles)
+    start, end = times[-60], times[-1]
+    book, _, _ = bundle.book(candles, start, end)
+    store = BookStore(str(tmp_path / "state.db"))
+    runner = BookRunner(ReplayBookFeed(candles, bundle.symbols, start), store, bundle,
+                        BookConfig())  # fmt: skip
+    runner.start()
+    runner.run()
+    equity = store.equity()
+    np.testing.assert_allclose(equity["equity"].to_numpy(), book.result.equity.to_numpy(),
+                               rtol=1e-12)  # fmt: skip
+    expected = book.result.trades
+    expected = expected[expected["reason"] != "end"].reset_index(drop=True)[TRADE_COLUMNS]
+    got = store.trades()[TRADE_COLUMNS]
+    assert len(expected) >= 8, "the planted book hardly traded: the parity proves little"
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-12)
+    for symbol in bundle.symbols:  # every symbol's trades, not only the book's sum
+        assert (got["symbol"] == symbol).sum() == (expected["symbol"] == symbol).sum()
+    # the late symbol (DDD has no candle at one time) made no new entry and was named
+    alerts = store.state.alerts(limit=500)
+    assert any(a["kind"] == "late" and a["symbol"] == "DDD" for a in alerts)
+    store.close()
+
+
+def test_portfolio_limit_book_commands_pause_resume_flatten(planted, tmp_path: Path) -> None:
+    candles, _, bundle = planted
+    times = _times(candles)
+    state = tmp_path / "state.db"
+    store = BookStore(str(state))
+    feed = ReplayBookFeed(candles, bundle.symbols, times[-60])
+    runner = BookRunner(feed, store, bundle, BookConfig())
+    runner.start()
+    events = feed.events()
+    for _ in range(12):
+        runner.process(next(events))
+    held = pd.read_sql_query("SELECT * FROM book_positions", store.db).set_index("symbol")
+    assert (held["units"] != 0).sum() >= 2
+    victim = held.index[held["units"] != 0][0]
+    assert queue_command(state, "flatten", "test", victim) == [victim]
+    runner.process(next(events))  # decided flat at this close ...
+    runner.process(next(events))  # ... filled at the next open
+    after = pd.read_sql_query("SELECT * FROM book_positions", store.db).set_index("symbol")
+    assert after.loc[victim, "units"] == 0.0
+    queue_command(state, "pause", "test")  # every symbol
+    before = after["units"].abs()
+    for _ in range(6):
+        runner.process(next(events))
+    paused = pd.read_sql_query("SELECT * FROM book_positions", store.db).set_index("symbol")
+    assert (paused["paused"] == 1).all()
+    assert (paused["units"].abs() <= before + 1e-9).all()  # no new entry, nothing added
+    queue_command(state, "resume", "test")
+    runner.process(next(events))
+    resumed = pd.read_sql_query("SELECT * FROM book_positions", store.db)
+    assert (resumed["paused"] == 0).all()
+    kinds = [a["message"] for a in store.state.alerts(limit=200) if a["kind"] == "command"]
+    assert any("flatten" in m for m in kinds) and any("resume" in m for m in kinds)
+    store.close()
+
+
+class _SlowFeed:
+    """A one-symbol feed whose candles come ``delay`` seconds late."""
+
+    timeframe = "1d"
+
+    def __init__(self, frame: pd.DataFrame, delay: float) -> None:
+        self.frame, self.delay = frame, delay
+
+    def history(self, rows=None) -> pd.DataFrame:
+        return self.frame.iloc[:0]
+
+    def events(self, after=None):
+        from ai_trade_bot.live.feeds import FeedEvent
+
+        for ts, row in self.frame.iterrows():
+            time.sleep(self.delay)
+            yield FeedEvent("candle", row.rename(ts))
+
+
+def test_portfolio_multifeed_steps_without_a_late_symbol_after_the_bar_timeout(planted):
+    candles, _, _ = planted
+    frames = {
+        s: g.set_index("timestamp")[["open", "high", "low", "close", "volume"]].iloc[-3:]
+        for s, g in candles[~candles["missing"]].groupby("symbol")
+    }
+    feed = MultiFeed({"AAA": _SlowFeed(frames["AAA"], 0.0),
+                      "BBB": _SlowFeed(frames["BBB"], 1.0)}, bar_timeout=0.3)  # fmt: skip
+    first = next(iter(feed.events()))
+    assert set(first.candles) == {"AAA"} and first.late == ["BBB"]
+
+
+def _bar(state: Path) -> int:
+    if not state.exists():
+        return -2
+    try:
+        db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=1)
+        row = db.execute("SELECT bar FROM book").fetchone()
+        db.close()
+    except sqlite3.Error:
+        return -2
+    return -2 if row is None else int(row[0])
+
+
+def _tables(state: Path) -> dict[str, list[tuple]]:
+    db = sqlite3.connect(state)
+    out = {
+        table: db.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+        for table, order in (
+            ("book_fills", "bar, symbol, seq"),
+            ("book_trades", "exit_bar, symbol"),
+            ("book_orders", "ts, symbol"),
+            ("book_equity", "ts"),
+            ("book_positions", "symbol"),
+            ("book_decisions", "ts, symbol"),
+        )
+    }
+    out["book"] = db.execute(
+        "SELECT last_ts, bar, account, states, pending, last_close FROM book"
+    ).fetchall()
+    db.close()
+    return out
+
+
+def _run_cli(args: list[str]) -> None:
+    from ai_trade_bot.commands import main
+
+    main(args, standalone_mode=False)
+
+
+STEPS = 90
+KILLS = 20
+
+
+@pytest.mark.slow
+def test_portfolio_crash_book_runner_sigkill_at_random_points_resumes_exactly(
+    planted, tmp_path: Path
+) -> None:
+    candles, bundle_path, _bundle = planted
+    times = _times(candles)
+    start = str(times[-STEPS])
+    replay = bundle_path.parent / "candles.parquet"
+
+    def command(state: Path) -> list[str]:
+        return live_argv(universe=True, replay=replay, start=start, model=bundle_path,
+                         state=state)  # fmt: skip
+
+    import subprocess
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    reference = tmp_path / "reference.db"
+    done = subprocess.run(command(reference), env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _bar(reference) == STEPS - 1
+
+    crashed = tmp_path / "crashed.db"
+    args = command(crashed)[3:]
+    fork = multiprocessing.get_context("forkserver")
+    fork.set_forkserver_preload(["ai_trade_bot.commands", "ai_trade_bot.live.book"])
+    rng = np.random.default_rng(11)
+    kills = 0
+    while True:
+        process = fork.Process(target=_run_cli, args=(args,))
+        process.start()
+        before = _bar(crashed)
+        if kills < KILLS:
+            while _bar(crashed) <= before and process.is_alive():
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.2))  # often inside a step's transaction
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGKILL)
+            process.join()
+            if process.exitcode == -signal.SIGKILL:
+                kills += 1
+                continue
+        process.join(timeout=600)
+        assert process.exitcode == 0
+        break
+    assert kills >= KILLS, f"the replay ended after {kills} kills"
+    assert _bar(crashed) == STEPS - 1
+    expected, got = _tables(reference), _tables(crashed)
+    for table in expected:
+        assert got[table] == expected[table], table
+    assert expected["book_trades"], "the book traded"
+    assert len({row[0] for row in expected["book_positions"]}) >= 3

@@ -197,7 +197,14 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "state_file": str(state_path), "state_exists": state_path.exists()}
+        """Always answers: whether the state file exists, and what it holds (one-symbol
+        runners, a universe book)."""
+        out = {"status": "ok", "state_file": str(state_path), "state_exists": state_path.exists()}
+        try:
+            out |= cache.run(lambda r: {"runners": len(r.symbols()), "book": r.has_book()})
+        except (HTTPException, sqlite3.Error):
+            out |= {"runners": 0, "book": False}
+        return out
 
     @app.get("/status")
     async def status(symbol: str | None = None) -> Response:
@@ -212,6 +219,20 @@ def create_app(
             return statuses[0] if symbol is not None else {"symbols": statuses}
 
         # liveness and age move with the clock: built on every request (cheap reads)
+        return Response(orjson.dumps(cache.run(build)), media_type="application/json")
+
+    @app.get("/portfolio")
+    async def portfolio(limit: int = 2000) -> Response:
+        """A universe book (``ai-trade-bot live --universe``): equity, exposure by sector
+        and cluster, the limits and how close each is, and every symbol's position,
+        votes and reason."""
+
+        def build(reader: StateReader) -> dict[str, Any]:
+            data = reader.book(limit)
+            if data is None:
+                raise HTTPException(404, "no universe book in this state file")
+            return _portfolio(data)
+
         return Response(orjson.dumps(cache.run(build)), media_type="application/json")
 
     @app.get("/positions")
@@ -344,6 +365,67 @@ def create_app(
         return JSONResponse({"detail": f"state file unavailable: {exc}"}, status_code=503)
 
     return app
+
+
+def _portfolio(data: dict[str, Any]) -> dict[str, Any]:
+    """``/portfolio``'s body from :meth:`StateReader.book`."""
+    book = data["book"]
+    running = book["stopped_at"] is None and _pid_running(book["pid"])
+    updated = book["updated_at"]
+    equity = data["equity"]
+    sectors = sorted({k for e in data["exposure"]["sector"] for k in e})
+    limits = {
+        name: v | {"closeness": (v["value"] / v["limit"]) if v["limit"] else None}
+        for name, v in data["limits"].items()
+    }
+    symbols = []
+    for position in data["positions"]:
+        decision = data["decisions"].get(position["symbol"], {})
+        symbols.append(
+            {
+                "symbol": position["symbol"],
+                "sector": data["sectors"].get(position["symbol"]),
+                "units": position["units"],
+                "weight": position["weight"],
+                "target": position["target"],
+                "price": position["price"],
+                "entry_price": position["entry_price"],
+                "stop": position["stop"],
+                "late": bool(position["late"]),
+                "paused": bool(position["paused"]),
+                "reason": position["reason"],
+                "votes": {
+                    k: decision.get(k)
+                    for k in ("down", "flat", "up", "confidence", "expected_return")
+                },
+            }
+        )
+    return {
+        "symbols": symbols,
+        "mode": book["mode"],
+        "model_version": book["model_version"],
+        "model_state": book["model_state"],
+        "last_candle": _iso(book["last_ts"]),
+        "bar": book["bar"],
+        "running": running,
+        "runner": "running" if running else "stopped",
+        "stop_reason": book["stop_reason"],
+        "age_seconds": None if updated is None else max(time.time() - updated, 0.0),
+        "equity": equity[-1]["equity"] if equity else None,
+        "curve": {
+            "time": [_iso(e["ts"]) for e in equity],
+            "equity": [e["equity"] for e in equity],
+            "drawdown": [e["drawdown"] for e in equity],
+            "gross": [e["gross"] for e in equity],
+        },
+        "exposure": {
+            "sector": {k: [e.get(k, 0.0) for e in data["exposure"]["sector"]] for k in sectors},
+            "cluster": data["exposure"]["cluster"],
+        },
+        "limits": limits,
+        "fills": _timed(data["fills"]),
+        "trades": [t | {"time": _iso(t.pop("exit_ts"))} for t in data["trades"]],
+    }
 
 
 def _status(reader: StateReader, state: dict[str, Any]) -> dict[str, Any]:

@@ -445,6 +445,54 @@ class StateReader:
     def symbols(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT symbol FROM runner ORDER BY symbol")]
 
+    def has_book(self) -> bool:
+        """Whether a universe book has started in this file."""
+        has = self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'book'"
+        ).fetchone()
+        return bool(has) and self.db.execute("SELECT 1 FROM book").fetchone() is not None
+
+    def book(self, limit: int = 2000) -> dict[str, Any] | None:
+        """A universe book's state (:mod:`ai_trade_bot.live.book`), or None: its row, the
+        equity and exposure by sector over the last ``limit`` steps, the limits and how
+        close each is, each symbol's position and latest decision, recent fills, trades."""
+        has = self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'book'"
+        ).fetchone()
+        row = self.db.execute("SELECT * FROM book WHERE id = 1").fetchone() if has else None
+        if row is None:
+            return None
+        row = dict(row)
+        for key in ("account", "states", "pending", "last_close"):
+            row.pop(key)
+        equity = _rows(self.db, f"SELECT * FROM (SELECT * FROM book_equity ORDER BY ts DESC "
+                       f"LIMIT {int(limit)}) ORDER BY ts")  # fmt: skip
+        sectors = dict(self.db.execute("SELECT symbol, sector FROM book_symbols").fetchall())
+        positions = _rows(self.db, "SELECT * FROM book_positions ORDER BY symbol")
+        latest = {
+            r["symbol"]: r
+            for r in _rows(
+                self.db,
+                "SELECT d.* FROM book_decisions d JOIN (SELECT symbol, MAX(ts) AS ts FROM "
+                "book_decisions GROUP BY symbol) m ON d.symbol = m.symbol AND d.ts = m.ts",
+            )
+        }
+        last = equity[-1] if equity else None
+        return {
+            "book": row,
+            "equity": equity,
+            "sectors": sectors,
+            "limits": json.loads(last["limits"]) if last else {},
+            "exposure": {
+                "sector": [json.loads(e["by_sector"]) for e in equity],
+                "cluster": json.loads(last["by_cluster"]) if last else {},
+            },
+            "positions": positions,
+            "decisions": latest,
+            "fills": _rows(self.db, "SELECT * FROM book_fills ORDER BY ts DESC, seq LIMIT 20"),
+            "trades": _rows(self.db, "SELECT * FROM book_trades ORDER BY exit_ts DESC LIMIT 20"),
+        }
+
     def runners(self, symbol: str | None = None) -> list[dict[str, Any]]:
         return _scoped(self.db, "SELECT * FROM runner", symbol, "symbol")
 

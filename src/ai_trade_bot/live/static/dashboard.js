@@ -65,9 +65,52 @@ function showSymbols(symbols) {
   document.getElementById("symbol-box").hidden = names.length < 2;
 }
 const scoped = (path) => `${path}${path.includes("?") ? "&" : "?"}symbol=${encodeURIComponent(chosen)}`;
+function showBook(b) {
+  document.getElementById("book").hidden = false;
+  document.getElementById("book-status").replaceChildren(
+    item("symbols", String(b.symbols.length)), item("mode", b.mode),
+    item("model", b.model_version), item("last step", b.last_candle),
+    item("equity", fmt(b.equity, 2)),
+    item("runner", `${b.runner} (updated ${age(b.age_seconds)})`, "book-runner",
+      b.running ? "" : "stopped"));
+  Plotly.react("book-equity-chart", [{ x: b.curve.time, y: b.curve.equity, mode: "lines" }],
+    layout, { displayModeBar: false });
+  const sectors = Object.entries(b.exposure.sector).map(([name, values]) => ({
+    x: b.curve.time, y: values, name, mode: "lines", stackgroup: "exposure" }));
+  Plotly.react("book-exposure-chart", sectors, { ...layout, showlegend: true },
+    { displayModeBar: false });
+  fill("book-limits", Object.entries(b.limits).map(([name, v]) => [name, fmt(v.value, 3),
+    fmt(v.limit, 3), v.closeness === null ? "" : `${(100 * v.closeness).toFixed(0)}%`]));
+  document.querySelectorAll("#book-limits tbody tr").forEach((tr, i) => {
+    const v = Object.values(b.limits)[i];
+    if (v.closeness !== null && v.closeness >= 0.9) { tr.className = "near"; }
+  });
+  fill("book-clusters", Object.entries(b.exposure.cluster).map(([k, v]) => [k, fmt(v, 3)]));
+  fill("book-symbols", b.symbols.map(r => [r.symbol, r.sector, fmt(r.units, 4),
+    fmt(r.weight, 3), fmt(r.target, 3), fmt(r.votes.down, 3), fmt(r.votes.up, 3),
+    fmt(r.votes.confidence, 3), fmt(r.votes.expected_return, 5),
+    r.reason || ""]));
+  fill("book-trades", b.trades.map(t => [t.time, t.symbol, t.side > 0 ? "long" : "short",
+    fmt(t.units, 4), fmt(t.entry_price), fmt(t.exit_price), fmt(t.pnl, 2), t.reason]));
+}
 async function refresh() {
   try {
-    const all = await get("/status");
+    const health = await get("/health");  // what the state file holds: no failed loads
+    const book = health.book ? await get("/portfolio") : null;
+    if (book) {
+      showBook(book);
+      showSymbols(book.symbols);
+    }
+    const all = health.runners ? await get("/status") : null;
+    document.getElementById("single").hidden = !all;
+    document.getElementById("status").hidden = !all;
+    if (!all) {
+      if (!book) { throw new Error("no runner has started yet"); }
+      if (failing) { failing = ""; setMessage("", false); }
+      const a = await get("/alerts?limit=10");
+      fill("alerts", a.map(r => [new Date(r.at * 1000).toISOString(), r.kind, r.message]));
+      return;
+    }
     showSymbols(all.symbols);
     const s = all.symbols.find(x => x.symbol === chosen);
     showStatus(s);

@@ -11,6 +11,12 @@ paper trading into a fresh state file:
   p50 and p99 over the warm candles, and the median time of each stage.
 
 Last line: ``live decision p99 ms: N``.
+
+``--symbols N`` (N >= 2) measures the universe book instead (``live --universe``): N
+symbols of planted-trend daily candles, a LightGBM pooled over them through the universe
+trainer (kept in ``data/benchmarks/book_N``), replayed for ``--candles`` steps (default
+200); per step, from the step's candles to the committed step, for every symbol at once.
+Last line: ``live book step p99 ms (N symbols): X``.
 """
 
 from __future__ import annotations
@@ -72,7 +78,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candles", type=int, default=2000)
     parser.add_argument("--rebuild", action="store_true", help="retrain the bundle")
+    parser.add_argument("--symbols", type=int, default=1, help="N >= 2: the universe book")
     args = parser.parse_args()
+    if args.symbols > 1:
+        book(args.symbols, args.candles if args.candles != 2000 else 200, args.rebuild)
+        return
     bundle = CACHE / "live_bundle"
     if args.rebuild or not (bundle / "bundle.json").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
@@ -106,6 +116,43 @@ def main() -> None:
     if stages:
         print(f"median by stage (ms): {stages[1]}")
     print(f"live decision p99 ms: {p99:.1f}")
+
+
+def book(n: int, steps: int, rebuild: bool) -> None:
+    """The universe book's step latency with ``n`` symbols (see the module docstring)."""
+    sys.path.insert(0, str(ROOT))
+    import pandas as pd
+
+    from tests.live.book_fixture import save_planted
+
+    folder = CACHE / f"book_{n}"
+    bundle = folder / "bundle"
+    if rebuild or not (bundle / "universe_bundle.json").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        save_planted(bundle, symbols=[f"S{k:02d}" for k in range(n)])
+        print(f"trained the {n}-symbol benchmark bundle in {time.perf_counter() - started:.0f} s")
+    candles = pd.read_parquet(folder / "candles.parquet")
+    times = sorted(candles["timestamp"].unique())
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state.db"
+        command = live_argv(universe=True, replay=folder / "candles.parquet",
+                            start=str(times[-steps]), model=bundle, state=state)  # fmt: skip
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            sys.exit(done.stdout[-2000:] + done.stderr[-3000:])
+    summary = done.stdout.strip().splitlines()[-1]
+    found = re.search(r"(\d+) steps of (\d+) symbols; step latency p50 ([\d.]+) ms, p99 "
+                      r"([\d.]+) ms", summary)  # fmt: skip
+    if not found:
+        sys.exit(f"unexpected runner output: {summary}")
+    p50, p99 = float(found[3]), float(found[4])
+    print(f"replayed {found[1]} steps of {found[2]} symbols as one book (paper, SQLite WAL) in "
+          f"{wall:.1f} s including start-up")  # fmt: skip
+    print(f"per step, candles to committed step: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"live book step p99 ms ({n} symbols): {p99:.1f}")
 
 
 if __name__ == "__main__":

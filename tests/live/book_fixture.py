@@ -17,12 +17,14 @@ SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]
 SECTORS = {"AAA": "tech", "BBB": "tech", "CCC": "energy", "DDD": "energy"}
 
 
-def planted_universe(n: int = 900) -> pd.DataFrame:
-    """Long aligned candles of the four symbols (one missing bar in DDD)."""
+def planted_universe(n: int = 900, symbols: list[str] | None = None) -> pd.DataFrame:
+    """Long aligned candles of the symbols (one missing bar in the last one: late)."""
     from ai_trade_bot.universe.panel import align, to_long
 
-    frames = {s: planted_trend(n, seed=20 + k, drift=0.65) for k, s in enumerate(SYMBOLS)}
-    frames["DDD"] = frames["DDD"].drop(frames["DDD"].index[n - 30])  # a late symbol
+    symbols = symbols or SYMBOLS
+    frames = {s: planted_trend(n, seed=20 + k, drift=0.65) for k, s in enumerate(symbols)}
+    last = symbols[-1]
+    frames[last] = frames[last].drop(frames[last].index[n - 30])  # a late symbol
     return to_long(align(frames))
 
 
@@ -54,8 +56,11 @@ def planted_bundle(candles: pd.DataFrame, method: str = "equal") -> UniverseBund
     )  # fmt: skip
     times = pd.DatetimeIndex(candles["timestamp"])
     risk = dict(params["risk"]) | {"sectors": SECTORS}
+    symbols = sorted(candles["symbol"].unique())
+    if symbols != SYMBOLS:  # more symbols: five per sector
+        risk["sectors"] = {s: f"sector_{k // 5}" for k, s in enumerate(symbols)}
     return UniverseBundle(
-        symbols=list(SYMBOLS),
+        symbols=symbols,
         timeframe="1d",
         features=resolved_features(features, "1d", times.max() - times.min()),
         labels=dict(params["labels"]),
@@ -68,8 +73,10 @@ def planted_bundle(candles: pd.DataFrame, method: str = "equal") -> UniverseBund
     )
 
 
-def save_planted(path: Path, method: str = "equal") -> tuple[pd.DataFrame, Path]:
-    candles = planted_universe()
+def save_planted(
+    path: Path, method: str = "equal", symbols: list[str] | None = None
+) -> tuple[pd.DataFrame, Path]:
+    candles = planted_universe(symbols=symbols)
     bundle = planted_bundle(candles, method)
     bundle.save(path)
     candles.to_parquet(path.parent / "candles.parquet")

@@ -102,7 +102,8 @@ def make_panel(
             continue
         spans[symbol] = span
         bars[symbol] = span.bars
-        directions[symbol] = labels.xs(symbol, level="symbol")
+        known = labels.index.get_level_values("symbol") == symbol
+        directions[symbol] = labels[known].droplevel("symbol")  # (none: no label known yet)
         sigma = trailing_sigma(own[["close"]], portfolio.vol_window)["close"]
         sigmas[symbol] = sigma.reindex(span.bars.index)
     index = pd.DatetimeIndex(sorted(set().union(*(b.index for b in bars.values()))))

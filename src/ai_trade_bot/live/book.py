@@ -483,6 +483,7 @@ class BookRunner:
             self.store.save(**run, model_version=self.version)
             logger.info("book resumed after %s (bar %d)", ts_of(saved["last_ts"]), saved["bar"])
         candles = self.store.candles()
+        self._history = candles  # every stored candle, kept in memory from here on
         for symbol in self.symbols:
             own = candles[(candles["symbol"] == symbol) & ~candles["missing"]]
             own = own.set_index("timestamp")[list(OHLCV_COLUMNS)]
@@ -540,7 +541,7 @@ class BookRunner:
             {"timestamp": ts, "symbol": self.symbols, **{c: block[:, j] for j, c in
              enumerate(OHLCV_COLUMNS)}, "missing": [s not in candles for s in self.symbols]}
         )  # fmt: skip
-        history = pd.concat([self.store.candles(), long_now], ignore_index=True)
+        history = pd.concat([self._history, long_now], ignore_index=True)
         first_ts = book["first_ts"] if book["first_ts"] is not None else at
         # 1. the fill at this step's opens of what was clamped at the previous close
         made = self._inputs(history, first_ts, ts)
@@ -603,6 +604,7 @@ class BookRunner:
                           reasons, ev, fills, trades, account, states, last_close, paused,
                           commands, clusters, book)  # fmt: skip
         self.store.commit(step)
+        self._history = history
         self.latencies.append((time.perf_counter() - started) * 1000.0)
         for fill in fills:
             if fill["kind"] in ("stop", "target", "risk"):
@@ -620,7 +622,9 @@ class BookRunner:
         reads of it at this step."""
         from ai_trade_bot.evaluation.portfolio import book_atr, make_panel
 
-        labels = self._labels(history)
+        # labels only feed the strategy step's rolling accuracy
+        strategy = self.bundle is not None and self.bundle.deployed["method"] == "strategy"
+        labels = self._labels(history) if strategy else _NO_LABELS
         panel = make_panel(history, labels, ts_of(first_ts), ts, self.settings, self.construction)
         panel_sigma = panel.sigma
         made: dict[str, Any] = {"panel": panel, "labels": labels}
@@ -787,5 +791,7 @@ class BookRunner:
     construction_tolerance = 1e-9
 
 
+_NO_LABELS = pd.DataFrame({"timestamp": pd.DatetimeIndex([], tz="UTC"), "symbol": [],
+                           "direction": []})  # fmt: skip
 _ALERTED = ("drawdown_breaker", "daily_loss", "trades_per_day", "max_single_sector",
             "max_correlated_exposure", "max_total_exposure", "max_portfolio_risk")  # fmt: skip

@@ -11,7 +11,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run run-universe run-single test test-fast lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration bench-fanout bench-universe-features bench-portfolio repro mlflow-ui lock clean-venv
+.PHONY: venv run run-universe run-single test test-fast lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration bench-fanout bench-universe-features bench-portfolio bench-vectorbt repro mlflow-ui lock clean-venv
 
 venv: $(STAMP)
 
@@ -65,8 +65,8 @@ bench-agents: venv
 bench-backtest: venv
 	$(BIN)/python benchmarks/backtest_vs_backtesting_py.py
 
-bench-live: venv
-	$(BIN)/python benchmarks/live_latency.py
+bench-live: venv  ## one symbol; SYMBOLS=10: the universe book with 10 symbols
+	$(BIN)/python benchmarks/live_latency.py $(if $(SYMBOLS),--symbols $(SYMBOLS))
 
 bench-api: venv
 	$(BIN)/python benchmarks/api_load.py
@@ -85,6 +85,9 @@ bench-universe-features: venv  ## 50 symbols x 100,000 one-minute bars through t
 
 bench-portfolio: venv  ## 50 symbols x 100,000 bars through the shared-cash book, every limit on
 	$(BIN)/python benchmarks/portfolio.py
+
+bench-vectorbt: venv  ## the book against vectorbt (its own venv in data/benchmarks), shared cash
+	$(BIN)/python benchmarks/portfolio_vs_vectorbt.py
 
 repro: venv
 	$(BIN)/dvc repro

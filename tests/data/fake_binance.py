@@ -136,8 +136,19 @@ class FakeBinance:
         *,
         order_plan: dict[int, str] | None = None,
         slow_seconds: float = 1.5,
+        by_symbol: dict[str, list[list]] | None = None,
     ) -> None:
         self.klines = klines
+        # more markets (``"ETHUSDT": klines``, on the same times as ``klines``), each
+        # listed in exchangeInfo like BTCUSDT
+        self.by_symbol = by_symbol or {}
+        self.exchange_info = dict(EXCHANGE_INFO)
+        base = EXCHANGE_INFO["symbols"][0]
+        self.exchange_info["symbols"] = [base] + [
+            base | {"symbol": name, "baseAsset": name.removesuffix("USDT")}
+            for name in self.by_symbol
+            if name != base["symbol"]
+        ]
         self.plan = plan or {}
         self.overlap_bars = overlap_bars
         self.order_plan = order_plan or {}
@@ -173,7 +184,7 @@ class FakeBinance:
             return 429, {"code": -1003, "msg": "Too many requests; current limit exceeded."}
         start = int(query.get("startTime", ["0"])[0])
         limit = int(query.get("limit", ["500"])[0])
-        klines = self.klines
+        klines = self.by_symbol.get(query.get("symbol", [""])[0], self.klines)
         if self.visible is not None:
             if self.visible < len(klines) and start >= klines[self.visible][0]:
                 if self._asked_beyond == start:
@@ -270,7 +281,7 @@ class FakeBinance:
                 if fake.down:
                     status, body = 503, {"code": -1001, "msg": "Service unavailable."}
                 elif parts.path.endswith("/exchangeInfo"):
-                    status, body = 200, EXCHANGE_INFO
+                    status, body = 200, fake.exchange_info
                 elif parts.path.endswith("/klines"):
                     if fake._next_is("drop"):
                         self.close_connection = True

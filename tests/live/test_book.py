@@ -221,3 +221,32 @@ def test_portfolio_crash_book_runner_sigkill_at_random_points_resumes_exactly(
         assert got[table] == expected[table], table
     assert expected["book_trades"], "the book traded"
     assert len({row[0] for row in expected["book_positions"]}) >= 3
+
+
+def test_portfolio_ccxt_book_feed_polls_every_symbol_through_one_rate_limited_client() -> None:
+    from ai_trade_bot.data.sources import make_exchange
+    from ai_trade_bot.live.feeds import CcxtFeed
+    from tests.conftest import make_ohlcv
+    from tests.data.fake_binance import FakeBinance, klines_of
+
+    markets = {"BTCUSDT": 0, "ETHUSDT": 1, "SOLUSDT": 2}
+    klines = {m: klines_of(make_ohlcv(120, seed=seed)) for m, seed in markets.items()}
+    with FakeBinance(klines["BTCUSDT"], by_symbol=klines) as server:
+        server.visible = 100  # the history; then one more closed candle at a time
+        client = make_exchange("binance", api_host=server.url, credentials={})
+        assert client.enableRateLimit  # ccxt spaces every symbol's requests on one client
+        feeds = {
+            m.replace("USDT", "/USDT"): CcxtFeed(client, symbol=m.replace("USDT", "/USDT"),
+                                                 timeframe="1h", poll_seconds=0.01,
+                                                 stale_after=1e9)
+            for m in markets
+        }  # fmt: skip
+        feed = MultiFeed(feeds, bar_timeout=10.0)
+        history = feed.history()
+        assert sorted(history["symbol"].unique()) == sorted(feeds)
+        last = pd.Timestamp(history["timestamp"].max())
+        event = next(iter(feed.events(after=last)))
+        asked = {r["query"].get("symbol", [""])[0] for r in server.requests if "query" in r}
+    assert event.ts == last + pd.Timedelta(hours=1)
+    assert sorted(event.candles) == sorted(feeds) and event.late == []
+    assert set(markets) <= asked

@@ -159,3 +159,35 @@ def test_portfolio_book_of_a_model_at_its_prior_does_not_trade() -> None:
     assert block["metrics"]["n_trades"] == 0
     assert block["verdict"].startswith("no trades")
     assert "baseline:best_single_agent" not in block["baselines"]
+
+
+@pytest.mark.parametrize("method", ["topk", "equal", "confidence", "volatility", "risk"])
+def test_portfolio_parity_stepped_construction_is_the_batch_one(method) -> None:
+    """The live book's O(1) step (:func:`targets_step`, carried state) gives the batch
+    construction's targets row for row."""
+    from ai_trade_bot.portfolio.construct import ConstructionState, book_targets, targets_step
+
+    rng = np.random.default_rng(5)
+    shape = (300, 6)
+    index = pd.date_range("2022-01-01", periods=shape[0], freq="1D", tz="UTC")
+    frame = lambda values: pd.DataFrame(values, index=index, columns=list("ABCDEF"))  # noqa: E731
+    ev = frame(np.where(rng.random(shape) < 0.1, np.nan, rng.normal(0, 0.004, shape)))
+    confidence = frame(rng.uniform(0.3, 0.9, shape))
+    sigma = frame(np.where(rng.random(shape) < 0.05, np.nan, rng.uniform(0.005, 0.03, shape)))
+    cost = frame(np.full(shape, 0.0026))
+    stop = frame(np.where(rng.random(shape) < 0.3, np.nan, 2 * rng.uniform(0.005, 0.03, shape)))
+    config = PortfolioConfig(top_k=2, n_drop=1)
+    batch = book_targets(
+        method, 0.0005, ev=ev, confidence=confidence, sigma=sigma, cost=cost, limits=LIMITS,
+        config=config, stop_distance=stop,
+    ).to_numpy()  # fmt: skip
+    state = ConstructionState.start(shape[1])
+    for t in range(shape[0]):
+        row = targets_step(
+            method, 0.0005, state, ev=ev.iloc[t].to_numpy(),
+            confidence=confidence.iloc[t].to_numpy(), sigma=sigma.iloc[t].to_numpy(),
+            cost=cost.iloc[t].to_numpy(),
+            stop_distance=stop.iloc[t].to_numpy(), limits=LIMITS, config=config,
+        )  # fmt: skip
+        np.testing.assert_allclose(row, batch[t], rtol=1e-12, atol=0, err_msg=f"row {t}")
+    assert np.nansum(np.abs(batch)) > 0  # the case traded

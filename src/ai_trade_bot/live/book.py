@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS book (
     model_version TEXT, model_state TEXT, first_ts INTEGER, last_ts INTEGER,
     bar INTEGER NOT NULL DEFAULT -1, account TEXT, states TEXT, pending TEXT,
     last_close TEXT, paused TEXT, halted_reason TEXT, feed_state TEXT, updated_at REAL,
-    pid INTEGER, started_at REAL, stopped_at REAL, stop_reason TEXT, status TEXT
+    pid INTEGER, started_at REAL, stopped_at REAL, stop_reason TEXT, status TEXT,
+    construction TEXT, atr TEXT
 );
 CREATE TABLE IF NOT EXISTS book_symbols (symbol TEXT PRIMARY KEY, sector TEXT);
 CREATE TABLE IF NOT EXISTS book_candles (
@@ -436,6 +437,15 @@ class BookRunner:
             self.limits = bundle.limits
         engine = self.construction.engine(self.settings.engine)
         self.core = PortfolioCore(engine, self.limits, self.symbols)
+        # O(1) steps (carried construction state) unless the construction reads the
+        # recent outcomes (strategy), ATR (atr stops) or ATR-scaled slippage
+        method = bundle.deployed["method"] if bundle is not None else "equal"
+        self.fast = (
+            method != "strategy"
+            and self.construction.stop != "atr"
+            and self.settings.engine.take != "atr"
+            and self.settings.costs.slippage_vol_mult == 0
+        )
         self.timeframe = feed.timeframe
         self.bar = timeframe_to_timedelta(self.timeframe)
         self.stream = None
@@ -543,8 +553,16 @@ class BookRunner:
         )  # fmt: skip
         history = pd.concat([self._history, long_now], ignore_index=True)
         first_ts = book["first_ts"] if book["first_ts"] is not None else at
+        # the model's outputs for this step first: the stops' volatility forecast of this
+        # bar (the trailing stop's step) may come from them; the fill does not change them
+        outputs = pd.DataFrame()
+        if self.stream is not None:
+            outputs = self.stream.step(ts, {s: candles.get(s) for s in self.symbols})
+        if self.fast:
+            made = self._step_inputs(history, outputs, book, block, bar, first_ts)
+        else:
+            made = self._inputs(history, first_ts, ts)
         # 1. the fill at this step's opens of what was clamped at the previous close
-        made = self._inputs(history, first_ts, ts)
         fills, trades = [], []
         if bar == 0:
             account, states = self.core.start(day)
@@ -562,10 +580,6 @@ class BookRunner:
                 slip=made["slip"][-1], last_close=last_close,
             )  # fmt: skip
         self._check_finite(account, states, ts)
-        # 2. the model's outputs for this step
-        outputs = pd.DataFrame()
-        if self.stream is not None:
-            outputs = self.stream.step(ts, {s: candles.get(s) for s in self.symbols})
         # 3. targets from every output since the first step, then the clamp
         commands = self.store.pending_commands(self.symbols)
         paused = set(json.loads(book["paused"] or "[]"))
@@ -578,7 +592,10 @@ class BookRunner:
                 paused -= who
             elif command["command"] == "flatten":
                 flatten |= who
-        want, confidence, ev = self._targets(history, outputs, first_ts, ts, made)
+        if self.fast:
+            want, confidence, ev = made["targets"], made["confidence"], made["ev"]
+        else:
+            want, confidence, ev = self._targets(history, outputs, first_ts, ts, made)
         reasons = {s: "model" if self.bundle is not None else "no model: no new entries"
                    for s in self.symbols}  # fmt: skip
         for k, symbol in enumerate(self.symbols):
@@ -603,6 +620,9 @@ class BookRunner:
         step = self._step(ts, at, bar, first_ts, history, long_now, outputs, want, allowed,
                           reasons, ev, fills, trades, account, states, last_close, paused,
                           commands, clusters, book)  # fmt: skip
+        if self.fast:
+            step["book"] |= {"construction": json.dumps(made["state"].to_dict()),
+                             "atr": json.dumps([_num(v) for v in made["atr"][-1]])}  # fmt: skip
         self.store.commit(step)
         self._history = history
         self.latencies.append((time.perf_counter() - started) * 1000.0)
@@ -635,6 +655,84 @@ class BookRunner:
         made["slip"] = panel.slip.reindex(columns=self.symbols).to_numpy(dtype=np.float64)
         made["returns"] = panel.close.reindex(columns=self.symbols).pct_change(fill_method=None)
         return made
+
+    def _step_inputs(self, history, outputs, book, block, bar, first_ts) -> dict[str, Any]:
+        """What the full path reads of the panel, for this step only, from carried state
+        (the construction's sides and holdings, the last ATR row) and trailing windows:
+        the same values (the volatility is window-local, the construction stepped by
+        :func:`ai_trade_bot.portfolio.construct.targets_step`, tested equal to the batch)."""
+        from ai_trade_bot.features import rolling
+        from ai_trade_bot.modeling.meta import ABS_PER_SIGMA
+        from ai_trade_bot.portfolio.construct import ConstructionState, targets_step
+
+        n = len(self.symbols)
+        window = self.construction.vol_window
+        present = np.isfinite(block[:, 3])
+        sigma = np.full(n, np.nan)
+        for k, symbol in enumerate(self.symbols):
+            if not present[k]:
+                continue
+            own = history[(history["symbol"] == symbol) & ~history["missing"].astype(bool)]
+            closes = own["close"].to_numpy(dtype=np.float64)[-(window + 1) :]
+            if len(closes) == window + 1:
+                r = np.diff(np.log(closes), prepend=np.nan)
+                sigma[k] = rolling.mean_std(r, window)[1][-1]
+        rows = {c: np.full(n, np.nan) for c in OUTPUT_COLUMNS}
+        if len(outputs):
+            by = outputs.set_index("symbol")
+            for c in OUTPUT_COLUMNS:
+                if c in by:
+                    rows[c] = by[c].reindex(self.symbols).to_numpy(dtype=np.float64)
+        magnitude = rows["magnitude"]
+        fallback = ABS_PER_SIGMA * sigma
+        mag = np.where(np.isfinite(magnitude), magnitude, fallback)
+        ev = (rows["up"] - rows["down"]) * mag
+        model_sigma = np.where(np.isfinite(magnitude), magnitude / np.sqrt(2 / np.pi), sigma)
+        vol = model_sigma if self.construction.stop == "forecast" else sigma
+        previous = np.array(
+            [np.nan if v is None else v for v in json.loads(book["atr"])]
+            if bar > 0 and book["atr"] else [np.nan] * n, dtype=np.float64,
+        )  # fmt: skip
+        atr_now = np.where(present, vol * block[:, 3], previous)  # carried over a missing bar
+        if self.construction.stop == "none":
+            atr_now = np.where(present, sigma * block[:, 3], previous)
+        fee = self.settings.costs.fee()
+        slip = np.full(n, float(np.asarray(self.settings.costs.slip()).reshape(-1)[0]))
+        cost = 2.0 * (fee + slip)
+        if self.construction.stop == "forecast":
+            stop = self.construction.stop_value * sigma
+        elif self.construction.stop == "percent":
+            stop = np.full(n, self.construction.stop_value)
+        else:
+            stop = np.full(n, np.nan)
+        state = (
+            ConstructionState(**json.loads(book["construction"]))
+            if bar > 0 and book["construction"]
+            else ConstructionState.start(n)
+        )
+        targets = np.full(n, np.nan)
+        if self.bundle is not None:
+            deployed = self.bundle.deployed
+            targets = targets_step(
+                deployed["method"], float(deployed["margin"]), state, ev=ev,
+                confidence=rows["confidence"], sigma=model_sigma, cost=cost,
+                stop_distance=stop, limits=self.limits, config=self.construction,
+            )  # fmt: skip
+        times = pd.DatetimeIndex(history["timestamp"])
+        span = history[times >= ts_of(first_ts)]
+        recent = span.pivot_table(index="timestamp", columns="symbol", values="close",
+                                  dropna=False).reindex(columns=self.symbols)  # fmt: skip
+        recent = recent.iloc[-(self.limits.correlation_window + 1) :]
+        return {
+            "atr": np.vstack([previous, atr_now]),
+            "fee": fee,
+            "slip": slip[None, :],
+            "returns": recent.pct_change(fill_method=None),
+            "targets": np.asarray(targets, dtype=np.float64).copy(),
+            "confidence": rows["confidence"],
+            "ev": ev,
+            "state": state,
+        }
 
     def _labels(self, history: pd.DataFrame) -> pd.DataFrame:
         config = LabelConfig(**(self.bundle.labels if self.bundle is not None else {}))

@@ -93,14 +93,49 @@ class PortfolioConfig:
 
 
 def trailing_sigma(close: pd.DataFrame, window: int) -> pd.DataFrame:
-    """Each symbol's standard deviation of log returns over its last ``window`` bars (its
-    own bars; known at each close, never later)."""
+    """Each symbol's standard deviation (ddof 1) of log returns over its last ``window``
+    bars (its own bars; known at each close, never later). Window-local (each window
+    summed afresh), so the live book's value from its last ``window + 1`` closes is the
+    batch value bit for bit."""
+    from ai_trade_bot.features import rolling
+
     out = {}
     for symbol in close.columns:
         own = close[symbol].dropna()
-        r = np.log(own).diff()
-        out[symbol] = r.rolling(window, min_periods=max(2, window // 2)).std()
+        r = np.diff(np.log(own.to_numpy(dtype=np.float64)), prepend=np.nan)
+        out[symbol] = pd.Series(rolling.mean_std(r, window)[1], index=own.index)
     return pd.DataFrame(out).reindex(close.index)
+
+
+def side_step(side: float, e: float, threshold: float, allow_short: bool) -> float:
+    """One time of the entry rule (:func:`_ev_sides`, one symbol): the side after expected
+    return ``e`` against ``threshold``; NaN ``e`` keeps the side."""
+    if np.isnan(e):
+        return side
+    if e > threshold:
+        return 1.0
+    if allow_short and e < -threshold:
+        return -1.0
+    if (e > 0.0 and side < 0.0) or (e < 0.0 and side > 0.0) or e == 0.0:
+        return 0.0
+    return side
+
+
+def topk_step(held: list[int], score: np.ndarray, k: int, n_drop: int) -> list[int]:
+    """One time of Qlib's top-k with dropout on ``score`` (expected return after costs,
+    one value per symbol): the holdings after it (see the module docstring)."""
+    valid = np.isfinite(score)
+    ranked = [int(i) for i in np.argsort(-np.where(valid, score, -np.inf)) if valid[i]]
+    held = [i for i in held if not (valid[i] and score[i] < 0.0)]  # the edge is gone
+    fresh = [i for i in ranked if i not in held and score[i] > 0.0]
+    pool = fresh[: max(0, n_drop + k - len(held))]
+    comb = sorted(held + pool, key=lambda i: -score[i] if valid[i] else np.inf)
+    sell = [i for i in comb[len(comb) - n_drop :] if i in held] if n_drop else []
+    if len(held) - len(sell) >= k:
+        sell = []  # nothing better to buy: keep
+    keep = [i for i in held if i not in sell]
+    buy = [i for i in fresh if i not in keep][: k - len(keep)]
+    return keep + buy
 
 
 def expected_return(
@@ -154,19 +189,7 @@ def topk_dropout(net: pd.DataFrame, k: int, n_drop: int) -> pd.DataFrame:
     out = np.zeros(values.shape)
     held: list[int] = []
     for t in range(values.shape[0]):
-        score = values[t]
-        valid = np.isfinite(score)
-        ranked = [int(i) for i in np.argsort(-np.where(valid, score, -np.inf)) if valid[i]]
-        held = [i for i in held if not (valid[i] and score[i] < 0.0)]  # the edge is gone
-        fresh = [i for i in ranked if i not in held and score[i] > 0.0]
-        pool = fresh[: max(0, n_drop + k - len(held))]
-        comb = sorted(held + pool, key=lambda i: -score[i] if valid[i] else np.inf)
-        sell = [i for i in comb[len(comb) - n_drop :] if i in held] if n_drop else []
-        if len(held) - len(sell) >= k:
-            sell = []  # nothing better to buy: keep
-        keep = [i for i in held if i not in sell]
-        buy = [i for i in fresh if i not in keep][: k - len(keep)]
-        held = keep + buy
+        held = topk_step(held, values[t], k, n_drop)
         out[t, held] = 1.0
     return pd.DataFrame(out, index=net.index, columns=net.columns)
 
@@ -210,3 +233,67 @@ def book_targets(
     total = score.sum(axis=1).replace(0.0, np.nan)
     weights = score.div(total, axis=0).fillna(0.0) * gross
     return sides * weights.where(sides.notna())
+
+
+@dataclass
+class ConstructionState:
+    """What :func:`targets_step` carries from one time to the next: each symbol's side
+    (the entry rule's hysteresis) and the top-k holdings (symbol positions)."""
+
+    sides: list[float]
+    held: list[int] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def start(cls, n_symbols: int) -> ConstructionState:
+        return cls([0.0] * n_symbols, [])
+
+    def to_dict(self) -> dict:
+        return {"sides": self.sides, "held": self.held}
+
+
+def targets_step(
+    method: str,
+    margin: float,
+    state: ConstructionState,
+    *,
+    ev: np.ndarray,
+    confidence: np.ndarray,
+    sigma: np.ndarray,
+    cost: np.ndarray,
+    stop_distance: np.ndarray,
+    limits: RiskLimits,
+    config: PortfolioConfig,
+) -> np.ndarray:
+    """:func:`book_targets` for one time (every argument one value per symbol), with the
+    carried ``state`` (updated in place): the live book's path, O(1) per time. The
+    ``strategy`` method reads the recent decisions' outcomes and is not stepped here."""
+    gross = limits.max_total_exposure
+    if method == "topk":
+        state.held = topk_step(state.held, ev - cost - margin, config.top_k, config.n_drop)
+        out = np.zeros(len(ev))
+        out[state.held] = gross / config.top_k
+        return out
+    if method not in ("equal", "confidence", "volatility", "risk"):
+        raise ValueError(f"{method!r} is not stepped; one of equal, confidence, volatility, "
+                         "risk, topk")  # fmt: skip
+    threshold = cost + margin
+    for k in range(len(ev)):
+        state.sides[k] = side_step(state.sides[k], float(ev[k]), float(threshold[k]),
+                                   config.allow_short)  # fmt: skip
+    sides = np.array(state.sides)
+    sides = np.where(np.isnan(ev), np.nan, sides)  # no output: hold (as the batch rows)
+    if method == "risk":
+        d = np.where(stop_distance > 0, stop_distance, sigma)
+        return sides * (limits.max_risk_per_trade / d)
+    active = np.nan_to_num(np.abs(sides))
+    if method == "equal":
+        score = active
+    elif method == "confidence":
+        score = active * np.nan_to_num(confidence)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = active / np.where(sigma > 0, sigma, np.nan)
+    score = np.nan_to_num(score)
+    total = score.sum()
+    weights = score / total * gross if total != 0 else np.zeros(len(ev))
+    return np.where(np.isnan(sides), np.nan, sides * weights)

@@ -65,29 +65,25 @@ CROSS_COLUMNS = (
 CROSS_LABELS = ("excess_return", "excess_rank", "basket_next_return")
 
 
-def _own(panel_field: pd.DataFrame, missing: pd.DataFrame, symbol: str) -> pd.Series:
-    return panel_field[symbol][~missing[symbol]]
-
-
 def _per_symbol(
     panel: dict[str, pd.DataFrame], config: CrossSectionConfig
 ) -> dict[str, pd.DataFrame]:
     """Each symbol's own-bar inputs, on the union calendar (NaN where it has no bar)."""
-    missing = panel["missing"]
-    calendar = panel["close"].index
-    out: dict[str, dict[str, pd.Series]] = {k: {} for k in ("ret", "mom", "vol", "volume")}
-    for symbol in panel["close"].columns:
-        close = _own(panel["close"], missing, symbol).to_numpy(dtype=np.float64)
-        volume = _own(panel["volume"], missing, symbol).to_numpy(dtype=np.float64)
-        index = _own(panel["close"], missing, symbol).index
+    missing = panel["missing"].to_numpy(dtype=bool)
+    close_all = panel["close"].to_numpy(dtype=np.float64)
+    volume_all = panel["volume"].to_numpy(dtype=np.float64)
+    out = {k: np.full(close_all.shape, np.nan) for k in ("ret", "mom", "vol", "volume")}
+    for k in range(close_all.shape[1]):
+        own = ~missing[:, k]
+        close = close_all[own, k]
         ret = np.concatenate([[np.nan], np.diff(np.log(close))])
-        mom = rolling.total(ret, config.momentum_window)
-        vol = rolling.mean_std(ret, config.volatility_window)[1]
-        log_volume = np.log1p(volume)
-        rel_volume = log_volume - rolling.mean_std(log_volume, config.volume_window)[0]
-        for key, values in (("ret", ret), ("mom", mom), ("vol", vol), ("volume", rel_volume)):
-            out[key][symbol] = pd.Series(values, index=index).reindex(calendar)
-    return {k: pd.DataFrame(v, index=calendar) for k, v in out.items()}
+        log_volume = np.log1p(volume_all[own, k])
+        out["ret"][own, k] = ret
+        out["mom"][own, k] = rolling.total(ret, config.momentum_window)
+        out["vol"][own, k] = rolling.mean_std(ret, config.volatility_window)[1]
+        out["volume"][own, k] = log_volume - rolling.mean_std(log_volume, config.volume_window)[0]
+    index, columns = panel["close"].index, panel["close"].columns
+    return {k: pd.DataFrame(v, index=index, columns=columns) for k, v in out.items()}
 
 
 def _rank_z(values: pd.DataFrame, enough: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -135,30 +131,41 @@ def _beta_corr(
 def cross_section_features(
     panel: dict[str, pd.DataFrame], config: CrossSectionConfig
 ) -> dict[str, pd.DataFrame]:
-    """Cross-sectional columns (:data:`CROSS_COLUMNS`) per symbol, on its own bars."""
+    """Cross-sectional columns (:data:`CROSS_COLUMNS`) per symbol, on its own bars.
+
+    The per-symbol loop works on arrays (the live book recomputes this on a trailing
+    window at every step: pandas per symbol and column cost 10 ms a symbol there)."""
     inputs = _per_symbol(panel, config)
-    count = (~panel["missing"]).sum(axis=1)
-    enough = pd.Series(config.min_symbols, index=count.index)
-    ranked = {key: _rank_z(frame, enough) for key, frame in inputs.items()}
-    basket = basket_return(inputs["ret"], config)
+    missing = panel["missing"].to_numpy(dtype=bool)
+    count_all = (~missing).sum(axis=1).astype(np.float64)
+    enough = pd.Series(config.min_symbols, index=panel["close"].index)
+    ranked = {
+        key: tuple(f.to_numpy(dtype=np.float64) for f in _rank_z(frame, enough))
+        for key, frame in inputs.items()
+    }
+    basket = basket_return(inputs["ret"], config).to_numpy(dtype=np.float64)
+    ret_all = inputs["ret"].to_numpy(dtype=np.float64)
+    mom_all = inputs["mom"].to_numpy(dtype=np.float64)
+    index = panel["close"].index
     out: dict[str, pd.DataFrame] = {}
-    for symbol in panel["close"].columns:
-        own = ~panel["missing"][symbol]
-        ret = inputs["ret"][symbol][own]
-        beta, corr, _ = _beta_corr(ret, basket[own], config.beta_window)
-        mom = inputs["mom"][symbol][own].to_numpy()
-        momentum_basket = _beta_corr(ret, basket[own], config.momentum_window)[2]
-        columns = {"cs_n_symbols": count[own].astype(np.float64)}
-        for key, name in (("ret", "ret"), ("mom", "mom"), ("vol", "vol"), ("volume", "volume")):
-            columns[f"cs_{name}_rank"] = ranked[key][0][symbol][own]
-            columns[f"cs_{name}_z"] = ranked[key][1][symbol][own]
-        frame = pd.DataFrame(columns)
-        cross_ok = (count[own] >= config.min_symbols).to_numpy()
-        frame["cs_beta"] = np.where(cross_ok, beta, np.nan)
-        frame["cs_corr"] = np.where(cross_ok, corr, np.nan)
-        frame["cs_rel_strength"] = np.where(cross_ok, mom - momentum_basket, np.nan)
-        frame["cs_n_symbols"] = frame["cs_n_symbols"].where(cross_ok, np.nan)
-        out[symbol] = frame[list(CROSS_COLUMNS)]
+    for k, symbol in enumerate(panel["close"].columns):
+        own = ~missing[:, k]
+        ret = pd.Series(ret_all[own, k])
+        own_basket = pd.Series(basket[own])
+        beta, corr, _ = _beta_corr(ret, own_basket, config.beta_window)
+        momentum_basket = _beta_corr(ret, own_basket, config.momentum_window)[2]
+        count = count_all[own]
+        cross_ok = count >= config.min_symbols
+        columns = {"cs_n_symbols": np.where(cross_ok, count, np.nan)}
+        for key in ("ret", "mom", "vol", "volume"):
+            columns[f"cs_{key}_rank"] = ranked[key][0][own, k]
+            columns[f"cs_{key}_z"] = ranked[key][1][own, k]
+        columns["cs_beta"] = np.where(cross_ok, beta, np.nan)
+        columns["cs_corr"] = np.where(cross_ok, corr, np.nan)
+        columns["cs_rel_strength"] = np.where(cross_ok, mom_all[own, k] - momentum_basket, np.nan)
+        out[symbol] = pd.DataFrame(
+            {name: columns[name] for name in CROSS_COLUMNS}, index=index[own]
+        )
     return out
 
 

@@ -29,8 +29,12 @@ from ai_trade_bot.features.build import (
     stream_rows,
     update_features,
 )
-from ai_trade_bot.features.cross_section import CrossSectionConfig, cross_section_features
-from ai_trade_bot.features.frame import model_frame
+from ai_trade_bot.features.cross_section import (
+    CROSS_COLUMNS,
+    CrossSectionConfig,
+    cross_section_features,
+)
+from ai_trade_bot.features.frame import BAR_COLUMNS
 from ai_trade_bot.registry.universe_bundle import UniverseBundle
 
 
@@ -52,6 +56,8 @@ class UniverseStream:
         self.windows: dict[str, pd.DataFrame] = {}
         self.panel: dict[str, pd.DataFrame] = {}
         self.columns: pd.Index | None = None
+        self.model_columns: pd.Index | None = None
+        self._positions: tuple[pd.Index, np.ndarray] | None = None
         self.seconds = {"features": 0.0, "model": 0.0}
 
     @property
@@ -77,42 +83,58 @@ class UniverseStream:
             self.windows[symbol] = bars.iloc[-self.rows :]
             if self.columns is None:
                 self.columns = features.columns
+                self.model_columns = pd.Index(
+                    [*features.columns, *CROSS_COLUMNS, *BAR_COLUMNS, "symbol_id"]
+                )
         self.panel = {k: v.iloc[-self.cross_rows :] for k, v in panel.items()}
 
     def step(self, ts: pd.Timestamp, candles: dict[str, np.ndarray | None]) -> pd.DataFrame:
         """Time ``ts`` with each symbol's candle (OHLCV; None: no candle at ``ts``): the
-        deployed model's outputs (long rows) for the symbols with complete rows."""
+        deployed model's outputs (long rows) for the symbols with complete rows.
+
+        A row is what the batch path stacks (:func:`ai_trade_bot.universe.rows._symbol_rows`:
+        the symbol's features, the cross-sectional columns, the bar, ``symbol_id``; kept
+        when no value is NaN), built on arrays for every symbol at once."""
         started = time.perf_counter()
         own_rows = {}
         for symbol in self.bundle.symbols:
             values = candles.get(symbol)
             if values is None:
                 continue
-            bar = pd.DataFrame([values], index=pd.DatetimeIndex([ts]), columns=list(OHLCV_COLUMNS))
-            window = pd.concat([self.windows[symbol], bar]).iloc[-self.rows :]
+            window = self.windows[symbol]
+            block = np.vstack([window.to_numpy(dtype=np.float64)[1 - self.rows :], values])
+            index = window.index[1 - self.rows :].append(pd.DatetimeIndex([ts]))
+            window = pd.DataFrame(block, index=index, columns=window.columns)
             row, self.states[symbol] = update_features(
                 window, self.states[symbol], timeframe=self.timeframe, config=self.config
             )
             self.windows[symbol] = window
-            own_rows[symbol] = row.reindex(self.columns)
+            if self._positions is None or self._positions[0] is not row.index:
+                self._positions = (row.index, row.index.get_indexer(self.columns))
+            own_rows[symbol] = row.to_numpy()[self._positions[1]]
         self._extend_panel(ts, candles)
         cross = cross_section_features(self.panel, self.cross)
-        parts = []
-        for symbol, row in own_rows.items():
-            frame = row.to_frame().T.join(cross[symbol].loc[[ts]])
-            X = model_frame(frame, self.windows[symbol].iloc[-1:])
-            if X.empty:
+        rows, keys = [], []
+        for symbol, features in own_rows.items():
+            frame = cross[symbol]
+            if len(frame) == 0 or frame.index[-1] != ts:
                 continue
-            X = X.astype(np.float32)
-            X["symbol_id"] = np.float32(self.codes[symbol])
-            X.index = pd.MultiIndex.from_tuples([(ts, symbol)], names=["timestamp", "symbol"])
-            parts.append(X)
+            bar = np.asarray(candles[symbol], dtype=np.float64)
+            full = np.concatenate([features, frame.to_numpy(dtype=np.float64)[-1], bar])
+            if np.isnan(full).any():
+                continue
+            rows.append(np.append(full, self.codes[symbol]))
+            keys.append((ts, symbol))
         self.seconds["features"] = time.perf_counter() - started
-        if not parts:
+        if not rows:
             return pd.DataFrame()
         from ai_trade_bot.evaluation.universe import predict_scopes
 
-        X = pd.concat(parts).sort_index()
+        X = pd.DataFrame(
+            np.vstack(rows).astype(np.float32),
+            index=pd.MultiIndex.from_tuples(keys, names=["timestamp", "symbol"]),
+            columns=self.model_columns,
+        )
         out = predict_scopes(X, self.bundle.models, ts, self.bundle.scopes)
         out = out[out["agent"] == self.bundle.agent].reset_index(drop=True)
         self.seconds["model"] = time.perf_counter() - started - self.seconds["features"]

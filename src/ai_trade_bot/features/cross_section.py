@@ -129,20 +129,31 @@ def _beta_corr(
 
 
 def cross_section_features(
-    panel: dict[str, pd.DataFrame], config: CrossSectionConfig
+    panel: dict[str, pd.DataFrame], config: CrossSectionConfig, *, last_rows: int | None = None
 ) -> dict[str, pd.DataFrame]:
     """Cross-sectional columns (:data:`CROSS_COLUMNS`) per symbol, on its own bars.
 
     The per-symbol loop works on arrays (the live book recomputes this on a trailing
-    window at every step: pandas per symbol and column cost 10 ms a symbol there)."""
+    window at every step: pandas per symbol and column cost 10 ms a symbol there).
+    ``last_rows``: rank and standardise only the last times (what the live book reads;
+    each time is ranked on its own, so those rows are the full computation's); the
+    earlier rows' ranks and z-scores are NaN."""
     inputs = _per_symbol(panel, config)
     missing = panel["missing"].to_numpy(dtype=bool)
     count_all = (~missing).sum(axis=1).astype(np.float64)
     enough = pd.Series(config.min_symbols, index=panel["close"].index)
-    ranked = {
-        key: tuple(f.to_numpy(dtype=np.float64) for f in _rank_z(frame, enough))
-        for key, frame in inputs.items()
-    }
+    ranked = {}
+    for key, frame in inputs.items():
+        if last_rows is None:
+            ranked[key] = tuple(f.to_numpy(dtype=np.float64) for f in _rank_z(frame, enough))
+            continue
+        tail = _rank_z(frame.iloc[-last_rows:], enough.iloc[-last_rows:])
+        full = []
+        for part in tail:
+            values = np.full(frame.shape, np.nan)
+            values[len(frame) - len(part) :] = part.to_numpy(dtype=np.float64)
+            full.append(values)
+        ranked[key] = tuple(full)
     basket = basket_return(inputs["ret"], config).to_numpy(dtype=np.float64)
     ret_all = inputs["ret"].to_numpy(dtype=np.float64)
     mom_all = inputs["mom"].to_numpy(dtype=np.float64)

@@ -494,10 +494,25 @@ class BookRunner:
             logger.info("book resumed after %s (bar %d)", ts_of(saved["last_ts"]), saved["bar"])
         candles = self.store.candles()
         self._history = candles  # every stored candle, kept in memory from here on
+        self._own_closes: dict[str, list[float]] = {}
+        self._span_closes: list[tuple[pd.Timestamp, np.ndarray]] = []
+        first = self.store.book()["first_ts"]
+        keep = self.construction.vol_window + 1
+        for symbol in self.symbols:
+            own = candles[(candles["symbol"] == symbol) & ~candles["missing"]]
+            self._own_closes[symbol] = own["close"].to_numpy(dtype=np.float64)[-keep:].tolist()
+        if first is not None:  # the span's last closes (the correlation clusters read them)
+            span = candles[pd.DatetimeIndex(candles["timestamp"]) >= ts_of(first)]
+            wide = span.pivot(index="timestamp", columns="symbol", values="close")
+            wide = wide.reindex(columns=self.symbols).iloc[-(self.limits.correlation_window + 1) :]
+            self._span_closes = [(t, row) for t, row in zip(wide.index, wide.to_numpy(),
+                                                            strict=True)]  # fmt: skip
         for symbol in self.symbols:
             own = candles[(candles["symbol"] == symbol) & ~candles["missing"]]
             own = own.set_index("timestamp")[list(OHLCV_COLUMNS)]
             self.guards[symbol] = CandleGuard.from_history(own, self.bar)
+        if self.fast:
+            self._history = None  # not needed: trailing closes only
         if self.bundle is not None:
             from ai_trade_bot.live.universe_stream import UniverseStream
 
@@ -551,7 +566,8 @@ class BookRunner:
             {"timestamp": ts, "symbol": self.symbols, **{c: block[:, j] for j, c in
              enumerate(OHLCV_COLUMNS)}, "missing": [s not in candles for s in self.symbols]}
         )  # fmt: skip
-        history = pd.concat([self._history, long_now], ignore_index=True)
+        # the full path reads every stored candle; the stepped one trailing closes only
+        history = pd.concat([self._history, long_now], ignore_index=True) if not self.fast else None
         first_ts = book["first_ts"] if book["first_ts"] is not None else at
         # the model's outputs for this step first: the stops' volatility forecast of this
         # bar (the trailing stop's step) may come from them; the fill does not change them
@@ -624,7 +640,10 @@ class BookRunner:
             step["book"] |= {"construction": json.dumps(made["state"].to_dict()),
                              "atr": json.dumps([_num(v) for v in made["atr"][-1]])}  # fmt: skip
         self.store.commit(step)
-        self._history = history
+        if self.fast:
+            self._remember_closes(ts, block[:, 3], first_ts)
+        else:
+            self._history = history
         self.latencies.append((time.perf_counter() - started) * 1000.0)
         for fill in fills:
             if fill["kind"] in ("stop", "target", "risk"):
@@ -656,6 +675,16 @@ class BookRunner:
         made["returns"] = panel.close.reindex(columns=self.symbols).pct_change(fill_method=None)
         return made
 
+    def _remember_closes(self, ts: pd.Timestamp, closes: np.ndarray, first_ts: int) -> None:
+        """After a committed step: each symbol's last own closes and the span's last rows
+        of closes (what :meth:`_step_inputs` reads), trimmed to what it reads."""
+        keep = self.construction.vol_window + 1
+        for k, symbol in enumerate(self.symbols):
+            if np.isfinite(closes[k]):
+                self._own_closes[symbol] = (self._own_closes[symbol] + [float(closes[k])])[-keep:]
+        self._span_closes.append((ts, closes.copy()))
+        self._span_closes = self._span_closes[-(self.limits.correlation_window + 1) :]
+
     def _step_inputs(self, history, outputs, book, block, bar, first_ts) -> dict[str, Any]:
         """What the full path reads of the panel, for this step only, from carried state
         (the construction's sides and holdings, the last ATR row) and trailing windows:
@@ -672,8 +701,7 @@ class BookRunner:
         for k, symbol in enumerate(self.symbols):
             if not present[k]:
                 continue
-            own = history[(history["symbol"] == symbol) & ~history["missing"].astype(bool)]
-            closes = own["close"].to_numpy(dtype=np.float64)[-(window + 1) :]
+            closes = np.array([*self._own_closes[symbol], block[k, 3]])[-(window + 1) :]
             if len(closes) == window + 1:
                 r = np.diff(np.log(closes), prepend=np.nan)
                 sigma[k] = rolling.mean_std(r, window)[1][-1]
@@ -718,11 +746,8 @@ class BookRunner:
                 confidence=rows["confidence"], sigma=model_sigma, cost=cost,
                 stop_distance=stop, limits=self.limits, config=self.construction,
             )  # fmt: skip
-        times = pd.DatetimeIndex(history["timestamp"])
-        span = history[times >= ts_of(first_ts)]
-        recent = span.pivot_table(index="timestamp", columns="symbol", values="close",
-                                  dropna=False).reindex(columns=self.symbols)  # fmt: skip
-        recent = recent.iloc[-(self.limits.correlation_window + 1) :]
+        rows_ = [*self._span_closes, (None, block[:, 3])][-(self.limits.correlation_window + 1) :]
+        recent = pd.DataFrame(np.vstack([r for _, r in rows_]), columns=self.symbols)
         return {
             "atr": np.vstack([previous, atr_now]),
             "fee": fee,

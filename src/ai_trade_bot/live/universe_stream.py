@@ -113,7 +113,7 @@ class UniverseStream:
                 self._positions = (row.index, row.index.get_indexer(self.columns))
             own_rows[symbol] = row.to_numpy()[self._positions[1]]
         self._extend_panel(ts, candles)
-        cross = cross_section_features(self.panel, self.cross)
+        cross = cross_section_features(self.panel, self.cross, last_rows=1)
         rows, keys = [], []
         for symbol, features in own_rows.items():
             frame = cross[symbol]

@@ -87,12 +87,33 @@ def _per_symbol(
 
 
 def _rank_z(values: pd.DataFrame, enough: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
-    ranks = values.rank(axis=1, pct=True)
-    mean = values.mean(axis=1)
-    std = values.std(axis=1, ddof=0).replace(0.0, np.nan)
-    z = values.sub(mean, axis=0).div(std, axis=0)
-    counted = values.notna().sum(axis=1) >= enough
-    return ranks.where(counted, np.nan), z.where(counted, np.nan)
+    """Per time, the percentile rank (average ranks of ties, over the symbols with a
+    value) and the z-score (population standard deviation) of each symbol's value; NaN
+    where fewer than ``enough`` symbols have one. Each time is computed on its own, so a
+    window's last time equals the full history's (the live book ranks only that one)."""
+    v = values.to_numpy(dtype=np.float64)
+    valid = ~np.isnan(v)
+    count = valid.sum(axis=1)
+    if v.shape[0] <= 8:  # a few times (the live book): the same average ranks, per time
+        from scipy.stats import rankdata
+
+        ranks = np.full(v.shape, np.nan)
+        for t in range(v.shape[0]):
+            if count[t]:
+                ranks[t, valid[t]] = rankdata(v[t, valid[t]]) / count[t]
+    else:
+        ranks = values.rank(axis=1, pct=True).to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(valid, v, 0.0).sum(axis=1) / count
+        deviation = np.where(valid, v - mean[:, None], 0.0)
+        std = np.sqrt((deviation * deviation).sum(axis=1) / count)
+        std = np.where(std == 0.0, np.nan, std)
+        z = (v - mean[:, None]) / std[:, None]
+    counted = (count >= enough.to_numpy())[:, None]
+    frame = lambda a: pd.DataFrame(  # noqa: E731
+        np.where(counted, a, np.nan), index=values.index, columns=values.columns
+    )
+    return frame(ranks), frame(z)
 
 
 def basket_return(returns: pd.DataFrame, config: CrossSectionConfig) -> pd.Series:

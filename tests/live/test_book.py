@@ -246,14 +246,16 @@ def test_portfolio_ccxt_book_feed_polls_every_symbol_through_one_rate_limited_cl
         feeds = {
             m.replace("USDT", "/USDT"): CcxtFeed(client, symbol=m.replace("USDT", "/USDT"),
                                                  timeframe="1h", poll_seconds=0.01,
-                                                 stale_after=1e9)
+                                                 stale_after=1e9, max_polls=50)
             for m in markets
         }  # fmt: skip
         feed = MultiFeed(feeds, bar_timeout=10.0)
         history = feed.history()
         assert sorted(history["symbol"].unique()) == sorted(feeds)
         last = pd.Timestamp(history["timestamp"].max())
-        event = next(iter(feed.events(after=last)))
+        events = feed.events(after=last)
+        event = next(events)
+        events.close()  # the pumps stop at their next candle (or after max_polls)
         asked = {r["query"].get("symbol", [""])[0] for r in server.requests if "query" in r}
     assert event.ts == last + pd.Timedelta(hours=1)
     assert sorted(event.candles) == sorted(feeds) and event.late == []

@@ -645,6 +645,8 @@ class BookRunner:
         else:
             self._history = history
         self.latencies.append((time.perf_counter() - started) * 1000.0)
+        if self.stream is not None:  # the next GARCH refits, while waiting for candles
+            self.stream.prefit()
         for fill in fills:
             if fill["kind"] in ("stop", "target", "risk"):
                 self.alert("limit_breach", f"{fill['kind']} exit of {fill['symbol']} at {ts}",

@@ -26,6 +26,7 @@ from ai_trade_bot.features.build import (
     FeatureState,
     build_features_with_state,
     feature_config,
+    prefit_features,
     stream_rows,
     update_features,
 )
@@ -139,6 +140,15 @@ class UniverseStream:
         out = out[out["agent"] == self.bundle.agent].reset_index(drop=True)
         self.seconds["model"] = time.perf_counter() - started - self.seconds["features"]
         return out
+
+    def prefit(self) -> None:
+        """Between steps: each symbol's next GARCH refit made ahead, when its next candle
+        is a refit point (:func:`ai_trade_bot.features.build.prefit_features`; the next
+        step gives the same values, sooner)."""
+        for symbol, window in self.windows.items():
+            self.states[symbol] = prefit_features(
+                window, self.states[symbol], timeframe=self.timeframe, config=self.config
+            )
 
     def _extend_panel(self, ts: pd.Timestamp, candles: dict[str, np.ndarray | None]) -> None:
         """One more time in the trailing panel (a symbol without a candle: missing)."""

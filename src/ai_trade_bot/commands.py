@@ -151,6 +151,7 @@ def live(
             tracking_uri=tracking_uri, exchange=exchange, symbols=symbols, timeframe=timeframe,
             exchange_url=exchange_url, poll_seconds=poll_seconds, stale_after=stale_after,
             max_candles=max_candles, with_api=with_api, api_bind=api_bind, api_port=api_port,
+            reload_check_seconds=reload_check_seconds,
         )  # fmt: skip
         return
     from ai_trade_bot.errors import AiTradeBotError
@@ -299,27 +300,28 @@ def _live_book(**o: Any) -> None:
     import pandas as pd
 
     from ai_trade_bot.errors import AiTradeBotError
-    from ai_trade_bot.live.book import BookConfig, BookRunner, BookStore, MultiFeed, ReplayBookFeed
+    from ai_trade_bot.live.book import (
+        BookConfig,
+        BookRunner,
+        BookStore,
+        MultiFeed,
+        ReplayBookFeed,
+        UniverseModelSource,
+    )
     from ai_trade_bot.live.config import LiveConfig
-    from ai_trade_bot.registry.universe_bundle import load_universe_bundle
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = LiveConfig.parse(project_parameters().get("live"))
     uri = o["model_uri"] or DEFAULT_UNIVERSE_MODEL
+    source = UniverseModelSource(uri, o["tracking_uri"] or default_tracking_uri())
     bundle, version = None, "none"
     try:
-        if not Path(uri).exists():
-            import mlflow
-
-            mlflow.set_tracking_uri(o["tracking_uri"] or default_tracking_uri())
-            mlflow.set_registry_uri(o["tracking_uri"] or default_tracking_uri())
-        bundle = load_universe_bundle(uri)
-        version = uri
+        bundle, version = source.load()
     except Exception as exc:  # no champion yet, no registry: the book makes no new entries
         click.echo(f"no universe model at {uri} ({type(exc).__name__}: {exc}); the book makes "
-                   "no new entries", err=True)  # fmt: skip
+                   "no new entries until one is deployed", err=True)  # fmt: skip
     if o["feed"] == "replay":
         candles = universe_candles(o["replay_source"] if o["replay_source"] != "sp500"
                                    else "basket")  # fmt: skip
@@ -355,8 +357,11 @@ def _live_book(**o: Any) -> None:
         else None
     )
     store = BookStore(o["state_path"])
-    runner = BookRunner(feed, store, bundle, BookConfig(bar_timeout=settings.bar_timeout),
-                        version=version, symbols=names)  # fmt: skip
+    config = BookConfig(
+        bar_timeout=settings.bar_timeout, reload_check_seconds=o["reload_check_seconds"]
+    )
+    runner = BookRunner(feed, store, bundle, config, version=version, symbols=names,
+                        source=source)  # fmt: skip
     stopped = "the replay ended" if o["feed"] == "replay" else "the feed ended"
     try:
         with _sigterm_as_interrupt():

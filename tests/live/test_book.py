@@ -174,7 +174,7 @@ def _run_cli(args: list[str]) -> None:
     main(args, standalone_mode=False)
 
 
-STEPS = 90
+STEPS = 240  # steps take ~20 ms: enough that 20 kills land before the replay ends
 KILLS = 20
 
 
@@ -212,7 +212,7 @@ def test_portfolio_crash_book_runner_sigkill_at_random_points_resumes_exactly(
         if kills < KILLS:
             while _bar(crashed) <= before and process.is_alive():
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.2))  # often inside a step's transaction
+            time.sleep(rng.uniform(0.0, 0.1))  # often inside a step's transaction
             if process.is_alive():
                 os.kill(process.pid, signal.SIGKILL)
             process.join()
@@ -260,3 +260,54 @@ def test_portfolio_ccxt_book_feed_polls_every_symbol_through_one_rate_limited_cl
     assert event.ts == last + pd.Timedelta(hours=1)
     assert sorted(event.candles) == sorted(feeds) and event.late == []
     assert set(markets) <= asked
+
+
+def test_portfolio_book_runner_trades_a_new_champion_from_the_next_step(planted, tmp_path):
+    """A retrain that moves the universe's champion alias (a real MLflow registry) is
+    picked up between steps, with one alert; a champion for other symbols is refused."""
+    import dataclasses
+
+    import mlflow
+
+    from ai_trade_bot.live.book import UniverseModelSource
+    from ai_trade_bot.registry.universe_deploy import log_universe_bundle
+
+    candles, _, bundle = planted
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = mlflow.MlflowClient()
+
+    def register(b) -> str:
+        with mlflow.start_run():
+            version = str(log_universe_bundle(b, "book_test").registered_model_version)
+        client.set_registered_model_alias("book_test", "champion", version)
+        return version
+
+    first = register(bundle)
+    source = UniverseModelSource("models:/book_test@champion", uri)
+    loaded, version = source.load()
+    assert version == first
+    times = _times(candles)
+    store = BookStore(str(tmp_path / "state.db"))
+    feed = ReplayBookFeed(candles, bundle.symbols, times[-40])
+    runner = BookRunner(feed, store, loaded, BookConfig(reload_check_seconds=0.0),
+                        version=version, source=source)  # fmt: skip
+    runner.start()
+    events = feed.events()
+    for _ in range(5):
+        runner._check_model()
+        runner.process(next(events))
+    second = register(dataclasses.replace(bundle, deployed=bundle.deployed | {"method": "topk"}))
+    runner._check_model()
+    runner.process(next(events))
+    assert runner.version == second and runner.bundle.deployed["method"] == "topk"
+    other = dataclasses.replace(bundle, symbols=bundle.symbols[:3])
+    register(other)  # a champion for other symbols
+    runner._check_model()
+    runner.process(next(events))
+    assert runner.version == second  # kept
+    changes = [a["message"] for a in store.state.alerts(limit=100) if a["kind"] == "model_change"]
+    assert any(f"-> {second}" in m for m in changes) and any("refused" in m for m in changes)
+    assert store.book()["model_version"] == second
+    store.close()

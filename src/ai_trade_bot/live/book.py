@@ -407,6 +407,29 @@ def _num(value: Any) -> float | None:
     return number if np.isfinite(number) else None
 
 
+class UniverseModelSource:
+    """A universe bundle from a local directory or an MLflow model URI
+    (``models:/ai_trade_bot_universe@champion``), the alias resolved at each check."""
+
+    def __init__(self, uri: str, tracking_uri: str | None = None) -> None:
+        from ai_trade_bot.live.model import ModelSource
+
+        self._alias = ModelSource(uri, tracking_uri)  # (resolves an alias to a version)
+        self.uri = uri
+
+    def version(self) -> str:
+        return self._alias.version()
+
+    def load(self) -> tuple[UniverseBundle, str]:
+        from ai_trade_bot.registry.universe_bundle import load_universe_bundle
+
+        version = self.version()
+        uri = self.uri
+        if uri.startswith("models:/") and "@" in uri:
+            uri = f"models:/{uri[len('models:/') :].partition('@')[0]}/{version}"
+        return load_universe_bundle(uri), version
+
+
 class BookRunner:
     """See the module docstring."""
 
@@ -419,10 +442,27 @@ class BookRunner:
         *,
         version: str = "local",
         symbols: list[str] | None = None,
+        source: Any | None = None,
     ) -> None:
-        self.feed, self.store, self.bundle, self.config = feed, store, bundle, config
+        self.feed, self.store, self.config = feed, store, config
+        self.source = source
         self.version = version if bundle is not None else "none"
         self.symbols = list(bundle.symbols if bundle is not None else symbols or feed.symbols)
+        self._use(bundle)
+        self._last_check = time.monotonic()
+        self._refused: str | None = None
+        self.timeframe = feed.timeframe
+        self.bar = timeframe_to_timedelta(self.timeframe)
+        self.stream = None
+        self.latencies: list[float] = []
+        self.processed = 0
+        self.alerts_sent: list[tuple[str, str]] = []
+        self.guards: dict[str, CandleGuard] = {}
+
+    def _use(self, bundle: UniverseBundle | None) -> None:
+        """Trade ``bundle`` (None: no model, no new entries): its settings, construction,
+        limits and the execution core they make."""
+        self.bundle = bundle
         if bundle is None:
             from ai_trade_bot.evaluation.settings import parse_evaluate_config
             from ai_trade_bot.portfolio.construct import PortfolioConfig
@@ -446,13 +486,45 @@ class BookRunner:
             and self.settings.engine.take != "atr"
             and self.settings.costs.slippage_vol_mult == 0
         )
-        self.timeframe = feed.timeframe
-        self.bar = timeframe_to_timedelta(self.timeframe)
-        self.stream = None
-        self.latencies: list[float] = []
-        self.processed = 0
-        self.alerts_sent: list[tuple[str, str]] = []
-        self.guards: dict[str, CandleGuard] = {}
+
+    def _check_model(self) -> None:
+        """Between steps, every ``reload_check_seconds``: when the source's alias moved
+        (a new champion), trade the new bundle from the next step on (one alert); a
+        bundle for other symbols is refused (one alert), the current one kept."""
+        if self.source is None:
+            return
+        now = time.monotonic()
+        if now - self._last_check < self.config.reload_check_seconds:
+            return
+        self._last_check = now
+        try:
+            version = self.source.version()
+        except Exception:  # the registry is away: keep trading what runs
+            return
+        if version in (self.version, self._refused):
+            return
+        try:
+            bundle, version = self.source.load()
+        except Exception as exc:
+            self._refused = version
+            self.alert("fallback", f"model {version} cannot load ({exc}); keeping {self.version}")
+            return
+        if sorted(bundle.symbols) != sorted(self.symbols):
+            self._refused = version
+            self.alert("model_change", f"model {version} trades {bundle.symbols}, this book "
+                       f"{self.symbols}: refused, keeping {self.version}")  # fmt: skip
+            return
+        previous = self.version
+        self._use(bundle)
+        self.version = version
+        candles = self.store.candles()
+        self._restore_windows(candles)
+        from ai_trade_bot.live.universe_stream import UniverseStream
+
+        self.stream = UniverseStream(bundle)
+        self.stream.start(candles)
+        self.store.save(model_version=version, model_state="ok")
+        self.alert("model_change", f"model {previous} -> {version}")
 
     # -- alerts ---------------------------------------------------------------------------
     def alert(self, kind: str, message: str, symbol: str | None = None) -> None:
@@ -493,6 +565,20 @@ class BookRunner:
             self.store.save(**run, model_version=self.version)
             logger.info("book resumed after %s (bar %d)", ts_of(saved["last_ts"]), saved["bar"])
         candles = self.store.candles()
+        self._restore_windows(candles)
+        for symbol in self.symbols:
+            own = candles[(candles["symbol"] == symbol) & ~candles["missing"]]
+            own = own.set_index("timestamp")[list(OHLCV_COLUMNS)]
+            self.guards[symbol] = CandleGuard.from_history(own, self.bar)
+        if self.bundle is not None:
+            from ai_trade_bot.live.universe_stream import UniverseStream
+
+            self.stream = UniverseStream(self.bundle)
+            self.stream.start(candles)
+
+    def _restore_windows(self, candles: pd.DataFrame) -> None:
+        """What the steps read of the stored candles: all of them (the full path), or
+        each symbol's last closes and the span's last rows (the stepped path)."""
         self._history = candles  # every stored candle, kept in memory from here on
         self._own_closes: dict[str, list[float]] = {}
         self._span_closes: list[tuple[pd.Timestamp, np.ndarray]] = []
@@ -507,21 +593,13 @@ class BookRunner:
             wide = wide.reindex(columns=self.symbols).iloc[-(self.limits.correlation_window + 1) :]
             self._span_closes = [(t, row) for t, row in zip(wide.index, wide.to_numpy(),
                                                             strict=True)]  # fmt: skip
-        for symbol in self.symbols:
-            own = candles[(candles["symbol"] == symbol) & ~candles["missing"]]
-            own = own.set_index("timestamp")[list(OHLCV_COLUMNS)]
-            self.guards[symbol] = CandleGuard.from_history(own, self.bar)
         if self.fast:
             self._history = None  # not needed: trailing closes only
-        if self.bundle is not None:
-            from ai_trade_bot.live.universe_stream import UniverseStream
-
-            self.stream = UniverseStream(self.bundle)
-            self.stream.start(candles)
 
     def run(self, max_steps: int | None = None) -> None:
         after = ts_of(self.store.book()["last_ts"])
         for event in self.feed.events(after=after):
+            self._check_model()
             self.process(event)
             self.processed += 1
             if max_steps is not None and self.processed >= max_steps:

@@ -20,6 +20,8 @@ from ai_trade_bot.live.book import BookConfig, BookRunner, BookStore, MultiFeed,
 from ai_trade_bot.live.store import queue_command
 from ai_trade_bot.registry.universe_bundle import UniverseBundle
 from tests.live.book_fixture import save_planted
+from tests.live.test_crash import _bar as _committed_bar
+from tests.live.test_crash import _run_cli
 
 TRADE_COLUMNS = ["symbol", "entry_bar", "exit_bar", "side", "units", "entry_price",
                  "exit_price", "pnl", "fees", "reason"]  # fmt: skip
@@ -137,15 +139,7 @@ def test_portfolio_multifeed_steps_without_a_late_symbol_after_the_bar_timeout(p
 
 
 def _bar(state: Path) -> int:
-    if not state.exists():
-        return -2
-    try:
-        db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=1)
-        row = db.execute("SELECT bar FROM book").fetchone()
-        db.close()
-    except sqlite3.Error:
-        return -2
-    return -2 if row is None else int(row[0])
+    return _committed_bar(state, "book")
 
 
 def _tables(state: Path) -> dict[str, list[tuple]]:
@@ -166,12 +160,6 @@ def _tables(state: Path) -> dict[str, list[tuple]]:
     ).fetchall()
     db.close()
     return out
-
-
-def _run_cli(args: list[str]) -> None:
-    from ai_trade_bot.commands import main
-
-    main(args, standalone_mode=False)
 
 
 STEPS = 240  # steps take ~20 ms: enough that 20 kills land before the replay ends

@@ -36,13 +36,14 @@ def _run_cli(args: list[str]) -> None:
     main(args, standalone_mode=False)
 
 
-def _bar(state: Path) -> int:
-    """The last committed candle's bar number (-2: nothing committed yet)."""
+def _bar(state: Path, table: str = "runner") -> int:
+    """The last committed candle's (or a book's step's: ``table="book"``) bar number
+    (-2: nothing committed yet)."""
     if not state.exists():
         return -2
     try:
         db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=1)
-        row = db.execute("SELECT bar FROM runner").fetchone()
+        row = db.execute(f"SELECT bar FROM {table}").fetchone()
         db.close()
     except sqlite3.Error:
         return -2

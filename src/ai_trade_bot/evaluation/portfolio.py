@@ -327,37 +327,32 @@ def baseline_books(
     return books
 
 
-def _sector_rows(book: Book, limits: RiskLimits) -> dict[str, dict[str, float]]:
-    """P&L, trades and mean gross exposure per sector (fractions of the initial equity)."""
+def _group_rows(book: Book, groups: dict[str, str]) -> dict[str, dict[str, float]]:
+    """P&L (a fraction of the initial equity), trades, win rate and mean gross exposure
+    per group of symbols (``groups``: symbol -> group)."""
     cash0 = float(book.result.equity.iloc[0])
-    sectors = {s: limits.sectors.get(s, s) for s in book.result.weights.columns}
-    trades = book.result.trades.assign(sector=lambda f: f["symbol"].map(sectors))
-    exposure = book.result.exposure_by(sectors).mean()
+    trades = book.result.trades.assign(group=lambda f: f["symbol"].map(groups))
+    exposure = book.result.exposure_by(groups).mean()
     out = {}
-    for sector in sorted(set(sectors.values())):
-        mine = trades[trades["sector"] == sector]
-        out[sector] = {
-            "pnl": float(mine["pnl"].sum() / cash0),
-            "n_trades": len(mine),
-            "mean_gross_exposure": float(exposure.get(sector, 0.0)),
-        }
-    return out
-
-
-def _symbol_rows(book: Book) -> dict[str, dict[str, float]]:
-    cash0 = float(book.result.equity.iloc[0])
-    trades = book.result.trades
-    weights = book.result.weights
-    out = {}
-    for s in weights.columns:
-        mine = trades[trades["symbol"] == s]
-        out[s] = {
+    for group in sorted(set(groups.values())):
+        mine = trades[trades["group"] == group]
+        out[group] = {
             "pnl": float(mine["pnl"].sum() / cash0),
             "n_trades": len(mine),
             "win_rate": float((mine["pnl"] > 0).mean()) if len(mine) else 0.0,
-            "mean_gross_exposure": float(weights[s].abs().mean()),
+            "mean_gross_exposure": float(exposure.get(group, 0.0)),
         }
     return out
+
+
+def _sector_rows(book: Book, limits: RiskLimits) -> dict[str, dict[str, float]]:
+    sectors = {s: limits.sectors.get(s, s) for s in book.result.weights.columns}
+    rows = _group_rows(book, sectors)
+    return {k: {m: v for m, v in row.items() if m != "win_rate"} for k, row in rows.items()}
+
+
+def _symbol_rows(book: Book) -> dict[str, dict[str, float]]:
+    return _group_rows(book, {s: s for s in book.result.weights.columns})
 
 
 def select_on_validation(

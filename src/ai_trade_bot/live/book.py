@@ -52,7 +52,7 @@ from ai_trade_bot.backtest.state import (
     state_record,
 )
 from ai_trade_bot.data.normalise import OHLCV_COLUMNS
-from ai_trade_bot.data.timeframes import timeframe_to_timedelta
+from ai_trade_bot.data.timeframes import infer_timeframe, timeframe_to_timedelta
 from ai_trade_bot.errors import AiTradeBotError
 from ai_trade_bot.features.build import LabelConfig, labels_for
 from ai_trade_bot.live.guard import CandleGuard
@@ -154,7 +154,7 @@ class ReplayBookFeed:
         self.start = pd.Timestamp(start)
         self.speed = speed
         times = pd.DatetimeIndex(self.candles["timestamp"])
-        self.timeframe = _timeframe_of(times)
+        self.timeframe = infer_timeframe(pd.DatetimeIndex(sorted(set(times))))
 
     def history(self) -> pd.DataFrame:
         return self.candles[pd.DatetimeIndex(self.candles["timestamp"]) < self.start]
@@ -254,17 +254,6 @@ class MultiFeed:
                     first_seen.pop(ts, None)
         finally:
             done.set()
-
-
-def _timeframe_of(times: pd.DatetimeIndex) -> str:
-    from ai_trade_bot.backtest.engine import bar_length
-
-    bar = bar_length(pd.DatetimeIndex(sorted(set(times))))
-    for name, length in (("1m", "1min"), ("5m", "5min"), ("15m", "15min"), ("1h", "1h"),
-                         ("4h", "4h"), ("1d", "1D")):  # fmt: skip
-        if bar == pd.Timedelta(length):
-            return name
-    return f"{int(bar.total_seconds() // 60)}m"
 
 
 class BookStore:

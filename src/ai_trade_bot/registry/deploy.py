@@ -110,6 +110,23 @@ def current_champion(client: Any, name: str) -> Any | None:
         return None
 
 
+def move_aliases(
+    client: Any, name: str, version: str, promote: bool, champion_version: Any | None
+) -> str:
+    """``challenger`` to ``version``; ``champion`` too when the gate passed (the champion
+    before it recorded for a rollback). Returns the decision's name."""
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    if promote:
+        client.set_registered_model_alias(name, CHAMPION, version)
+        if champion_version is not None:
+            client.set_model_version_tag(
+                name, version, "previous_champion", str(champion_version.version)
+            )
+    if promote:
+        return "promoted" if champion_version is not None else "first_champion"
+    return "kept_champion" if champion_version is not None else "no_champion"
+
+
 def register_and_gate(
     bundle: Bundle,
     candles: pd.DataFrame,
@@ -148,22 +165,7 @@ def register_and_gate(
         promote, reasons = False, [*reasons[:-1], incomparable]
     info = log_bundle(bundle, candles, config.model_name)
     version = str(info.registered_model_version)
-    client.set_registered_model_alias(config.model_name, CHALLENGER, version)
-    if promote:
-        client.set_registered_model_alias(config.model_name, CHAMPION, version)
-        if champion_version is not None:
-            client.set_model_version_tag(
-                config.model_name, version, "previous_champion", str(champion_version.version)
-            )
-    decision = (
-        "promoted"
-        if promote and champion_version is not None
-        else "first_champion"
-        if promote
-        else "kept_champion"
-        if champion_version is not None
-        else "no_champion"
-    )
+    decision = move_aliases(client, config.model_name, version, promote, champion_version)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     tags = {
         **{f"lineage.{k}": v for k, v in lineage.items()},

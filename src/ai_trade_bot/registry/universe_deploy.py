@@ -29,7 +29,13 @@ from ai_trade_bot.backtest.statistics import deflated_sharpe
 from ai_trade_bot.errors import AiTradeBotError
 from ai_trade_bot.evaluation.honesty import classification_report
 from ai_trade_bot.modeling.scoring import class_prior
-from ai_trade_bot.registry.deploy import _REQUIREMENTS, CHALLENGER, CHAMPION, current_champion
+from ai_trade_bot.registry.deploy import (
+    _REQUIREMENTS,
+    CHALLENGER,
+    CHAMPION,
+    current_champion,
+    move_aliases,
+)
 from ai_trade_bot.registry.gate import DeployConfig, gate, placebo_candles
 from ai_trade_bot.registry.universe_bundle import UniverseBundle, load_universe_bundle
 
@@ -145,22 +151,7 @@ def register_universe(
         promote, reasons = False, [*reasons[:-1], incomparable]
     info = log_universe_bundle(bundle, model_name)
     version = str(info.registered_model_version)
-    client.set_registered_model_alias(model_name, CHALLENGER, version)
-    if promote:
-        client.set_registered_model_alias(model_name, CHAMPION, version)
-        if champion_version is not None:
-            client.set_model_version_tag(
-                model_name, version, "previous_champion", str(champion_version.version)
-            )
-    decision = (
-        "promoted"
-        if promote and champion_version is not None
-        else "first_champion"
-        if promote
-        else "kept_champion"
-        if champion_version is not None
-        else "no_champion"
-    )
+    decision = move_aliases(client, model_name, version, promote, champion_version)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     tags = {
         **{f"lineage.{k}": v for k, v in lineage.items()},

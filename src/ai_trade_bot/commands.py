@@ -2,6 +2,8 @@
 
 - ``ai-trade-bot live``: the live runner (paper trading unless ``--live``).
 - ``ai-trade-bot serve``: the status API and dashboard over a runner's state file.
+- ``ai-trade-bot status``, ``trades``, ``ledger``, ``export``: what a runner's state file
+  holds (status, closed trades with P&L, the prediction ledger, CSV exports).
 - ``ai-trade-bot rollback``: move the ``champion`` alias back to the previous champion.
 - ``ai-trade-bot retrain``: the scheduled loop (pull, ingest, drift, retrain, gate, push).
 - ``ai-trade-bot run ...``: ``kedro run`` for this project.
@@ -462,6 +464,128 @@ def serve(state_path: str, bind: str, port: int) -> None:
         f"(commands {'on' if options['tokens'] else 'off: no token configured'})"
     )
     run_server(state_path, host=bind, port=port, **options)
+
+
+# -- operator commands: what the runner's state file holds, in the terminal ------------------
+_STATE_OPTION = click.option("--state", "state_path", default=DEFAULT_STATE, show_default=True)
+
+
+def _operator(fn):
+    """Run an operator command; a missing state file or a bad option is one clear line."""
+    from ai_trade_bot.errors import AiTradeBotError
+
+    try:
+        return fn()
+    except AiTradeBotError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _table(frame: Any, empty: str) -> str:
+    if frame.empty:
+        return empty
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", 500, "display.width", 200,
+                           "display.max_columns", 30, "display.float_format", "{:.6g}".format):
+        return frame.to_string(index=False)
+
+
+@main.command()
+@_STATE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON /status gives.")
+def status(state_path: str, as_json: bool) -> None:
+    """What /status says of each runner (and the book), in the terminal."""
+    import json
+
+    from ai_trade_bot.live.operator import status as read_status
+
+    data = _operator(lambda: read_status(state_path))
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    if not data["symbols"] and "book" not in data:
+        click.echo(f"{state_path}: no runner has started")
+    for row in data["symbols"]:
+        halted = f" halted: {row['halted_reason']}" if row["halted"] else ""
+        click.echo(
+            f"{row['symbol']} {row['timeframe']} {row['mode']} {row['runner']}"
+            f"{' (' + row['stop_reason'] + ')' if row['stop_reason'] else ''}: "
+            f"model {row['model_version']} ({row['model_state']}); trading: {row['trading']}; "
+            f"last candle {row['last_candle']}; feed {row['feed_state']}{halted}; "
+            f"equity {row['equity']}; units {row['units']}"
+        )
+        if row["last_alert"]:
+            click.echo(f"  last alert: {row['last_alert']['kind']}: {row['last_alert']['message']}")
+    if "book" in data:
+        book = data["book"]
+        click.echo(
+            f"book ({len(book['symbols'])} symbols) {book['mode']} {book['status']}: model "
+            f"{book['model_version']} ({book['model_state']}); last candle "
+            f"{book['last_candle']}; equity {book['equity']}"
+        )
+
+
+@main.command()
+@_STATE_OPTION
+@click.option("--symbol", default=None)
+@click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False),
+              help="Write them to this CSV file instead of printing.")  # fmt: skip
+def trades(state_path: str, symbol: str | None, csv_path: str | None) -> None:
+    """Closed round trips with their P&L, newest first."""
+    from ai_trade_bot.live.operator import trades as read_trades
+
+    frame = _operator(lambda: read_trades(state_path, symbol))
+    if csv_path:
+        frame.to_csv(csv_path, index=False)
+        click.echo(f"{len(frame)} trades -> {csv_path}")
+        return
+    click.echo(_table(frame, "no closed trades yet"))
+    if not frame.empty:
+        click.echo(f"{len(frame)} trades, P&L {frame['pnl'].sum():.6g} after {frame['fees'].sum():.6g} fees")
+
+
+@main.command()
+@_STATE_OPTION
+@click.option("--since", default=None,
+              help="From this candle time: a date, an ISO time or a duration back (7d).")  # fmt: skip
+@click.option("--symbol", default=None)
+@click.option("--agent", default=None, help="One agent's rows (meta: the meta-agent's).")
+@click.option("--window", type=int, default=200, show_default=True,
+              help="Scored predictions the rolling figures read.")  # fmt: skip
+@click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False),
+              help="Write the rows to this CSV file (the summary is still printed).")  # fmt: skip
+@click.option("--rows", "show_rows", type=int, default=20, show_default=True,
+              help="The latest rows to print.")  # fmt: skip
+def ledger(state_path: str, since: str | None, symbol: str | None, agent: str | None,
+           window: int, csv_path: str | None, show_rows: int) -> None:  # fmt: skip
+    """The prediction ledger: each forecast with its target time and, once that candle
+    closed, its outcome, hit and log-loss; then the rolling figures per symbol and agent."""
+    from ai_trade_bot.live.operator import ledger as read_ledger
+    from ai_trade_bot.live.operator import ledger_summary
+
+    frame = _operator(lambda: read_ledger(state_path, since=since, symbol=symbol, agent=agent))
+    if csv_path:
+        frame.drop(columns=["ts", "target_ts", "scored_ts"]).to_csv(csv_path, index=False)
+        click.echo(f"{len(frame)} predictions -> {csv_path}")
+    else:
+        shown = frame[["symbol", "time", "agent", "target_time", "down", "flat", "up",
+                       "expected_return", "outcome", "hit", "log_loss", "realised_return"]]  # fmt: skip
+        click.echo(_table(shown.tail(show_rows), "no predictions recorded"))
+    click.echo("")
+    click.echo(_table(ledger_summary(frame, window), "nothing scored yet"))
+
+
+@main.command()
+@_STATE_OPTION
+@click.option("--out", "out_dir", default="data/09_live/export", show_default=True,
+              type=click.Path(file_okay=False))  # fmt: skip
+@click.option("--since", default=None, help="The ledger from this candle time.")
+def export(state_path: str, out_dir: str, since: str | None) -> None:
+    """CSV files of the trades, the equity curves and the prediction ledger."""
+    from ai_trade_bot.live.operator import export as do_export
+
+    for path in _operator(lambda: do_export(state_path, out_dir, since=since)):
+        click.echo(str(path))
 
 
 @main.command()

@@ -108,6 +108,13 @@ def test_parity_trades_and_equity_equal_the_evaluate_backtest(tiny_run, replay) 
     closed = trades[trades["reason"] != "end"]
     assert list(exits["bar"]) == list(closed["exit_bar"])
     np.testing.assert_allclose(exits["price"], closed["exit_price"], rtol=1e-12)
+    # the round trips the runner stores (the trades table, ai-trade-bot trades) are the
+    # backtest's, P&L and fees included
+    stored = pd.DataFrame(store.trades("EURUSD")).sort_values(["exit_bar", "entry_bar"])
+    assert list(stored["entry_bar"]) == list(closed["entry_bar"])
+    assert list(stored["reason"]) == list(closed["reason"])
+    for column in ("pnl", "fees", "exit_price", "units"):
+        np.testing.assert_allclose(stored[column], closed[column], rtol=1e-9)
     assert (decisions_reason := store.decisions("EURUSD", 100_000)["reason"]).notna().all()
     assert set(decisions_reason) <= {
         "model",

@@ -520,6 +520,7 @@ class ExecutionCore:
         self.params = engine_params(config, fast_paths=False)
         self._trades = np.zeros((MAX_FILLS_PER_BAR, 9))
         self._fills = np.zeros((MAX_FILLS_PER_BAR, 5))
+        self.last_trades: list[dict[str, Any]] = []
 
     def start(self, day: int) -> np.ndarray:
         """The state of a flat account before its first bar (UTC day number ``day``)."""
@@ -547,10 +548,15 @@ class ExecutionCore:
         """:func:`fill_bar`: apply bar ``bar`` (open, high, low, close) to ``state`` in
         place, filling the clamped ``want`` at its open (NaN: no order); returns its fills."""
         o, h, lo, c = (float(x) for x in candle)
-        _, n_fills = fill_bar(
+        n_trades, n_fills = fill_bar(
             state, int(bar), o, h, lo, c, float(want), float(atr_prev), float(atr_now), int(day),
-            float(fee), float(slip), self.params, self._trades, 0, False, self._fills, True,
+            float(fee), float(slip), self.params, self._trades, 0, True, self._fills, True,
         )  # fmt: skip
+        # the round trips this bar closed, as the backtest records them (TRADE_FIELDS)
+        self.last_trades = [
+            dict(zip(TRADE_FIELDS, row, strict=True)) | {"reason": REASONS[int(row[8])]}
+            for row in self._trades[:n_trades].tolist()
+        ]
         return [
             dict(zip(FILL_FIELDS, row, strict=True)) | {"kind": FILL_KINDS[int(row[4])]}
             for row in self._fills[:n_fills].tolist()

@@ -44,7 +44,15 @@ from ai_trade_bot.features.labels import label_arrays
 from ai_trade_bot.live.alerts import Alerts
 from ai_trade_bot.live.broker import Broker, PaperBroker, client_order_id
 from ai_trade_bot.live.config import RunnerConfig
+from ai_trade_bot.live.explain import (
+    forecast_sigma,
+    risk_fields,
+    rule_text,
+    stop_distance,
+    top_contributions,
+)
 from ai_trade_bot.live.feeds import Feed, FeedEvent
+from ai_trade_bot.live.ledger import outcomes_known, predictions_of
 from ai_trade_bot.live.guard import CandleGuard
 from ai_trade_bot.live.model import ModelKeeper, ModelSource
 from ai_trade_bot.live.orders import OrderDesk
@@ -379,6 +387,7 @@ class Runner:
 
         # 1. the execution core: the position clamped at the previous close fills at this
         # open (NaN: nothing to fill, e.g. an order the exchange did not fill)
+        core.last_trades = []
         if bar == 0:
             engine, fills = core.start(at // _DAY_NS), []
         else:
@@ -407,17 +416,19 @@ class Runner:
         times, rows = self._recent_meta(settings.decision.accuracy_window + 2)
         earlier = times < at
         times, rows = np.append(times[earlier], at), np.vstack([rows[earlier], meta[None, :]])
+        realized = self._realized(window, times, len(rows))
         decided = decide_targets(
             dict(zip(DIRECTION, rows.T, strict=True)),
             decision=settings.decision,
             sizing=settings.sizing,
             fallback=settings.fallback,
             gate=self.bundle.gate if self.bundle else None,
-            realized=self._realized(window, times, len(rows)),
+            realized=realized,
             rsi=np.full(len(rows), float(rsi[-1])),
             use_fallback=self.config.use_fallback,
         )
         target, reason = float(decided["target"][-1]), str(decided["reason"][-1])
+        explained = self._explain(outputs, decided, meta, float(rsi[-1]), settings)
         if reason == "kill_switch" and self._last_reason != "kill_switch":
             self.alerts.send("kill_switch", f"rolling accuracy below the kill level at {ts}")
         self._last_reason = reason
@@ -432,6 +443,9 @@ class Runner:
         if limits:
             reason = f"{reason}; clamped: {', '.join(limits)}"
         _check_finite(engine, ts)
+        explained["risk_score"], explained["stop_sigmas"] = risk_fields(
+            clamped, explained.pop("sigma"), stop_distance(engine, close, atr_now, settings)
+        )
 
         # 4. the order toward the clamped target; the shadow fills it at the next open
         # (with real orders only once the exchange reports it filled: set after the send)
@@ -462,6 +476,7 @@ class Runner:
                 votes=self.model.votes(outputs),
                 rsi=_num(rsi[-1]),
                 latency_ms=(time.perf_counter() - started) * 1000.0,
+                **explained,
             ),
             fills=[
                 Fill(
@@ -475,6 +490,14 @@ class Runner:
                 )
                 for seq, f in enumerate(fills)
             ],
+            trades=core.last_trades,
+            predictions=predictions_of(outputs),
+            target_ts=at + self.model.labels.horizon * self.bar_length.value,
+            horizon=self.model.labels.horizon,
+            outcomes=outcomes_known(
+                window.index.asi8, window["close"].to_numpy(dtype=np.float64), times, realized,
+                self.model.labels.horizon, self._scored(),
+            ),
             orders=[] if order is None else [order],
             order_updates=self.desk.paper_fills(fills),
             account=Account(
@@ -504,10 +527,39 @@ class Runner:
                  "commands": commands, "limits": limits, "reason": reason}  # fmt: skip
         return step, after
 
+    def _explain(self, outputs: pd.DataFrame | None, decided: dict[str, np.ndarray],
+                 meta: np.ndarray, rsi: float, settings: StrategyConfig) -> dict[str, Any]:  # fmt: skip
+        """The decision's explanation (:mod:`ai_trade_bot.live.explain`) but the risk
+        figures, which wait for the clamped target (``sigma`` carries the forecast)."""
+        row = {} if outputs is None else dict(
+            zip(outputs.columns, outputs.to_numpy(dtype=np.float64)[0], strict=True)
+        )
+        meta_row = {k: float(v) for k, v in zip(DIRECTION, meta, strict=True)}
+        contributions = (
+            self.model.stream.contributions(outputs)
+            if outputs is not None and self.model.stream is not None
+            else {}
+        )
+        return {
+            "expected_return": _num(row.get("meta.expected_return", np.nan)),
+            "contributions": top_contributions(contributions),
+            "rule": rule_text(decided, meta_row, rsi, settings,
+                              self.bundle.gate if self.bundle else None),  # fmt: skip
+            "sigma": forecast_sigma(row) if row else np.nan,
+        }
+
+    def _scored(self) -> int | None:
+        """The latest candle whose predictions are scored (read once, then kept)."""
+        if not hasattr(self, "_scored_upto"):
+            self._scored_upto = self.store.scored_upto(self.symbol)
+        return self._scored_upto
+
     def _after_commit(self, step: Step, after: dict[str, Any]) -> None:
         """What follows a committed candle: its alerts, the latency, the order (sent only
         now, after it is on disk under its client id) and the next GARCH refit."""
         ts = ts_of(step.ts)
+        if step.outcomes:
+            self._scored_upto = max(o.ts for o in step.outcomes)
         self.window = after["window"]
         self._remember(after["times"], after["rows"], self.settings.decision.accuracy_window + 2)
         for command in after["commands"]:

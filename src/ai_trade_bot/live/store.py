@@ -30,6 +30,8 @@ import pandas as pd
 
 from ai_trade_bot.backtest.state import state_from_record, state_record
 from ai_trade_bot.data.normalise import OHLCV_COLUMNS
+from ai_trade_bot.live.ledger import LEDGER_COLUMNS, Outcome, Prediction
+from ai_trade_bot.modeling.scoring import EPS
 
 SCHEMA_VERSION = 2  # PRAGMA user_version: 2 adds the columns of the live-safety work
 
@@ -73,7 +75,21 @@ CREATE TABLE IF NOT EXISTS decisions (
     model_version TEXT, signal REAL, target REAL, reason TEXT,
     down REAL, flat REAL, up REAL, confidence REAL, disagreement REAL, informative REAL,
     magnitude REAL, votes TEXT, rsi REAL, latency_ms REAL,
+    expected_return REAL, risk_score REAL, stop_sigmas REAL, contributions TEXT, rule TEXT,
     PRIMARY KEY (symbol, ts)
+);
+CREATE TABLE IF NOT EXISTS trades (
+    symbol TEXT NOT NULL, entry_bar INTEGER NOT NULL, exit_bar INTEGER NOT NULL,
+    seq INTEGER NOT NULL, exit_ts INTEGER NOT NULL, side REAL, units REAL,
+    entry_price REAL, exit_price REAL, pnl REAL, fees REAL, reason TEXT,
+    PRIMARY KEY (symbol, exit_bar, seq)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    symbol TEXT NOT NULL, ts INTEGER NOT NULL, agent TEXT NOT NULL,
+    target_ts INTEGER NOT NULL, horizon INTEGER NOT NULL, model_version TEXT,
+    down REAL, flat REAL, up REAL, confidence REAL, expected_return REAL,
+    outcome INTEGER, realised_return REAL, hit INTEGER, log_loss REAL, scored_ts INTEGER,
+    PRIMARY KEY (symbol, ts, agent)
 );
 CREATE TABLE IF NOT EXISTS orders (
     client_order_id TEXT NOT NULL UNIQUE,
@@ -124,7 +140,7 @@ def ts_of(value: int) -> pd.Timestamp:
 
 _NUMERIC_DECISION_COLUMNS = frozenset(
     ("signal", "target", "down", "flat", "up", "confidence", "disagreement", "informative",
-     "magnitude", "rsi", "latency_ms")
+     "magnitude", "rsi", "latency_ms", "expected_return", "risk_score", "stop_sigmas")
 )  # fmt: skip
 
 
@@ -149,6 +165,15 @@ class Decision:
     votes: dict[str, dict[str, float | None]] = field(default_factory=dict)
     rsi: float | None = None
     latency_ms: float | None = None
+    # the explanation (ai_trade_bot.live.explain): the meta-agent's expected log return, the
+    # risk score (|target| x the volatility forecast: equity a one-sigma bar moves), the
+    # stop's distance in forecast sigmas, each agent's contribution to the meta-agent's
+    # up-minus-down edge, and the rule that decided the target
+    expected_return: float | None = None
+    risk_score: float | None = None
+    stop_sigmas: float | None = None
+    contributions: dict[str, float] = field(default_factory=dict)
+    rule: str | None = None
 
 
 @dataclass
@@ -204,9 +229,16 @@ class Step:
     runner: dict[str, Any]  # runner fields; ``engine_state`` an array (stored by name)
     features: np.ndarray | None = None
     fills: list[Fill] = field(default_factory=list)
+    trades: list[dict[str, Any]] = field(default_factory=list)  # round trips closed (TRADE_FIELDS)
     orders: list[Order] = field(default_factory=list)
     order_updates: dict[str, str] = field(default_factory=dict)  # client id -> status
     commands: list[int] = field(default_factory=list)  # ids applied at this candle
+    # the prediction ledger (ai_trade_bot.live.ledger): this candle's forecasts, with their
+    # target time and horizon, and the outcomes of earlier ones that became known
+    predictions: list[Prediction] = field(default_factory=list)
+    target_ts: int | None = None
+    horizon: int = 1
+    outcomes: list[Outcome] = field(default_factory=list)
 
 
 class StateStore:
@@ -289,6 +321,7 @@ class StateStore:
                 _add_feature_row(db, step.symbol, step.ts, step.features)
             decision = asdict(step.decision)
             decision["votes"] = json.dumps(decision["votes"])
+            decision["contributions"] = json.dumps(decision["contributions"])
             columns = ", ".join(["symbol", *decision])
             marks = ", ".join("?" for _ in range(len(decision) + 1))
             db.execute(
@@ -302,6 +335,15 @@ class StateStore:
                     (step.symbol, step.ts, fill.bar, fill.seq, fill.client_order_id, fill.units,
                      fill.price, fill.fee, fill.kind),
                 )  # fmt: skip
+            db.executemany(
+                "INSERT OR REPLACE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (step.symbol, int(t["entry_bar"]), int(t["exit_bar"]), seq, step.ts,
+                     t["side"], t["units"], t["entry_price"], t["exit_price"], t["pnl"],
+                     t["fees"], t["reason"])
+                    for seq, t in enumerate(step.trades)
+                ],
+            )  # fmt: skip
             for cid, status in step.order_updates.items():
                 _update_order(db, cid, {"status": status})
             for order in step.orders:
@@ -322,6 +364,10 @@ class StateStore:
                     "UPDATE commands SET applied_at = ?, applied_ts = ? WHERE id = ?",
                     (time.time(), step.ts, command_id),
                 )
+            add_ledger(
+                db, step.symbol, step.ts, step.decision.model_version, step.predictions,
+                step.target_ts, step.horizon, step.outcomes,
+            )  # fmt: skip
             _save_runner(db, step.symbol, step.runner)
 
     # -- what the runner reads back --------------------------------------------------------
@@ -361,6 +407,21 @@ class StateStore:
 
     def orders(self, symbol: str, status: str | None = None) -> list[dict[str, Any]]:
         return _orders(self.db, symbol, status)
+
+    def ledger(self, symbol: str | None = None, **query: Any) -> pd.DataFrame:
+        """The prediction ledger (see :func:`ledger_frame`)."""
+        return ledger_frame(self.db, symbol, **query)
+
+    def trades(self, symbol: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Closed round trips, newest first (see :class:`StateReader`)."""
+        return _trades(self.db, symbol, limit)
+
+    def scored_upto(self, symbol: str) -> int | None:
+        """The latest candle time whose predictions are scored (a resume scores after it)."""
+        row = self.db.execute(
+            "SELECT MAX(ts) FROM predictions WHERE symbol = ? AND outcome IS NOT NULL", (symbol,)
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def add_order(self, order: Order) -> bool:
         """Insert an order; False when its client order id exists already (never twice)."""
@@ -532,6 +593,21 @@ class StateReader:
     def latencies(self) -> list[dict[str, Any]]:
         return _rows(self.db, "SELECT symbol, latency_ms FROM decisions")
 
+    def ledger(self, symbol: str | None = None, **query: Any) -> pd.DataFrame:
+        """The prediction ledger (see :func:`ledger_frame`)."""
+        return ledger_frame(self.db, symbol, **query)
+
+    def trades(self, symbol: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Closed round trips (the execution core's, as the backtest records them), newest
+        first, with their entry time."""
+        return _trades(self.db, symbol, limit)
+
+    def book_trades(self, symbol: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """A universe book's closed round trips (as :meth:`trades`)."""
+        if not self.has_book():
+            return []
+        return _trades(self.db, symbol, limit, "book_trades", "book_fills")
+
     def feature_rows(self, symbol: str, columns: list[str], limit: int) -> pd.DataFrame:
         return _feature_frame(self.db, symbol, columns, limit)
 
@@ -575,6 +651,75 @@ def queue_command(
     return targets
 
 
+# -- the prediction ledger ----------------------------------------------------------------------
+_SCORE = """
+UPDATE predictions SET outcome = :outcome, realised_return = :ret, scored_ts = :scored,
+    hit = ((CASE WHEN down >= flat AND down >= up THEN 0 WHEN flat >= up THEN 1 ELSE 2 END)
+           = :outcome),
+    log_loss = -ln(MIN(MAX(CASE :outcome WHEN 0 THEN down WHEN 1 THEN flat ELSE up END,
+                           :eps), 1.0))
+WHERE symbol = :symbol AND ts = :ts AND outcome IS NULL AND up IS NOT NULL
+"""
+
+
+def add_ledger(
+    db: sqlite3.Connection,
+    symbol: str,
+    ts: int,
+    model_version: str,
+    predictions: list[Prediction],
+    target_ts: int | None,
+    horizon: int,
+    outcomes: list[Outcome],
+) -> None:
+    """One candle's forecasts and the outcomes that became known at it (inside the
+    candle's transaction). Hits and log-losses are computed by SQL on the stored
+    probabilities, as :func:`ai_trade_bot.live.ledger.score` computes them."""
+    db.executemany(
+        "INSERT OR REPLACE INTO predictions (symbol, ts, agent, target_ts, horizon, "
+        "model_version, down, flat, up, confidence, expected_return) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (symbol, int(ts), p.agent, int(target_ts if target_ts is not None else ts),
+             int(horizon), model_version, p.down, p.flat, p.up, p.confidence, p.expected_return)
+            for p in predictions
+        ],
+    )  # fmt: skip
+    db.executemany(
+        _SCORE,
+        [
+            {"outcome": o.outcome, "ret": o.realised_return, "scored": o.scored_ts,
+             "eps": EPS, "symbol": symbol, "ts": o.ts}
+            for o in outcomes
+        ],
+    )  # fmt: skip
+
+
+def ledger_frame(
+    db: sqlite3.Connection,
+    symbol: str | None = None,
+    *,
+    since: int | None = None,
+    agent: str | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Ledger rows (:data:`ai_trade_bot.live.ledger.LEDGER_COLUMNS`), oldest first:
+    one symbol's or every symbol's, from candle time ``since`` (int ns), one agent's, the
+    last ``limit``."""
+    where, args = [], []
+    for column, value, op in (("symbol", symbol, "="), ("ts", since, ">="), ("agent", agent, "=")):
+        if value is not None:
+            where.append(f"{column} {op} ?")
+            args.append(value)
+    query = f"SELECT {', '.join(LEDGER_COLUMNS)} FROM predictions"
+    query += (" WHERE " + " AND ".join(where)) if where else ""
+    query += " ORDER BY ts DESC, symbol, agent"
+    if limit is not None:
+        query += f" LIMIT {int(limit)}"
+    rows = db.execute(query, tuple(args)).fetchall()[::-1]
+    return pd.DataFrame([tuple(r) for r in rows], columns=list(LEDGER_COLUMNS))
+
+
 # -- the SQL behind both ------------------------------------------------------------------------
 def _rows(db: sqlite3.Connection, query: str, args: tuple = ()) -> list[dict[str, Any]]:
     cursor = db.execute(query, args)
@@ -594,6 +739,29 @@ def _scoped(
     if limit is not None:
         query += " LIMIT ?"
         args += (int(limit),)
+    return _rows(db, query, args)
+
+
+def _trades(
+    db: sqlite3.Connection,
+    symbol: str | None,
+    limit: int | None,
+    table: str = "trades",
+    fills: str = "fills",
+) -> list[dict[str, Any]]:
+    """Closed round trips, newest first, with the entry candle's time (its fill's) and the
+    return on the entry notional."""
+    query = (
+        f"SELECT t.*, (SELECT MIN(f.ts) FROM {fills} f WHERE f.symbol = t.symbol AND "
+        "f.bar = t.entry_bar) AS entry_ts, t.pnl / NULLIF(t.units * t.entry_price, 0) AS "
+        f'"return" FROM {table} t'
+    )
+    args: tuple = ()
+    if symbol is not None:
+        query, args = query + " WHERE t.symbol = ?", (symbol,)
+    query += " ORDER BY t.exit_ts DESC, t.symbol"
+    if limit is not None:
+        query += f" LIMIT {int(limit)}"
     return _rows(db, query, args)
 
 

@@ -126,6 +126,13 @@ class ModelStream:
             return state
         return dataclasses.replace(state, features=features)
 
+    def contributions(self, outputs: pd.DataFrame) -> dict[str, float]:
+        """Each direction agent's contribution to this candle's meta edge (see
+        :meth:`ai_trade_bot.modeling.meta.MetaAgent.contributions`)."""
+        n = len(self._agent_columns)
+        values = outputs.to_numpy(dtype=np.float64)[0, :n]
+        return self.bundle.meta.contributions(values, self._agent_columns)
+
     # -- one candle ----------------------------------------------------------------------
     def step(
         self, window: pd.DataFrame, state: StreamState

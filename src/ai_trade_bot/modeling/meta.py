@@ -295,6 +295,28 @@ class MetaAgent:
             ]
         )
 
+    def contributions(self, values: np.ndarray, columns: pd.Index) -> dict[str, float]:
+        """How much each direction agent moved this row's edge, P(up) - P(down): the edge
+        minus the edge with that agent's outputs set to the class prior the meta-agent was
+        fit on (its probabilities; its confidence the prior's largest share; not
+        informative). Occlusion works for every method, learned or not, in one batched
+        prediction of k + 1 rows. Positive: the agent pushed toward up."""
+        values = np.asarray(values, dtype=np.float64).reshape(1, -1)
+        agents = list(self.agents_)
+        rows = np.repeat(values, len(agents) + 1, axis=0)
+        where = {str(c): i for i, c in enumerate(columns)}
+        prior = np.asarray(self.prior_, dtype=np.float64)
+        neutral = {"down": prior[0], "flat": prior[1], "up": prior[2],
+                   "confidence": float(prior.max()), "informative": 0.0}  # fmt: skip
+        for k, agent in enumerate(agents, start=1):
+            for name, value in neutral.items():
+                j = where.get(f"{agent}.{name}")
+                if j is not None:
+                    rows[k, j] = value
+        out = self.predict_values(rows, columns)
+        edge = out[:, 2] - out[:, 0]
+        return {agent: float(edge[0] - edge[k]) for k, agent in enumerate(agents, start=1)}
+
     def save(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         joblib.dump(self, path)

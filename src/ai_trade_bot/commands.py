@@ -87,7 +87,14 @@ def main() -> None:
 @click.option("--exchange-url", default=None, help="Point the exchange's API at another host.")
 @click.option("--poll-seconds", type=float, default=5.0, show_default=True)
 @click.option("--stale-after", type=float, default=120.0, show_default=True)
-@click.option("--webhook", default=None, help="POST alerts to this URL.")
+@click.option("--notify", "notify_urls", multiple=True, metavar="URL",
+              help="Also send alerts to this Apprise URL (json://host/path, slack://..., "
+              "tgram://...); configured ones: conf/local/credentials.yml "
+              "notifications.urls or AI_TRADE_BOT_NOTIFY_URLS.")  # fmt: skip
+@click.option("--inference-timeout", type=float, default=None,
+              help="Seconds the model may take on a candle (live.inference_timeout).")  # fmt: skip
+@click.option("--memory-cap-mb", type=float, default=None,
+              help="Stop cleanly above this resident memory (live.memory_cap_mb).")  # fmt: skip
 @click.option("--max-candles", type=int, default=None)
 @click.option("--reload-check-seconds", type=float, default=30.0, show_default=True)
 @click.option("--api", "with_api", is_flag=True, help="Serve the status API and dashboard too.")
@@ -127,7 +134,9 @@ def live(
     exchange_url: str | None,
     poll_seconds: float,
     stale_after: float,
-    webhook: str | None,
+    notify_urls: tuple[str, ...],
+    inference_timeout: float | None,
+    memory_cap_mb: float | None,
     max_candles: int | None,
     reload_check_seconds: float,
     with_api: bool,
@@ -153,7 +162,7 @@ def live(
             tracking_uri=tracking_uri, exchange=exchange, symbols=symbols, timeframe=timeframe,
             exchange_url=exchange_url, poll_seconds=poll_seconds, stale_after=stale_after,
             max_candles=max_candles, with_api=with_api, api_bind=api_bind, api_port=api_port,
-            reload_check_seconds=reload_check_seconds,
+            reload_check_seconds=reload_check_seconds, notify_urls=notify_urls,
         )  # fmt: skip
         return
     from ai_trade_bot.errors import AiTradeBotError
@@ -164,7 +173,7 @@ def live(
     from ai_trade_bot.live.feeds import CcxtFeed
     from ai_trade_bot.live.feeds import replay_source as make_replay
     from ai_trade_bot.live.model import ModelSource
-    from ai_trade_bot.live.runner import Runner
+    from ai_trade_bot.live.runner import MemoryCapError, Runner
     from ai_trade_bot.live.store import StateStore
     from ai_trade_bot.strategy.config import strategy_of
 
@@ -220,6 +229,7 @@ def live(
     # the API process gets its token and report folder from here, before any model loads
     api = _start_api(state_path, api_bind, api_port, settings.api_hosts) if with_api else None
     store = StateStore(state_path)
+    notifier = _notifier(settings, notify_urls)
     runner = Runner(
         source,
         store,
@@ -234,11 +244,14 @@ def live(
             allow_ungated_live=confirm_ungated,
             symbol_map=symbol_map,
             max_order_notional=max_order_notional,
+            inference_timeout=inference_timeout or settings.inference_timeout,
+            memory_cap_mb=memory_cap_mb or settings.memory_cap_mb,
         ),
-        alerts=Alerts(store, source.symbol, webhook_url=webhook),
+        alerts=Alerts(store, source.symbol, notifier=notifier),
         broker=broker,
     )
     stopped = "the replay ended" if feed == "replay" else "the feed ended"
+    exit_code = 0
     try:
         with _sigterm_as_interrupt():
             try:
@@ -249,12 +262,18 @@ def live(
     except KeyboardInterrupt:
         stopped = "stopped by a signal"
         click.echo(f"stopped; resume with the same command (state in {state_path})")
+    except MemoryCapError as exc:
+        stopped = f"memory cap: {exc}"
+        exit_code = 3
+        click.echo(f"stopped: {exc}; resume with the same command (state in {state_path})")
     finally:
         if getattr(runner, "state", None):
             runner.stop(stopped)
         store.close()
         if api is not None:
             api.terminate()
+        if notifier is not None:
+            notifier.close()
     if runner.latencies:
         import numpy as np
 
@@ -267,6 +286,8 @@ def live(
             f"p99 {np.percentile(lat, 99):.1f} ms (median ms by stage: {stages}); "
             f"state in {state_path}"
         )
+    if exit_code:
+        sys.exit(exit_code)
 
 
 def universe_candles(source: str) -> Any:
@@ -362,8 +383,9 @@ def _live_book(**o: Any) -> None:
     config = BookConfig(
         bar_timeout=settings.bar_timeout, reload_check_seconds=o["reload_check_seconds"]
     )
+    notifier = _notifier(settings, o["notify_urls"])
     runner = BookRunner(feed, store, bundle, config, version=version, symbols=names,
-                        source=source)  # fmt: skip
+                        source=source, notifier=notifier)  # fmt: skip
     stopped = "the replay ended" if o["feed"] == "replay" else "the feed ended"
     try:
         with _sigterm_as_interrupt():
@@ -381,6 +403,8 @@ def _live_book(**o: Any) -> None:
         store.close()
         if api is not None:
             api.terminate()
+        if notifier is not None:
+            notifier.close()
     if runner.latencies:
         lat = np.array(runner.latencies)
         click.echo(
@@ -388,6 +412,16 @@ def _live_book(**o: Any) -> None:
             f"{np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms; state in "
             f"{o['state_path']}"
         )
+
+
+def _notifier(settings: Any, urls: tuple[str, ...]) -> Any:
+    """The Apprise notifier from the configured URLs and ``--notify`` (None without any)."""
+    from ai_trade_bot.live.notify import notifier_from
+
+    try:
+        return notifier_from(settings.notify, urls, PROJECT_ROOT / "conf" / "local")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="live.notify") from exc
 
 
 @contextlib.contextmanager
@@ -485,8 +519,16 @@ def _table(frame: Any, empty: str) -> str:
         return empty
     import pandas as pd
 
-    with pd.option_context("display.max_rows", 500, "display.width", 200,
-                           "display.max_columns", 30, "display.float_format", "{:.6g}".format):
+    with pd.option_context(
+        "display.max_rows",
+        500,
+        "display.width",
+        200,
+        "display.max_columns",
+        30,
+        "display.float_format",
+        "{:.6g}".format,
+    ):
         return frame.to_string(index=False)
 
 
@@ -541,13 +583,15 @@ def trades(state_path: str, symbol: str | None, csv_path: str | None) -> None:
         return
     click.echo(_table(frame, "no closed trades yet"))
     if not frame.empty:
-        click.echo(f"{len(frame)} trades, P&L {frame['pnl'].sum():.6g} after {frame['fees'].sum():.6g} fees")
+        pnl, fees = frame["pnl"].sum(), frame["fees"].sum()
+        click.echo(f"{len(frame)} trades, P&L {pnl:.6g} after {fees:.6g} fees")
 
 
 @main.command()
 @_STATE_OPTION
-@click.option("--since", default=None,
-              help="From this candle time: a date, an ISO time or a duration back (7d).")  # fmt: skip
+@click.option(
+    "--since", default=None, help="From this candle time: a date, an ISO time or a duration (7d)."
+)
 @click.option("--symbol", default=None)
 @click.option("--agent", default=None, help="One agent's rows (meta: the meta-agent's).")
 @click.option("--window", type=int, default=200, show_default=True,
@@ -568,8 +612,9 @@ def ledger(state_path: str, since: str | None, symbol: str | None, agent: str | 
         frame.drop(columns=["ts", "target_ts", "scored_ts"]).to_csv(csv_path, index=False)
         click.echo(f"{len(frame)} predictions -> {csv_path}")
     else:
-        shown = frame[["symbol", "time", "agent", "target_time", "down", "flat", "up",
-                       "expected_return", "outcome", "hit", "log_loss", "realised_return"]]  # fmt: skip
+        columns = ["symbol", "time", "agent", "target_time", "down", "flat", "up",
+                   "expected_return", "outcome", "hit", "log_loss", "realised_return"]  # fmt: skip
+        shown = frame[columns]
         click.echo(_table(shown.tail(show_rows), "no predictions recorded"))
     click.echo("")
     click.echo(_table(ledger_summary(frame, window), "nothing scored yet"))

@@ -113,9 +113,7 @@ def test_ledger_health_reads_live_figures_against_the_out_of_fold_ones() -> None
                      "predicted_shares": [0.0, 0.0, 1.0]}}  # fmt: skip
     (health,) = ledger_health(pd.DataFrame(rows), 10, reference=ref)
     assert health["accuracy"] == 0.75 and health["pending"] == 1 and health["scored"] == 4
-    assert health["log_loss"] == pytest.approx(
-        -np.mean(np.log([0.6, 0.2, 0.8, 0.5])), rel=1e-12
-    )
+    assert health["log_loss"] == pytest.approx(-np.mean(np.log([0.6, 0.2, 0.8, 0.5])), rel=1e-12)
     assert health["confidence"] == pytest.approx(np.mean([0.6, 0.6, 0.8, 0.5]))
     assert health["overconfidence"] == pytest.approx(0.625 - 0.75)
     assert health["predicted_shares"] == [0.5, 0.0, 0.5]

@@ -1,11 +1,12 @@
-"""Alerts to the log, the state store (the dashboard shows them) and an optional webhook."""
+"""Alerts to the log, the state store (the dashboard shows them) and the notification
+channels (:class:`ai_trade_bot.live.notify.Notifier`: Apprise URLs, rate-limited and
+deduplicated, sent from a background thread)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 
+from ai_trade_bot.live.notify import Notifier, mask
 from ai_trade_bot.live.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -21,34 +22,28 @@ KINDS = (
     "model_change",
     "order",
     "command",  # pause, resume, flatten applied
+    "inference_timeout",  # the model took longer than live.inference_timeout: fallback
+    "memory_cap",  # the process grew past live.memory_cap_mb: a clean stop
+    "daily_summary",  # the UTC day's equity, trades and live accuracy
 )
 
 
 class Alerts:
-    """Send alerts; a failing webhook is logged, never raised (the runner keeps trading)."""
+    """Send alerts; a failing notification channel is logged, never raised (the runner
+    keeps trading)."""
 
     def __init__(
-        self,
-        store: StateStore,
-        symbol: str,
-        *,
-        webhook_url: str | None = None,
-        timeout: float = 2.0,
+        self, store: StateStore, symbol: str | None, *, notifier: Notifier | None = None
     ) -> None:
         self.store, self.symbol = store, symbol
-        self.webhook_url, self.timeout = webhook_url, timeout
+        self.notifier = notifier
         self.sent: list[tuple[str, str]] = []
 
-    def send(self, kind: str, message: str) -> None:
-        logger.warning("alert %s [%s]: %s", kind, self.symbol, message)
+    def send(self, kind: str, message: str, symbol: str | None = None) -> None:
+        who = symbol if symbol is not None else self.symbol
+        message = mask(message)  # a notification URL's token never reaches the state
+        logger.warning("alert %s [%s]: %s", kind, who, message)
         self.sent.append((kind, message))
-        self.store.add_alert(self.symbol, kind, message)
-        if self.webhook_url:
-            body = json.dumps({"symbol": self.symbol, "kind": kind, "message": message}).encode()
-            request = urllib.request.Request(
-                self.webhook_url, data=body, headers={"Content-Type": "application/json"}
-            )
-            try:
-                urllib.request.urlopen(request, timeout=self.timeout).close()
-            except OSError as exc:
-                logger.warning("alert webhook failed: %s", exc)
+        self.store.add_alert(who, kind, message)
+        if self.notifier is not None:
+            self.notifier.notify(kind, who, message)

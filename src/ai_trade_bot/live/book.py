@@ -432,9 +432,11 @@ class BookRunner:
         version: str = "local",
         symbols: list[str] | None = None,
         source: Any | None = None,
+        notifier: Any | None = None,
     ) -> None:
         self.feed, self.store, self.config = feed, store, config
         self.source = source
+        self.notifier = notifier  # ai_trade_bot.live.notify.Notifier
         self.version = version if bundle is not None else "none"
         self.symbols = list(bundle.symbols if bundle is not None else symbols or feed.symbols)
         self._use(bundle)
@@ -517,9 +519,14 @@ class BookRunner:
 
     # -- alerts ---------------------------------------------------------------------------
     def alert(self, kind: str, message: str, symbol: str | None = None) -> None:
+        from ai_trade_bot.live.notify import mask
+
+        message = mask(message)  # a notification URL's token never reaches the state
         logger.warning("alert %s [%s]: %s", kind, symbol or "book", message)
         self.alerts_sent.append((kind, message))
         self.store.state.add_alert(symbol or "*", kind, message)
+        if self.notifier is not None:
+            self.notifier.notify(kind, symbol, message)
 
     # -- start / resume -------------------------------------------------------------------
     def start(self) -> None:

@@ -19,10 +19,19 @@ class LiveConfig:
     symbol_map: dict[str, str] = field(default_factory=dict)  # model symbol -> market
     api_hosts: list[str] = field(default_factory=list)  # Host names the API answers too
     bar_timeout: float = 60.0  # a universe book: seconds to wait for a late symbol's candle
+    # seconds the features, agents and meta-agent may take on one candle; a slower model
+    # falls back for that candle (an alert), null: no limit
+    inference_timeout: float | None = None
+    memory_cap_mb: float | None = None  # resident memory above this: an alert, a clean stop
+    notify: dict[str, Any] = field(default_factory=dict)  # ai_trade_bot.live.notify.NotifyConfig
 
     def __post_init__(self) -> None:
         if self.fallback not in ("none", "rsi"):
             raise ValueError(f"fallback must be none or rsi, got {self.fallback!r}")
+        for name in ("inference_timeout", "memory_cap_mb"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"live.{name} must be > 0 or null, got {value}")
         if self.max_order_notional is not None and not self.max_order_notional > 0:
             raise ValueError(
                 f"max_order_notional must be > 0 (quote currency) or null, got "
@@ -51,3 +60,6 @@ class RunnerConfig:
     symbol_map: dict[str, str] = field(default_factory=dict)  # model symbol -> feed symbol
     max_order_notional: float | None = None  # quote currency; tightens the bundle's cap
     max_consecutive_errors: int = 5
+    inference_timeout: float | None = None  # seconds (see LiveConfig)
+    memory_cap_mb: float | None = None
+    daily_summary: bool = True  # an alert at the first candle of each UTC day

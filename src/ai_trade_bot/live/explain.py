@@ -40,7 +40,9 @@ def rule_text(decided: dict[str, np.ndarray], meta: dict[str, float], rsi: float
     up, down = meta.get("up", np.nan), meta.get("down", np.nan)
     signal = float(decided["signal"][-1])
     if reason == "model":
-        side = f"up {up:.3f} >= buy {buy:.3f}" if signal > 0 else f"down {down:.3f} >= sell {sell:.3f}"
+        side = (
+            f"up {up:.3f} >= buy {buy:.3f}" if signal > 0 else f"down {down:.3f} >= sell {sell:.3f}"
+        )
         return f"model: {side}" + (f" (rolling accuracy {acc:.2f})" if np.isfinite(acc) else "")
     if reason == "no_edge":
         return f"no_edge: up {up:.3f} < buy {buy:.3f} and down {down:.3f} < sell {sell:.3f}"
@@ -48,7 +50,8 @@ def rule_text(decided: dict[str, np.ndarray], meta: dict[str, float], rsi: float
         return f"kill_switch: rolling accuracy {acc:.3f} < kill {decision.kill_below:.2f}"
     if reason == "confidence_gate":
         level = decision.confidence_gate if gate is None else gate
-        return f"confidence_gate: confidence {meta.get('confidence', np.nan):.3f} < gate {level:.2f}"
+        confidence = meta.get("confidence", np.nan)
+        return f"confidence_gate: confidence {confidence:.3f} < gate {level:.2f}"
     if reason == "disagreement_gate":
         return (
             f"disagreement_gate: disagreement {meta.get('disagreement', np.nan):.3f} > "
@@ -57,7 +60,10 @@ def rule_text(decided: dict[str, np.ndarray], meta: dict[str, float], rsi: float
     if reason == "prior_only":
         return "prior_only: the meta-agent outputs its class prior (no edge to trade)"
     if reason == "fallback_rsi":
-        return f"fallback_rsi: RSI {rsi:.1f} (long < {decision.rsi_low:g}, short > {decision.rsi_high:g})"
+        return (
+            f"fallback_rsi: RSI {rsi:.1f} (long < {decision.rsi_low:g}, short > "
+            f"{decision.rsi_high:g})"
+        )
     return f"{reason}: no usable model output"
 
 

@@ -141,9 +141,9 @@ def ledger_health(
         record: dict[str, Any] = {
             "symbol": symbol,
             "agent": agent,
-            "predictions": int(len(rows)),
+            "predictions": len(rows),
             "pending": int(rows["outcome"].isna().sum()),
-            "scored": int(len(scored)),
+            "scored": len(scored),
             "window": int(window),
             "last_ts": int(rows["ts"].iloc[-1]),
         }

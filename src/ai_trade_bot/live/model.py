@@ -203,7 +203,17 @@ class ModelKeeper:
         row and the stream state after it; the state follows (failing on a NaN, ok after)."""
         if self.stream is None or carried is None:
             return None, None, carried
-        feature_row, outputs, carried = self.stream.step(window, carried)
+        return self.judge(*self.stream.step(window, carried), ts)
+
+    def judge(
+        self,
+        feature_row: pd.Series,
+        outputs: pd.DataFrame | None,
+        carried: StreamState,
+        ts: pd.Timestamp,
+    ) -> tuple[pd.DataFrame | None, pd.Series | None, StreamState | None]:
+        """:meth:`outputs` after the stream's step (which may run on another thread: the
+        state and its alerts change here, on the runner's)."""
         if outputs is None or not np.isfinite(self.meta_values(outputs)[:3]).all():
             self.set_state("failing", f"model {self.version} gave no usable output at {ts}")
             return None, feature_row, carried

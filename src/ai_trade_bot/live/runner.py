@@ -30,6 +30,8 @@ import json
 import logging
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any
 
 import numpy as np
@@ -52,8 +54,8 @@ from ai_trade_bot.live.explain import (
     top_contributions,
 )
 from ai_trade_bot.live.feeds import Feed, FeedEvent
-from ai_trade_bot.live.ledger import outcomes_known, predictions_of
 from ai_trade_bot.live.guard import CandleGuard
+from ai_trade_bot.live.ledger import outcomes_known, predictions_of
 from ai_trade_bot.live.model import ModelKeeper, ModelSource
 from ai_trade_bot.live.orders import OrderDesk
 from ai_trade_bot.live.store import Account, Decision, Fill, StateStore, Step, ts_int, ts_of
@@ -72,6 +74,10 @@ _ALERTED_LIMITS = ("drawdown_breaker", "daily_loss", "trades_per_day", "max_orde
 
 class NonFiniteStateError(AiTradeBotError):
     """An execution step would leave cash, units or equity non-finite."""
+
+
+class MemoryCapError(AiTradeBotError):
+    """The runner grew past ``live.memory_cap_mb``: it stops cleanly, resumable."""
 
 
 class Runner:
@@ -109,6 +115,9 @@ class Runner:
         self._errors = 0
         self._core: tuple[Any, ExecutionCore] | None = None
         self.guard: CandleGuard | None = None
+        self._late: Future | None = None  # a model run that overran live.inference_timeout
+        self._worker: ThreadPoolExecutor | None = None
+        self._summary_day: int | None = None
 
     # -- the model (see ModelKeeper) ------------------------------------------------------
     @property
@@ -202,8 +211,11 @@ class Runner:
             self.guard = CandleGuard.from_history(history, self.bar_length)
             logger.info("started %s with %d candles of history", self.symbol, len(history))
         else:
-            if saved["model_version"] != self.version and self.bundle is not None:
-                # the model changed while the runner was down: start its stream afresh
+            if self.bundle is not None and (
+                saved["model_version"] != self.version or not saved["carry"]
+            ):
+                # the model changed while the runner was down, or the last candle's model
+                # run overran its timeout (no carried state): start its stream afresh
                 self.stream_state = self.model.stream.start(self.store.candles(self.symbol))
             elif self.bundle is not None and saved["carry"]:
                 keep = max(a.min_history for a in self.bundle.agents.values())
@@ -308,12 +320,67 @@ class Runner:
                 continue
             self.process(event)
             self.processed += 1
+            self._check_memory()
             if max_candles is not None and self.processed >= max_candles:
                 break
 
     def stop(self, reason: str) -> None:
         """Record a clean stop (the status API then shows the runner stopped)."""
         self._save_state(stopped_at=time.time(), stop_reason=reason)
+        if self._worker is not None:
+            self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def _check_memory(self) -> None:
+        """Above ``memory_cap_mb`` of resident memory: one alert and a clean stop (the
+        state is committed; a supervisor restarts the runner and it resumes)."""
+        cap = self.config.memory_cap_mb
+        if cap is None:
+            return
+        import psutil
+
+        rss = psutil.Process().memory_info().rss / 2**20
+        if rss > cap:
+            message = f"resident memory {rss:.0f} MB above live.memory_cap_mb {cap:g} MB"
+            self.alerts.send("memory_cap", f"{message}; stopping cleanly (resume to continue)")
+            raise MemoryCapError(message)
+
+    def _infer(
+        self, window: pd.DataFrame, ts: pd.Timestamp
+    ) -> tuple[pd.DataFrame | None, pd.Series | None, StreamState | None]:
+        """The model's outputs of this candle (:meth:`ModelKeeper.outputs`), bounded by
+        ``inference_timeout``: the stream steps on a worker thread; when it overruns, this
+        candle has no model output (the fallback decides, one alert) and the stream starts
+        afresh from the stored candles once the overrunning run has ended (the candles it
+        missed are in the store). While it still runs, each candle falls back."""
+        timeout = self.config.inference_timeout
+        if timeout is None or self.model.stream is None:
+            return self.model.outputs(window, self.stream_state, ts)
+        if self._late is not None:
+            if not self._late.done():
+                self.alerts.send(
+                    "inference_timeout",
+                    f"the model is still on an earlier candle at {ts}; fallback for this one",
+                )
+                return None, None, None
+            self._late = None
+            self.stream_state = self.model.stream.start(self.store.candles(self.symbol))
+        if self.stream_state is None:
+            return None, None, None
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="inference")
+        job = self._worker.submit(self.model.stream.step, window, self.stream_state)
+        try:
+            step = job.result(timeout=timeout)
+        except FuturesTimeout:
+            self._late = job
+            self.alerts.send(
+                "inference_timeout",
+                f"the model took over live.inference_timeout {timeout:g} s at {ts}; "
+                f"{self.model.trading if self.config.use_fallback else 'no new entries'} "
+                "for this candle",
+            )
+            return None, None, None
+        return self.model.judge(*step, ts)
 
     def _set_feed_state(self, state: str, message: str) -> None:
         if state == "stale":
@@ -408,7 +475,7 @@ class Runner:
         _check_finite(engine, ts)
 
         # 2. the model's outputs for this candle
-        outputs, feature_row, self.stream_state = self.model.outputs(window, self.stream_state, ts)
+        outputs, feature_row, self.stream_state = self._infer(window, ts)
         meta = self.model.meta_values(outputs)  # DIRECTION's values; NaN without an output
 
         # 3. the strategy step on the recent decisions (arrays: a frame per candle cost
@@ -495,8 +562,12 @@ class Runner:
             target_ts=at + self.model.labels.horizon * self.bar_length.value,
             horizon=self.model.labels.horizon,
             outcomes=outcomes_known(
-                window.index.asi8, window["close"].to_numpy(dtype=np.float64), times, realized,
-                self.model.labels.horizon, self._scored(),
+                window.index.asi8,
+                window["close"].to_numpy(dtype=np.float64),
+                times,
+                realized,
+                self.model.labels.horizon,
+                self._scored(),
             ),
             orders=[] if order is None else [order],
             order_updates=self.desk.paper_fills(fills),
@@ -527,12 +598,20 @@ class Runner:
                  "commands": commands, "limits": limits, "reason": reason}  # fmt: skip
         return step, after
 
-    def _explain(self, outputs: pd.DataFrame | None, decided: dict[str, np.ndarray],
-                 meta: np.ndarray, rsi: float, settings: StrategyConfig) -> dict[str, Any]:  # fmt: skip
+    def _explain(
+        self,
+        outputs: pd.DataFrame | None,
+        decided: dict[str, np.ndarray],
+        meta: np.ndarray,
+        rsi: float,
+        settings: StrategyConfig,
+    ) -> dict[str, Any]:
         """The decision's explanation (:mod:`ai_trade_bot.live.explain`) but the risk
         figures, which wait for the clamped target (``sigma`` carries the forecast)."""
-        row = {} if outputs is None else dict(
-            zip(outputs.columns, outputs.to_numpy(dtype=np.float64)[0], strict=True)
+        row = (
+            {}
+            if outputs is None
+            else dict(zip(outputs.columns, outputs.to_numpy(dtype=np.float64)[0], strict=True))
         )
         meta_row = {k: float(v) for k, v in zip(DIRECTION, meta, strict=True)}
         contributions = (
@@ -543,8 +622,9 @@ class Runner:
         return {
             "expected_return": _num(row.get("meta.expected_return", np.nan)),
             "contributions": top_contributions(contributions),
-            "rule": rule_text(decided, meta_row, rsi, settings,
-                              self.bundle.gate if self.bundle else None),  # fmt: skip
+            "rule": rule_text(
+                decided, meta_row, rsi, settings, self.bundle.gate if self.bundle else None
+            ),
             "sigma": forecast_sigma(row) if row else np.nan,
         }
 
@@ -560,6 +640,7 @@ class Runner:
         ts = ts_of(step.ts)
         if step.outcomes:
             self._scored_upto = max(o.ts for o in step.outcomes)
+        self._daily_summary(step.ts)
         self.window = after["window"]
         self._remember(after["times"], after["rows"], self.settings.decision.accuracy_window + 2)
         for command in after["commands"]:
@@ -585,6 +666,30 @@ class Runner:
         if self.model.stream is not None and self.stream_state is not None:
             # between candles: a refit the next candle needs, made while waiting for it
             self.stream_state = self.model.stream.prefit(after["window"], self.stream_state)
+
+    def _daily_summary(self, at: int) -> None:
+        """At the first candle of a UTC day: the day before in one alert (equity, round
+        trips and their P&L, the meta-agent's live accuracy on the predictions scored)."""
+        day = at // _DAY_NS
+        previous, self._summary_day = self._summary_day, day
+        if not self.config.daily_summary or previous is None or day == previous:
+            return
+        s = self.store.day_summary(self.symbol, previous * _DAY_NS, day * _DAY_NS)
+        change = (
+            f"equity {s['equity_start']:.2f} -> {s['equity_end']:.2f}"
+            if s["equity_start"] is not None and s["equity_end"] is not None
+            else f"equity {s['equity_end']}"
+        )
+        accuracy = (
+            f"meta accuracy {s['accuracy']:.2f} on {s['scored']} scored"
+            if s["scored"]
+            else "no prediction scored"
+        )
+        self.alerts.send(
+            "daily_summary",
+            f"{pd.Timestamp(previous * _DAY_NS, tz='UTC').date()}: {change}; {s['trades']} "
+            f"round trip(s), P&L {s['pnl']:+.2f}; {accuracy}; position {s['units']}",
+        )
 
     def _after_send(self, order: Any, target: float) -> None:
         filled = self.desk.send(order)

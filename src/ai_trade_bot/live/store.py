@@ -416,6 +416,41 @@ class StateStore:
         """Closed round trips, newest first (see :class:`StateReader`)."""
         return _trades(self.db, symbol, limit)
 
+    def day_summary(self, symbol: str, start: int, end: int) -> dict[str, Any]:
+        """One symbol's candles from ``start`` to before ``end`` (int ns): equity at the
+        first and last, round trips closed and their P&L, the meta-agent's predictions
+        scored and their hit rate."""
+        db = self.db
+        equity = db.execute(
+            "SELECT equity FROM equity WHERE symbol = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+            (symbol, start),
+        ).fetchone()
+        last = db.execute(
+            "SELECT equity, units FROM equity WHERE symbol = ? AND ts >= ? AND ts < ? "
+            "ORDER BY ts DESC LIMIT 1",
+            (symbol, start, end),
+        ).fetchone()
+        trades = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(pnl), 0) FROM trades WHERE symbol = ? AND "
+            "exit_ts >= ? AND exit_ts < ?",
+            (symbol, start, end),
+        ).fetchone()
+        scored = db.execute(
+            "SELECT COUNT(*), AVG(hit), AVG(log_loss) FROM predictions WHERE symbol = ? AND "
+            "agent = 'meta' AND scored_ts >= ? AND scored_ts < ?",
+            (symbol, start, end),
+        ).fetchone()
+        return {
+            "equity_start": None if equity is None else equity[0],
+            "equity_end": None if last is None else last[0],
+            "units": None if last is None else last[1],
+            "trades": int(trades[0]),
+            "pnl": float(trades[1]),
+            "scored": int(scored[0]),
+            "accuracy": scored[1],
+            "log_loss": scored[2],
+        }
+
     def scored_upto(self, symbol: str) -> int | None:
         """The latest candle time whose predictions are scored (a resume scores after it)."""
         row = self.db.execute(
@@ -602,7 +637,9 @@ class StateReader:
         first, with their entry time."""
         return _trades(self.db, symbol, limit)
 
-    def book_trades(self, symbol: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def book_trades(
+        self, symbol: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         """A universe book's closed round trips (as :meth:`trades`)."""
         if not self.has_book():
             return []

@@ -255,9 +255,27 @@ class Loop:
         out = self.project / REPORTS / "retrain_last.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(self.record, indent=2, default=str))
-        sys.stdout.write(summary_line(self.record) + "\n")
+        line = summary_line(self.record)
+        sys.stdout.write(line + "\n")
         sys.stdout.flush()
+        if failed or "deploy" in self.record:
+            self.notify(line)
         return 1 if failed else 0
+
+    def notify(self, line: str) -> None:
+        """A retrain (or a failed loop) goes to the notification channels
+        (:mod:`ai_trade_bot.live.notify`; URLs from conf/local or the environment)."""
+        from ai_trade_bot.live.notify import notifier_from
+
+        try:
+            block = (_config_loader(self.project)["parameters"].get("live") or {}).get("notify")
+            notifier = notifier_from(block, conf_local=self.project / "conf" / "local")
+        except Exception as exc:  # a notification never fails the loop
+            logger.warning("retrain: notifications not configured: %s", type(exc).__name__)
+            return
+        if notifier is not None:
+            notifier.notify("retrain", None, line)
+            notifier.close()
 
 
 def summary_line(record: dict[str, Any]) -> str:

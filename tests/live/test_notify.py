@@ -183,7 +183,7 @@ def test_notif_the_live_command_sends_the_daily_summary(recorder, tiny_run, tmp_
             state=state,
             max_candles=30,
             notify=recorder.url("cli"),
-        ),  # fmt: skip
+        ),
         capture_output=True,
         text=True,
         timeout=240,

@@ -66,9 +66,66 @@ def _tables(state: Path) -> dict[str, list[tuple]]:
         "runner": db.execute(
             "SELECT last_ts, bar, engine_state, carry, pending_target FROM runner"
         ).fetchall(),
+        # the prediction ledger (scored as each target candle closed) and the round trips
+        "predictions": db.execute(
+            "SELECT symbol, ts, agent, target_ts, down, flat, up, outcome, realised_return, "
+            "hit, log_loss, scored_ts FROM predictions ORDER BY ts, agent"
+        ).fetchall(),
+        "trades": db.execute("SELECT * FROM trades ORDER BY exit_bar, seq").fetchall(),
     }
     db.close()
     return out
+
+
+def test_sigterm_mid_replay_leaves_a_clean_resumable_state(tiny_run, tmp_path: Path) -> None:
+    """SIGTERM (a service manager's stop) in the middle of a replay: the runner records a
+    clean stop (stop reason, no open transaction, an intact file) and the same command
+    resumes after the last committed candle to the state of an uninterrupted run."""
+    ohlcv = tiny_run["ohlcv_clean"]
+    start = pd.Timestamp(tiny_run["evaluation"]["test_span"]["start"])
+    first = ohlcv.index.get_loc(start)
+    n = 150
+    csv = tmp_path / "eurusd.csv"
+    ohlcv.iloc[: first + n].to_csv(csv)
+    bundle, when = tiny_run["bundle_path"], str(start)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    reference, stopped = tmp_path / "reference.db", tmp_path / "stopped.db"
+    done = subprocess.run(
+        _command(csv, when, bundle, reference), env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    # a slow replay (40 candles a second) so the signal lands mid-way
+    slow = live_argv(replay=csv, start=when, model=bundle, state=stopped, speed=40)
+    process = subprocess.Popen(slow, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+    deadline = time.time() + 240
+    while _bar(stopped) < 20 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-3000:]
+    assert "stopped; resume with the same command" in out
+    bar = _bar(stopped)
+    assert 20 <= bar < n - 1, "the signal landed mid-replay"
+    db = sqlite3.connect(stopped)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stop_reason, stopped_at = db.execute("SELECT stop_reason, stopped_at FROM runner").fetchone()
+    assert stop_reason == "stopped by a signal" and stopped_at is not None
+    # every committed candle is whole: a decision, an equity row and ledger rows each
+    counts = [db.execute(f"SELECT COUNT(DISTINCT ts) FROM {t}").fetchone()[0]
+              for t in ("decisions", "equity")]  # fmt: skip
+    assert counts == [bar + 1, bar + 1]
+    db.close()
+
+    resumed = subprocess.run(
+        _command(csv, when, bundle, stopped), env=env, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{n - 1 - bar} candles" in resumed.stdout  # only the candles after the stop
+    expected, got = _tables(reference), _tables(stopped)
+    for table in expected:
+        assert got[table] == expected[table], table
 
 
 @pytest.mark.slow

@@ -75,7 +75,7 @@ def test_memory_cap_stops_cleanly_and_the_runner_resumes(tiny_run, tmp_path) -> 
         runner.run()
     runner.stop("memory cap")
     assert len(store.decisions("EURUSD", 100)) == 1  # the candle before the check committed
-    assert [a["kind"] for a in store.alerts()][0] == "memory_cap"
+    assert store.alerts()[0]["kind"] == "memory_cap"
     store.close()
     resumed, store = _replay(tiny_run, path, n=20)
     resumed.run()

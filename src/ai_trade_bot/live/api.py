@@ -2,7 +2,9 @@
 
 Read endpoints go through :class:`ai_trade_bot.live.store.StateReader` (read-only; WAL lets
 them read while the runner writes): ``/health``, ``/status``, ``/positions``, ``/orders``,
-``/decisions``, ``/equity``, ``/alerts``, ``/drift`` and ``/metrics`` (Prometheus text).
+``/decisions`` (with each decision's explanation), ``/equity``, ``/alerts``, ``/drift``,
+``/models`` (model health from the prediction ledger), ``/chart`` (candles, stops and
+fills), ``/trades``, ``/ledger`` and ``/metrics`` (Prometheus text).
 Each takes ``?symbol=``; without it, it answers for every symbol the state file holds.
 ``POST /pause``, ``/resume`` and ``/flatten`` (one symbol with ``?symbol=``, else all)
 need ``Authorization: Bearer <token>`` (compared in constant time); they queue a command
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pandas as pd
 import yaml
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -261,6 +264,7 @@ def create_app(
             out = []
             for row in reader.decisions(symbol, limit):
                 votes = json.loads(row.pop("votes") or "{}")
+                row["contributions"] = json.loads(row.get("contributions") or "{}")
                 meta = {k: row.pop(k) for k in ("down", "flat", "up", "confidence", "disagreement")}
                 out.append(row | {"time": _iso(row["ts"]), "votes": votes, "meta": meta})
             return out
@@ -283,6 +287,63 @@ def create_app(
             return {"symbols": curves}
 
         return cached(("equity", symbol, limit), build)
+
+    @app.get("/models")
+    async def models(window: int = 200) -> Response:
+        """Model health per symbol and agent from the prediction ledger: live accuracy,
+        log-loss, calibration and prediction drift over the last ``window`` scored
+        predictions, beside the bundle's out-of-fold figures, and the time since training."""
+
+        def build(reader: StateReader) -> dict[str, Any]:
+            return _models(reader, window)
+
+        return cached(("models", window), build)
+
+    @app.get("/chart")
+    async def chart(symbol: str, limit: int = 300) -> Response:
+        """One symbol's candles, stops, targets and fills (the candlestick chart)."""
+
+        def build(reader: StateReader) -> dict[str, Any]:
+            known(reader, symbol)
+            data = reader.chart(symbol, min(int(limit), 5000))
+            candles = data["candles"]
+            return {
+                "symbol": symbol,
+                "time": [_iso(r["ts"]) for r in candles],
+                **{
+                    k: [r[k] for r in candles]
+                    for k in ("open", "high", "low", "close", "stop", "take")
+                },
+                "fills": [f | {"time": _iso(f.pop("ts"))} for f in data["fills"]],
+            }
+
+        return cached(("chart", symbol, limit), build)
+
+    @app.get("/trades")
+    async def trades(symbol: str | None = None, limit: int = 50) -> Response:
+        """Closed round trips with their P&L, newest first."""
+
+        def build(reader: StateReader) -> list[dict[str, Any]]:
+            known(reader, symbol)
+            return [
+                t | {"entry_time": _iso(t["entry_ts"]), "exit_time": _iso(t["exit_ts"])}
+                for t in reader.trades(symbol, min(int(limit), 5000))
+            ]
+
+        return cached(("trades", symbol, limit), build)
+
+    @app.get("/ledger")
+    async def ledger(symbol: str | None = None, limit: int = 100) -> Response:
+        """The latest prediction ledger rows (every agent's and the meta-agent's)."""
+
+        def build(reader: StateReader) -> list[dict[str, Any]]:
+            known(reader, symbol)
+            frame = reader.ledger(symbol, limit=min(int(limit), 10_000))
+            rows = json.loads(frame.to_json(orient="records"))
+            return [r | {"time": _iso(r["ts"]), "target_time": _iso(r["target_ts"])}
+                    for r in rows][::-1]  # fmt: skip
+
+        return cached(("ledger", symbol, limit), build)
 
     @app.get("/alerts")
     async def alerts(symbol: str | None = None, limit: int = 20) -> Response:
@@ -426,6 +487,36 @@ def _portfolio(data: dict[str, Any]) -> dict[str, Any]:
         "fills": _timed(data["fills"]),
         "trades": [t | {"time": _iso(t.pop("exit_ts"))} for t in data["trades"]],
     }
+
+
+def _models(reader: StateReader, window: int) -> dict[str, Any]:
+    """See ``GET /models``."""
+    from ai_trade_bot.live.ledger import ledger_health
+
+    infos = reader.model_infos()
+    ledger = reader.ledger(None, limit=None)
+    out = []
+    now = time.time()
+    for symbol in reader.symbols():
+        model = infos.get(symbol) or {}
+        info = model.get("info") or {}
+        rows = ledger[ledger["symbol"] == symbol]
+        health = ledger_health(rows, window, reference=info.get("oof"))
+        trained = info.get("end")
+        packaged = info.get("packaged_at")
+        out.append({
+            "symbol": symbol,
+            "model_version": model.get("model_version"),
+            "method": info.get("method"),
+            "trained_from": info.get("start"),
+            "trained_to": trained,
+            "packaged_at": packaged,
+            "seconds_since_packaged": (
+                now - pd.Timestamp(packaged).timestamp() if packaged else None
+            ),
+            "agents": health,
+        })  # fmt: skip
+    return {"window": window, "symbols": out}
 
 
 def _status(reader: StateReader, state: dict[str, Any]) -> dict[str, Any]:

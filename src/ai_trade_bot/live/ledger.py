@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ai_trade_bot.modeling.scoring import EPS
+from ai_trade_bot.modeling.scoring import EPS, oof_reference  # noqa: F401 (re-exported)
 
 META = "meta"
 LEDGER_COLUMNS = (
@@ -191,25 +191,3 @@ def ledger_health(
 def _mean(values: pd.Series) -> float | None:
     known = values.dropna()
     return float(known.mean()) if len(known) else None
-
-
-def oof_reference(oof: pd.DataFrame, labels: pd.Series) -> dict[str, dict[str, Any]]:
-    """Out-of-fold figures per agent (and ``meta`` where the frame has ``meta.*``): what a
-    bundle carries so the live figures can be read against it."""
-    out: dict[str, dict[str, Any]] = {}
-    agents = sorted({str(c)[: -len(".up")] for c in oof.columns if str(c).endswith(".up")})
-    y = labels.reindex(oof.index)
-    for agent in agents:
-        probs = oof[[f"{agent}.down", f"{agent}.flat", f"{agent}.up"]]
-        known = probs.notna().all(axis=1).to_numpy() & y.notna().to_numpy()
-        if not known.any():
-            continue
-        p = probs.to_numpy(dtype=np.float64)[known]
-        hit, loss = score(p, y.to_numpy()[known])
-        out[agent] = {
-            "accuracy": float(hit.mean()),
-            "log_loss": float(loss.mean()),
-            "rows": int(known.sum()),
-            "predicted_shares": (np.bincount(p.argmax(axis=1), minlength=3) / len(p)).tolist(),
-        }
-    return out

@@ -38,7 +38,15 @@ import numpy as np
 import pandas as pd
 
 from ai_trade_bot.backtest.engine import ExecutionCore, expected_day
-from ai_trade_bot.backtest.state import S_CASH, S_ENTRY_PX, S_EQUITY, S_PEAK, S_UNITS
+from ai_trade_bot.backtest.state import (
+    S_CASH,
+    S_ENTRY_PX,
+    S_EQUITY,
+    S_PEAK,
+    S_STOP,
+    S_TAKE,
+    S_UNITS,
+)
 from ai_trade_bot.data.normalise import OHLCV_COLUMNS
 from ai_trade_bot.data.timeframes import timeframe_to_timedelta
 from ai_trade_bot.errors import AiTradeBotError, ConfigError
@@ -157,7 +165,11 @@ class Runner:
             return
         self.stream_state = self.model.stream.start(self.store.candles(self.symbol))
         self.alerts.send("model_change", f"model {previous} -> {self.version}")
-        self._save_state(model_version=self.version, carry=self.stream_state.to_dict())
+        self._save_state(
+            model_version=self.version,
+            carry=self.stream_state.to_dict(),
+            model_info=self._model_info(),
+        )
 
     def _identity(self) -> dict[str, Any]:
         """The runner row's fields that say what runs and how."""
@@ -168,6 +180,13 @@ class Runner:
             "model_note": self.model.note,
             "trading": self.model.trading,
         }
+
+    def _model_info(self) -> dict[str, Any] | None:
+        """What the health panel reads the live ledger against: the bundle's training
+        window, when it was packaged and its out-of-fold figures per agent."""
+        if self.bundle is None:
+            return None
+        return {"method": self.bundle.method, **self.bundle.training}
 
     def _save_state(self, **values: Any) -> None:
         self.store.save_runner(self.symbol, **self._identity(), **values)
@@ -205,6 +224,7 @@ class Runner:
                 "bar": -1,
                 "carry": self.stream_state.to_dict() if self.stream_state else None,
                 "exchange_units": 0.0,
+                "model_info": self._model_info(),
             }  # fmt: skip
             self.store.start(self.symbol, history, first_rows, runner)
             self.state = self.store.runner(self.symbol)
@@ -223,7 +243,7 @@ class Runner:
                 self.stream_state = self.model.stream.restore(
                     json.loads(saved["carry"]), rows, self.store.candles(self.symbol, keep + 8)
                 )
-            self._save_state(model_version=self.version, **run)
+            self._save_state(model_version=self.version, model_info=self._model_info(), **run)
             self.guard = CandleGuard.from_history(self.store.candles(self.symbol), self.bar_length)
             logger.info(
                 "resumed %s after %s (bar %d)", self.symbol, ts_of(saved["last_ts"]), saved["bar"]
@@ -578,6 +598,8 @@ class Runner:
                 price=close,
                 drawdown=1.0 - equity / float(engine[S_PEAK]) if engine[S_PEAK] > 0 else 0.0,
                 entry_price=float(engine[S_ENTRY_PX]),
+                stop=float(engine[S_STOP]),
+                take=float(engine[S_TAKE]),
             ),
             commands=[c["id"] for c in commands],
             runner=self._identity()

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS runner (
     started_at REAL,
     stopped_at REAL,
     stop_reason TEXT,
-    trading TEXT
+    trading TEXT,
+    model_info TEXT
 );
 CREATE TABLE IF NOT EXISTS candles (
     symbol TEXT NOT NULL, ts INTEGER NOT NULL,
@@ -105,7 +106,7 @@ CREATE TABLE IF NOT EXISTS fills (
 );
 CREATE TABLE IF NOT EXISTS equity (
     symbol TEXT NOT NULL, ts INTEGER NOT NULL,
-    equity REAL, cash REAL, units REAL, price REAL, drawdown REAL,
+    equity REAL, cash REAL, units REAL, price REAL, drawdown REAL, stop REAL, take REAL,
     PRIMARY KEY (symbol, ts)
 );
 CREATE TABLE IF NOT EXISTS positions (
@@ -215,6 +216,8 @@ class Account:
     price: float
     drawdown: float
     entry_price: float
+    stop: float | None = None  # the open position's stop and target after the candle
+    take: float | None = None
 
 
 @dataclass
@@ -350,9 +353,10 @@ class StateStore:
                 _add_order(db, order)
             account = step.account
             db.execute(
-                "INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO equity (symbol, ts, equity, cash, units, price, drawdown, "
+                "stop, take) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (step.symbol, step.ts, account.equity, account.cash, account.units, account.price,
-                 account.drawdown),
+                 account.drawdown, _num(account.stop), _num(account.take)),
             )  # fmt: skip
             db.execute(
                 "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?)",
@@ -636,6 +640,33 @@ class StateReader:
         """Closed round trips (the execution core's, as the backtest records them), newest
         first, with their entry time."""
         return _trades(self.db, symbol, limit)
+
+    def chart(self, symbol: str, limit: int = 300) -> dict[str, Any]:
+        """One symbol's last ``limit`` candles with the stop and target after each, and
+        the fills among them: what the candlestick chart draws."""
+        rows = _rows(
+            self.db,
+            "SELECT * FROM (SELECT c.ts, c.open, c.high, c.low, c.close, e.stop, e.take "
+            "FROM candles c LEFT JOIN equity e ON e.symbol = c.symbol AND e.ts = c.ts "
+            "WHERE c.symbol = ? ORDER BY c.ts DESC LIMIT ?) ORDER BY ts",
+            (symbol, int(limit)),
+        )
+        first = rows[0]["ts"] if rows else 0
+        fills = _rows(
+            self.db,
+            "SELECT ts, units, price, kind FROM fills WHERE symbol = ? AND ts >= ? "
+            "ORDER BY ts, seq",
+            (symbol, first),
+        )
+        return {"candles": rows, "fills": fills}
+
+    def model_infos(self) -> dict[str, dict[str, Any]]:
+        """Each runner's model version and the bundle's training facts (JSON parsed)."""
+        out = {}
+        for row in _rows(self.db, "SELECT symbol, model_version, model_info FROM runner"):
+            info = json.loads(row["model_info"]) if row.get("model_info") else None
+            out[row["symbol"]] = {"model_version": row["model_version"], "info": info}
+        return out
 
     def book_trades(
         self, symbol: str | None = None, limit: int | None = None

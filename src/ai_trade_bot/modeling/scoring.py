@@ -107,3 +107,27 @@ def class_prior(labels: pd.Series) -> np.ndarray:
     """Class shares of down/flat/up in ``labels`` (unknown labels skipped)."""
     counts = labels.dropna().astype(int).value_counts().reindex(CLASSES, fill_value=0).to_numpy()
     return counts / max(counts.sum(), 1)
+
+
+def oof_reference(oof: pd.DataFrame, labels: pd.Series) -> dict[str, dict[str, Any]]:
+    """Out-of-fold figures per agent (and ``meta`` where the frame has ``meta.*``): what a
+    bundle carries so the live figures can be read against it."""
+    out: dict[str, dict[str, Any]] = {}
+    agents = sorted({str(c)[: -len(".up")] for c in oof.columns if str(c).endswith(".up")})
+    y = labels.reindex(oof.index)
+    for agent in agents:
+        probs = oof[[f"{agent}.down", f"{agent}.flat", f"{agent}.up"]]
+        known = probs.notna().all(axis=1).to_numpy() & y.notna().to_numpy()
+        if not known.any():
+            continue
+        p = probs.to_numpy(dtype=np.float64)[known]
+        labels_known = y.to_numpy()[known].astype(int)
+        hit = p.argmax(axis=1) == labels_known
+        loss = row_log_losses(labels_known, p)
+        out[agent] = {
+            "accuracy": float(hit.mean()),
+            "log_loss": float(loss.mean()),
+            "rows": int(known.sum()),
+            "predicted_shares": (np.bincount(p.argmax(axis=1), minlength=3) / len(p)).tolist(),
+        }
+    return out

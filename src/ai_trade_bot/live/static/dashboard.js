@@ -132,7 +132,16 @@ async function refresh() {
       fill("votes", rows);
       document.getElementById("decision").textContent =
         `${d.time}: signal ${d.signal}, target ${fmt(d.target, 3)}, reason: ${d.reason}`;
+      showExplain(d);
     }
+    showHealth(await get("/models"));
+    showChart(await get(scoped("/chart?limit=200")));
+    const t = await get(scoped("/trades?limit=30"));
+    fillClassed("trades", t.map(r => [[r.exit_time, ""], [r.symbol, ""],
+      [r.side > 0 ? "long" : "short", ""], [r.entry_time || "", ""], [fmt(r.units, 4), ""],
+      [fmt(r.entry_price), ""], [fmt(r.exit_price), ""], [fmt(r.fees, 2), ""],
+      [fmt(r.pnl, 2), r.pnl > 0 ? "good" : (r.pnl < 0 ? "bad" : "")], [pct(r.return), ""],
+      [r.reason, ""]]));
     const p = await get("/positions");
     fill("positions", p.map(r => [r.symbol, fmt(r.units, 6), fmt(r.entry_price), fmt(r.cash, 2), fmt(r.equity, 2)]));
     const o = await get(scoped("/orders?limit=10"));
@@ -154,6 +163,74 @@ async function refresh() {
     failing = `refresh: ${error.message}`;
     setMessage(failing, true);
   }
+}
+const pct = (v) => (v === null || v === undefined) ? "" : `${(100 * v).toFixed(1)}%`;
+function since(seconds) {
+  if (seconds === null || seconds === undefined) { return ""; }
+  const days = seconds / 86400;
+  return days >= 1 ? `${days.toFixed(1)} d ago` : age(seconds);
+}
+function fillClassed(id, rows) {
+  // rows of [text, class] pairs (class "" for none)
+  const body = document.querySelector(`#${id} tbody`);
+  body.replaceChildren(...rows.map(r => { const tr = document.createElement("tr");
+    r.forEach(([v, c]) => tr.appendChild(el("td", v, c))); return tr; }));
+}
+const versus = (live, oof) => (live === null || live === undefined || oof === null ||
+  oof === undefined) ? "" : (live >= oof - 0.02 ? "good" : "bad");
+function showHealth(h) {
+  fillClassed("health", h.symbols.map(s => {
+    const meta = s.agents.find(a => a.agent === "meta") || {};
+    const agents = s.agents.filter(a => a.agent !== "meta" && a.oof_accuracy !== undefined &&
+      a.accuracy !== undefined);
+    const weakest = agents.sort((a, b) => (a.accuracy - a.oof_accuracy) -
+      (b.accuracy - b.oof_accuracy))[0];
+    return [[s.symbol, ""], [`${s.model_version || ""} ${s.method || ""}`, ""],
+      [s.trained_to || "", ""], [since(s.seconds_since_packaged), ""],
+      [meta.scored === undefined ? "0" : String(meta.scored), ""],
+      [pct(meta.accuracy), versus(meta.accuracy, meta.oof_accuracy)], [pct(meta.oof_accuracy), ""],
+      [fmt(meta.log_loss, 3), versus(-meta.log_loss, -meta.oof_log_loss)],
+      [fmt(meta.oof_log_loss, 3), ""], [pct(meta.overconfidence), ""],
+      [fmt(meta.prediction_drift, 3), ""],
+      [weakest ? `${weakest.agent} ${(100 * (weakest.accuracy - weakest.oof_accuracy)).toFixed(1)} pts` : "", ""]];
+  }));
+  const mine = h.symbols.find(s => s.symbol === chosen);
+  document.getElementById("health-agents-title").textContent = `Agents of ${chosen}`;
+  fillClassed("health-agents", (mine ? mine.agents : []).map(a => [[a.agent, ""],
+    [String(a.scored), ""], [String(a.pending), ""],
+    [pct(a.accuracy), versus(a.accuracy, a.oof_accuracy)], [pct(a.oof_accuracy), ""],
+    [fmt(a.log_loss, 3), versus(-a.log_loss, -a.oof_log_loss)], [fmt(a.oof_log_loss, 3), ""],
+    [pct(a.confidence), ""], [pct(a.overconfidence), ""], [fmt(a.prediction_drift, 3), ""],
+    [fmt(a.expected_return, 5), ""], [fmt(a.realised_return, 5), ""]]));
+}
+function showChart(c) {
+  document.getElementById("candles-title").textContent = `Candles, fills and stops: ${c.symbol}`;
+  const exitKinds = ["stop", "target", "risk"];
+  const side = (buy) => c.fills.filter(x => (x.units > 0) === buy && !exitKinds.includes(x.kind));
+  const marker = (rows, name, symbol, color) => ({ x: rows.map(f => f.time),
+    y: rows.map(f => f.price), mode: "markers", name,
+    marker: { symbol, size: 11, color, line: { width: 1, color: "#222" } },
+    text: rows.map(f => `${f.kind} ${fmt(f.units, 4)} @ ${fmt(f.price)}`), hoverinfo: "text+x" });
+  const exits = c.fills.filter(f => exitKinds.includes(f.kind));
+  Plotly.react("candles-chart", [
+    { type: "candlestick", x: c.time, open: c.open, high: c.high, low: c.low, close: c.close,
+      name: c.symbol, increasing: { line: { color: "#2a2" } }, decreasing: { line: { color: "#c33" } } },
+    { x: c.time, y: c.stop, mode: "lines", name: "stop", line: { color: "#c33", dash: "dot", shape: "hv" } },
+    { x: c.time, y: c.take, mode: "lines", name: "target", line: { color: "#2a2", dash: "dot", shape: "hv" } },
+    marker(side(true), "buy", "triangle-up", "#2a2"),
+    marker(side(false), "sell", "triangle-down", "#c33"),
+    marker(exits, "stop / target / risk exit", "x", "#f90"),
+  ], { ...layout, showlegend: true, legend: { orientation: "h" },
+    xaxis: { rangeslider: { visible: false } } }, { displayModeBar: false });
+}
+function showExplain(d) {
+  const parts = [`${d.time}: target ${fmt(d.target, 3)}`, `rule: ${d.rule || d.reason}`];
+  if (d.reason && d.rule && !d.rule.startsWith(d.reason)) { parts.push(`then: ${d.reason}`); }
+  if (d.expected_return !== null) { parts.push(`expected return ${fmt(d.expected_return * 1e4, 1)} bps`); }
+  if (d.risk_score !== null) { parts.push(`risk score ${pct(d.risk_score)} of equity a sigma`); }
+  if (d.stop_sigmas !== null) { parts.push(`stop ${fmt(d.stop_sigmas, 2)} sigmas away`); }
+  document.getElementById("explain").textContent = parts.join("; ");
+  fill("contributions", Object.entries(d.contributions || {}).map(([a, v]) => [a, fmt(v, 4)]));
 }
 function setMessage(text, isError) {
   const message = document.getElementById("message");

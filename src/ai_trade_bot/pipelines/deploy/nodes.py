@@ -11,6 +11,7 @@ from ai_trade_bot.agents import Agent
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.evaluation.settings import parse_evaluate_config
 from ai_trade_bot.features.build import LabelConfig, feature_config
+from ai_trade_bot.modeling.scoring import oof_reference
 from ai_trade_bot.registry import tracking
 from ai_trade_bot.registry.bundle import Bundle
 from ai_trade_bot.registry.deploy import register_and_gate
@@ -25,6 +26,9 @@ def package_bundle(
     walk_forward_plan: dict[str, Any],
     meta_agents: dict[str, Any],
     meta_selection: dict[str, Any],
+    oof_predictions: pd.DataFrame,
+    meta_oof_predictions: pd.DataFrame,
+    label_frame: pd.DataFrame,
     features: dict[str, Any],
     labels: dict[str, Any],
     evaluate: dict[str, Any],
@@ -44,6 +48,14 @@ def package_bundle(
         | {"vwap_anchor": resolved["vwap_anchor"]}
     )
     first_fold = walk_forward_plan["folds"][0]
+    method = meta_selection["method"]
+    meta_oof = meta_oof_predictions[
+        [c for c in meta_oof_predictions.columns if str(c).startswith(f"{method}.")]
+    ]
+    meta_oof = meta_oof.rename(columns=lambda c: "meta." + str(c)[len(method) + 1 :])
+    # the out-of-fold figures the live ledger is read against (ai_trade_bot.live.ledger)
+    reference = oof_reference(oof_predictions, label_frame["direction"])
+    reference |= oof_reference(meta_oof, label_frame["direction"])
     return Bundle(
         symbol=ohlcv_metadata["symbol"],
         timeframe=timeframe,
@@ -58,6 +70,8 @@ def package_bundle(
             "start": first_fold["train_start"],
             "end": walk_forward_plan["test_span"]["start"],
             "rows_before_test": walk_forward_plan["rows"] - walk_forward_plan["test_span"]["rows"],
+            "packaged_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+            "oof": reference,
         },
     )
 

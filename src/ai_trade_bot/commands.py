@@ -93,6 +93,8 @@ def main() -> None:
               "notifications.urls or AI_TRADE_BOT_NOTIFY_URLS.")  # fmt: skip
 @click.option("--inference-timeout", type=float, default=None,
               help="Seconds the model may take on a candle (live.inference_timeout).")  # fmt: skip
+@click.option("--inference", type=click.Choice(["onnx", "torch"]), default=None,
+              help="The networks' runtime (live.inference; default onnx).")  # fmt: skip
 @click.option("--memory-cap-mb", type=float, default=None,
               help="Stop cleanly above this resident memory (live.memory_cap_mb).")  # fmt: skip
 @click.option("--max-candles", type=int, default=None)
@@ -136,6 +138,7 @@ def live(
     stale_after: float,
     notify_urls: tuple[str, ...],
     inference_timeout: float | None,
+    inference: str | None,
     memory_cap_mb: float | None,
     max_candles: int | None,
     reload_check_seconds: float,
@@ -246,6 +249,7 @@ def live(
             max_order_notional=max_order_notional,
             inference_timeout=inference_timeout or settings.inference_timeout,
             memory_cap_mb=memory_cap_mb or settings.memory_cap_mb,
+            inference=inference or settings.inference,
         ),
         alerts=Alerts(store, source.symbol, notifier=notifier),
         broker=broker,

@@ -112,3 +112,7 @@ class PatternCNNAgent(_DirectionTorchAgent):
 
     def _build_net(self, n_inputs: int) -> nn.Module:
         return CandleCNN(self.channels, self.dropout)
+
+    def onnx_example(self, n: int) -> np.ndarray:
+        """Chart images in [0, 1] (the network's input) for the ONNX export check."""
+        return np.random.default_rng(20_240_601).random((n, IMAGE_SIZE, IMAGE_SIZE))

@@ -217,12 +217,63 @@ class TorchAgent(Agent):
             return tuple(torch.cat(parts).numpy() for parts in zip(*outputs, strict=True))
         return torch.cat(outputs).numpy()
 
+    # -- ONNX Runtime (the live path; ai_trade_bot.nn.onnx_runtime) -------------------------
+    def onnx_example(self, n: int) -> np.ndarray:
+        """A fixed batch of ``n`` inputs of the network's shape (seeded) for the export
+        check: scaled features are about standard normal."""
+        rng = np.random.default_rng(20_240_601)
+        shape = (n, self.n_inputs_) if self.squeeze else (n, self.window, self.n_inputs_)
+        return rng.standard_normal(shape)
+
+    def export_onnx(self, path: str | Path) -> float:
+        """Export the network next to the saved agent and check it (see
+        :func:`ai_trade_bot.nn.onnx_runtime.export_network`); the largest difference."""
+        from ai_trade_bot.nn.onnx_runtime import CHECK_ROWS, export_network
+
+        return export_network(self.name, self.net_, self.onnx_example(CHECK_ROWS), Path(path))
+
+    def use_runtime(self, runtime: str) -> str:
+        """Run the streaming path (one window a candle) on ``onnx`` when the saved agent
+        has an export, else on torch; returns the runtime in use."""
+        self._onnx = None
+        path = getattr(self, "_onnx_path", None)
+        if runtime == "onnx" and path is not None and Path(path).exists():
+            from ai_trade_bot.nn.onnx_runtime import OnnxNetwork
+
+            try:
+                self._onnx = OnnxNetwork(path)
+            except Exception as exc:  # torch is the fallback
+                logger.warning("agent %s: ONNX Runtime refused %s (%s); torch runs it",
+                               self.name, path, exc)  # fmt: skip
+        return "onnx" if self._onnx is not None else "torch"
+
+    @property
+    def runtime(self) -> str:
+        return "onnx" if getattr(self, "_onnx", None) is not None else "torch"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_onnx", None)  # a session does not pickle (the fan-out pickles agents)
+        return state
+
     def _stream_inputs(self, selected: np.ndarray) -> np.ndarray:
         """The inputs of the streaming path's window (the last row's are all it reads)."""
         return self._input_array(selected)
 
     def _forward_last(self, inputs: np.ndarray) -> Any:
-        """The net on the one window ending at the last row of ``inputs`` (streaming)."""
+        """The net on the one window ending at the last row of ``inputs`` (streaming): on
+        ONNX Runtime when :meth:`use_runtime` chose it (torch if a run fails)."""
+        session = getattr(self, "_onnx", None)
+        if session is not None:
+            batch = inputs[-1:] if self.squeeze else inputs[None, len(inputs) - self.window :]
+            try:
+                out = session.run(batch)
+            except Exception as exc:
+                logger.warning("agent %s: ONNX Runtime failed (%s); torch from now on",
+                               self.name, exc)  # fmt: skip
+                self._onnx = None
+            else:
+                return out if len(out) > 1 else out[0]
         return self._forward_windows(inputs, np.array([len(inputs) - 1]))
 
     def _predict(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -259,6 +310,8 @@ class TorchAgent(Agent):
         self.net_ = self._build_net(self.n_inputs_).double()
         self.net_.load_state_dict(torch.load(path / "net.pt", weights_only=True))
         self.net_.eval()
+        onnx = path / "net.onnx"
+        self._onnx_path = onnx if onnx.exists() else None
         self.best_val_loss_ = meta["best_val_loss"]
         self.best_epoch_ = meta["best_epoch"]
         self.epochs_trained_ = meta["epochs_trained"]

@@ -23,9 +23,12 @@ class LiveConfig:
     # falls back for that candle (an alert), null: no limit
     inference_timeout: float | None = None
     memory_cap_mb: float | None = None  # resident memory above this: an alert, a clean stop
+    inference: str = "onnx"  # onnx: the networks on ONNX Runtime (torch if absent); torch
     notify: dict[str, Any] = field(default_factory=dict)  # ai_trade_bot.live.notify.NotifyConfig
 
     def __post_init__(self) -> None:
+        if self.inference not in ("onnx", "torch"):
+            raise ValueError(f"live.inference must be onnx or torch, got {self.inference!r}")
         if self.fallback not in ("none", "rsi"):
             raise ValueError(f"fallback must be none or rsi, got {self.fallback!r}")
         for name in ("inference_timeout", "memory_cap_mb"):
@@ -63,3 +66,6 @@ class RunnerConfig:
     inference_timeout: float | None = None  # seconds (see LiveConfig)
     memory_cap_mb: float | None = None
     daily_summary: bool = True  # an alert at the first candle of each UTC day
+    # the networks' runtime: torch (float64, the backtest's very outputs) or onnx (ONNX
+    # Runtime, within 1e-5 of torch; the command's default, live.inference)
+    inference: str = "torch"

@@ -118,7 +118,7 @@ class ModelKeeper:
             self.set_state("refused", f"model {version} refused: {why}")
             return
         self.bundle, self.version = bundle, version
-        self.stream = ModelStream(bundle)
+        self.stream = ModelStream(bundle, runtime=self.config.inference)
         self.set_state("ok", "")
         logger.info("model %s loaded: %s, gate %s", version, bundle.method, bundle.gate)
 

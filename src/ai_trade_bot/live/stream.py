@@ -48,8 +48,14 @@ class StreamState:
 class ModelStream:
     """See the module docstring."""
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, runtime: str = "torch") -> None:
         self.bundle = bundle
+        # the networks' runtime: onnx (ONNX Runtime, where the bundle has an export) or
+        # torch (the backtest's float64 path: exact parity)
+        self.runtimes = {
+            name: agent.use_runtime(runtime) if hasattr(agent, "use_runtime") else "native"
+            for name, agent in bundle.agents.items()
+        }
         self.columns = list(bundle.feature_columns)
         # one Index object for every call: agents keep their column positions
         self.model_columns = pd.Index([*self.columns, *BAR_COLUMNS])

@@ -3,7 +3,9 @@
 A bundle holds the deployment-fit agents, the meta-agent method chosen by ``evaluate``
 (with its confidence gate), the resolved feature and label configs, the decision, cost,
 sizing and engine configs, the feature column list, the warm-up length and the training
-window. ``deploy`` registers it as one MLflow model version; loading it needs no Kedro.
+window, and each network's ONNX export (checked against torch when saved: see
+:mod:`ai_trade_bot.nn.onnx_runtime`). ``deploy`` registers it as one MLflow model
+version; loading it needs no Kedro.
 
 :meth:`Bundle.predict` is the batch prediction the live runner reproduces candle by
 candle (a test holds them equal): features over all candles given, then every agent from
@@ -112,8 +114,12 @@ class Bundle:
         if path.exists():
             shutil.rmtree(path)
         (path / "agents").mkdir(parents=True)
+        onnx = {}
         for name, agent in self.agents.items():
             agent.save(path / "agents" / name)
+            if hasattr(agent, "export_onnx"):  # each network, checked against torch
+                onnx[name] = {"max_abs_diff": agent.export_onnx(path / "agents" / name)}
+                agent._onnx_path = path / "agents" / name / "net.onnx"
         joblib.dump(self.meta, path / "meta.joblib")
         record = {
             "format": BUNDLE_FORMAT,
@@ -127,6 +133,7 @@ class Bundle:
             "feature_columns": self.feature_columns,
             "training": self.training,
             "lineage": self.lineage,
+            "onnx": onnx,
         }
         (path / "bundle.json").write_text(json.dumps(record, indent=2, default=_jsonable))
 

@@ -11,7 +11,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run run-universe run-single test test-fast lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration bench-fanout bench-universe-features bench-portfolio bench-vectorbt repro mlflow-ui lock clean-venv
+.PHONY: venv run run-universe run-single test test-fast lint format bench bench-agents bench-backtest bench-live bench-api bench-startup bench-calibration bench-fanout bench-universe-features bench-portfolio bench-vectorbt bench-inference repro mlflow-ui lock clean-venv
 
 venv: $(STAMP)
 
@@ -67,6 +67,9 @@ bench-backtest: venv
 
 bench-live: venv  ## one symbol; SYMBOLS=10: the universe book with 10 symbols
 	$(BIN)/python benchmarks/live_latency.py $(if $(SYMBOLS),--symbols $(SYMBOLS))
+
+bench-inference: venv  ## each network on torch and on ONNX Runtime, batch 1 and 10
+	$(BIN)/python benchmarks/inference.py
 
 bench-api: venv
 	$(BIN)/python benchmarks/api_load.py

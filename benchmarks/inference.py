@@ -58,12 +58,12 @@ def main() -> None:
             x = agent.onnx_example(batch)
             tensor = torch.from_numpy(np.asarray(x, dtype=np.float64))
 
-            def on_torch(tensor=tensor) -> None:
+            def on_torch(tensor=tensor, net=agent.net_) -> None:
                 with torch.inference_mode():
-                    agent.net_(tensor)
+                    net(tensor)
 
             t = _median_us(on_torch)
-            o = _median_us(lambda x=x: session.run(x))
+            o = _median_us(lambda x=x, session=session: session.run(x))
             ratios[batch].append(t / o)
             print(f"{name:18s} {batch:5d} {t:10.1f} {o:10.1f} {t / o:7.2f}")
     print(f"inference onnx speed-up, median over networks, batch 10: {np.median(ratios[10]):.2f}")

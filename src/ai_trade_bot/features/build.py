@@ -16,6 +16,7 @@ from ai_trade_bot.config import parse_config
 from ai_trade_bot.data.normalise import OHLCV_COLUMNS
 from ai_trade_bot.data.timeframes import timeframe_to_timedelta
 from ai_trade_bot.errors import DataValidationError
+from ai_trade_bot.features import carry as technical_carry
 from ai_trade_bot.features import rolling
 from ai_trade_bot.features.labels import build_labels
 from ai_trade_bot.features.microstructure import microstructure_columns
@@ -200,11 +201,14 @@ def feature_config(block: dict[str, Any] | None) -> FeatureConfig:
 @dataclass
 class FeatureState:
     """What the features that depend on all history carry from bar to bar: how many bars
-    were seen, the highest close (for the drawdown) and the GARCH schedule and filter."""
+    were seen, the highest close (for the drawdown), the GARCH schedule and filter, and
+    the technical indicators' recursions (:mod:`ai_trade_bot.features.carry`; None until
+    a pass has made them)."""
 
     position: int = 0
     peak_close: float = float("-inf")
     garch: GarchState = field(default_factory=GarchState)
+    technical: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -215,6 +219,7 @@ class FeatureState:
             position=int(data["position"]),
             peak_close=float(data["peak_close"]),
             garch=GarchState(**data["garch"]),
+            technical=data.get("technical"),  # a state saved before it had one: rebuilt
         )
 
 
@@ -245,9 +250,11 @@ def stream_rows(config: FeatureConfig, timeframe: str) -> int:
     """Candles :func:`update_features` needs behind the newest one.
 
     Every window-local feature reaches back at most ``warmup`` rows (higher timeframes:
-    their warm-up bars); recursive indicators (EMA, RSI, ATR, ADX) then converge within
-    500 more rows to a relative 1e-15 (Wilder's 13/14 per row); GARCH refits need
-    ``garch_fit_window`` past returns.
+    their warm-up bars); GARCH refits need ``garch_fit_window`` past returns. The recursive
+    indicators (EMA, RSI, ATR, ADX, MACD) carry their state in :class:`FeatureState`; the
+    500 more rows are for a state that does not carry them yet (one saved by an earlier
+    version), whose one window pass then converges to a relative 1e-15 (Wilder's 13/14 per
+    row).
     """
     config = config.resolve(timeframe)
     bar = timeframe_to_timedelta(timeframe)
@@ -263,8 +270,10 @@ def update_features(
 
     ``window`` holds the last candles (at least :func:`stream_rows`, or every candle since
     the first), the newest one last; ``state`` is the state after the candle before it.
-    The result equals the row :func:`build_features` gives on the whole history (to
-    rounding), at the cost of recomputing the window: the live runner's path.
+    The result equals the row :func:`build_features` gives on the whole history, bit for
+    bit: the recursive indicators come from their carried state
+    (:mod:`ai_trade_bot.features.carry`), every window-local feature from the bars its
+    windows read. The live runner's path.
     """
     names, block, after = _feature_block(
         window, timeframe, _resolved(config, timeframe), state, 1, 1
@@ -399,35 +408,27 @@ def _feature_block(
         sharpe_window=config.sharpe_window,
         last=keep,
     )
-    technical = technical_columns(
-        o,
-        h,
-        lo,
-        c,
-        v,
-        index=ohlcv.index,
-        sma_lengths=config.sma_lengths,
-        ema_lengths=config.ema_lengths,
-        rsi_length=14,
-        atr_length=14,
-        vwap_anchor=config.vwap_anchor,
-    )
+    technical, after.technical = _technical(o, h, lo, c, v, ohlcv.index, config, state, new, keep)
     parts: list[dict[str, np.ndarray]] = [
         {"log_return": r},
         technical,
         stats,
         {"drawdown": history["drawdown"]},
     ]
-    vol = {f"rv_{w}": realized_volatility(r, w) for w in config.rv_windows}
+    # the volatility windows read at most this many bars behind a row asked for
+    reach = max(*config.rv_windows, config.parkinson_window, 20 + config.vol_of_vol_window)
+    cut = 0 if keep is None else max(0, c.size - (keep + reach))
+    r_cut, h_cut, lo_cut = r[cut:], h[cut:], lo[cut:]
+    vol = {f"rv_{w}": realized_volatility(r_cut, w) for w in config.rv_windows}
     w_pk = config.parkinson_window
-    vol[f"parkinson_{w_pk}"] = parkinson_volatility(h, lo, w_pk)
-    rv_mid = realized_volatility(r, 20)
+    vol[f"parkinson_{w_pk}"] = parkinson_volatility(h_cut, lo_cut, w_pk)
+    rv_mid = realized_volatility(r_cut, 20)
     vv_mean, vv_std = rolling.mean_std(rv_mid, config.vol_of_vol_window)
-    garch_vol = history["garch_vol"]
+    garch_vol = history["garch_vol"][cut:]
     with np.errstate(invalid="ignore", divide="ignore"):
         vol[f"vol_of_vol_{config.vol_of_vol_window}"] = vv_std / vv_mean
         vol["garch_vol"] = garch_vol
-        vol["garch_persistence"] = history["garch_persistence"]
+        vol["garch_persistence"] = history["garch_persistence"][cut:]
         vol["garch_vs_rv20"] = np.log(garch_vol * np.sqrt(20) / rv_mid)
     parts.append(vol)
     micro = microstructure_columns(
@@ -440,9 +441,12 @@ def _feature_block(
         last=keep,
     )
     parts.append(micro)
-    rsi = technical["rsi_14"]
+    rsi = technical["rsi_14"]  # (the carried path gives only the rows the lags read)
     imbalance = micro[f"volume_imbalance_{config.micro_window}"]
-    lagged: dict[str, np.ndarray] = {"rsi_x_imbalance": (rsi / 100.0) * imbalance}
+    both = min(rsi.size, imbalance.size)
+    lagged = {
+        "rsi_x_imbalance": (rsi[rsi.size - both :] / 100.0) * imbalance[imbalance.size - both :]
+    }
     for lag in config.lags:
         lagged[f"log_return_lag_{lag}"] = _shift(r, lag)
         lagged[f"rsi_14_lag_{lag}"] = _shift(rsi, lag)
@@ -461,6 +465,47 @@ def _feature_block(
         )
     names, block = _assemble(parts, rows)
     return names, block, after
+
+
+def _technical(
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+    index: pd.DatetimeIndex,
+    config: FeatureConfig,
+    state: FeatureState,
+    new: int,
+    keep: int | None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The technical columns and their carry after the last row: one row from the carried
+    recursions when only the newest row is asked for and ``state`` carries them (the live
+    path), else the whole pass over the rows given (which also makes the carry)."""
+    lags = max(config.lags, default=0)
+    settings = {
+        "index": index,
+        "sma_lengths": config.sma_lengths,
+        "ema_lengths": config.ema_lengths,
+        "rsi_length": 14,
+        "atr_length": 14,
+        "vwap_anchor": config.vwap_anchor,
+    }
+    carried = state.technical
+    if (
+        new == 1
+        and keep == 1
+        and c.size > max(*config.sma_lengths, 60)
+        and technical_carry.usable(carried, config.ema_lengths)
+        and len(carried.get("rsi_tail", ())) == lags
+    ):
+        columns, after = technical_carry.technical_row(o, h, lo, c, v, carry=carried, **settings)
+    else:
+        after = {}
+        columns = technical_columns(o, h, lo, c, v, carry=after, **settings)
+    rsi = columns["rsi_14"]
+    after["rsi_tail"] = [float(x) for x in rsi[rsi.size - lags :]] if lags else []
+    return columns, after
 
 
 def _shift(x: np.ndarray, lag: int) -> np.ndarray:

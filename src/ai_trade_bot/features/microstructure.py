@@ -62,9 +62,16 @@ def microstructure_columns(
     last: int | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`microstructure_features` of close, log return and volume arrays, by column
-    name. ``last``: the trailing median of the Amihud ratio only for the last ``last``
-    rows (NaN before; the other columns are cheap window sums, computed everywhere)."""
+    name. ``last``: only the last ``last`` rows are asked for: the columns are then
+    computed on the bars those rows read (at least ``norm_window + 2 * window`` rows are
+    returned; NaN or any value before the last ``last``)."""
     min_valid = window if min_valid is None else min_valid
+    if last is not None and c.size > last + norm_window + 2 * window:
+        # every column is a trailing window of at most norm_window + window bars: the
+        # rows before them change nothing (but the tick rule's sign over a run of
+        # unchanged closes longer than the cut, as on any window the live path reads)
+        cut = c.size - (last + norm_window + 2 * window)
+        c, r, v = c[cut:], r[cut:], v[cut:]
     first = 0 if last is None else max(0, c.size - last)
     with np.errstate(invalid="ignore", divide="ignore"):
         dollar_volume = c * np.where(v > 0, v, np.nan)

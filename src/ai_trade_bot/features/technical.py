@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -45,13 +47,20 @@ def anchored_vwap(
 
 
 def _anchored_vwap(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, codes: np.ndarray
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    codes: np.ndarray,
+    carry: dict | None = None,
 ) -> np.ndarray:
     typical = (high + low + close) / 3.0
     pv = ind.period_cumsum(typical * volume, codes)
     v = ind.period_cumsum(volume, codes)
     tp = ind.period_cumsum(typical, codes)
     n = ind.period_cumsum(np.ones(typical.size), codes)
+    if carry is not None and codes.size:  # the period's running sums after the last bar
+        carry["vwap"] = [int(codes[-1]), float(pv[-1]), float(v[-1]), float(tp[-1]), float(n[-1])]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(v > 0, pv / v, tp / n)
 
@@ -68,12 +77,14 @@ def directional_movement(
 
 
 def _directional_movement(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, length: int
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, length: int, carry: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``ta.adx`` zeroes near-zero moves with a Python function applied to every element,
     about 1.2 s per million bars; the vectorised mask below gives the same values (tests
-    compare with ``ta.adx``)."""
-    k = 100.0 / ind.atr(high, low, close, length, prenan=True)
+    compare with ``ta.adx``). ``carry``: the recursions' states (``adx_atr``, ``adx_pos``,
+    ``adx_neg``, ``adx``)."""
+    slot = functools.partial(ind._slot, carry)
+    k = 100.0 / ind.atr(high, low, close, length, prenan=True, carry=slot("adx_atr"))
     nan = np.array([np.nan])
     up = np.concatenate([nan, np.diff(high)])
     dn = np.concatenate([nan, -np.diff(low)])
@@ -83,10 +94,10 @@ def _directional_movement(
     eps = np.finfo(np.float64).eps  # pandas-ta's ``zero``: |x| < epsilon is 0
     pos[np.abs(pos) < eps] = 0.0
     neg[np.abs(neg) < eps] = 0.0
-    dmp = k * ind.rma(pos, length)
-    dmn = k * ind.rma(neg, length)
+    dmp = k * ind.rma(pos, length, slot("adx_pos"))
+    dmn = k * ind.rma(neg, length, slot("adx_neg"))
     dx = 100.0 * np.abs(dmp - dmn) / (dmp + dmn)
-    return ind.rma(dx, length), dmp, dmn
+    return ind.rma(dx, length, slot("adx")), dmp, dmn
 
 
 def technical_features(
@@ -131,37 +142,48 @@ def technical_columns(
     rsi_length: int,
     atr_length: int,
     vwap_anchor: str,
+    carry: dict | None = None,
 ) -> dict[str, np.ndarray]:
-    """:func:`technical_features` of OHLCV arrays (bars at ``index``), by column name."""
+    """:func:`technical_features` of OHLCV arrays (bars at ``index``), by column name.
+
+    ``carry`` (a dict) receives what :func:`ai_trade_bot.features.carry.technical_row`
+    needs to give the next bar's row without this pass: each recursion's state, whether
+    pandas-ta's zero-range rule has fired, the VWAP's period sums and the OBV's tail.
+    """
     out: dict[str, np.ndarray] = {}
+    slot = functools.partial(ind._slot, carry)
     with np.errstate(invalid="ignore", divide="ignore"):
         for n in sma_lengths:
             out[f"sma_{n}_dist"] = c / ind.sma(c, n) - 1.0
         for n in ema_lengths:
-            out[f"ema_{n}_dist"] = c / ind.ema(c, n) - 1.0
-        atr = ind.atr(h, lo, c, atr_length)
+            out[f"ema_{n}_dist"] = c / ind.ema(c, n, slot(f"ema_{n}")) - 1.0
+        atr = ind.atr(h, lo, c, atr_length, carry=slot("atr"))
         out[f"atr_{atr_length}_pct"] = atr / c
-        line, signal, hist = ind.macd(c, 12, 26, 9)
+        line, signal, hist = ind.macd(c, 12, 26, 9, carry)
         out["macd_atr"] = line / atr
         out["macd_signal_atr"] = signal / atr
         out["macd_hist_atr"] = hist / atr
-        out["adx_14"], out["dmp_14"], out["dmn_14"] = _directional_movement(h, lo, c, 14)
-        out[f"rsi_{rsi_length}"] = ind.rsi(c, rsi_length)
-        out["stoch_k"], out["stoch_d"] = ind.stoch(h, lo, c, k=14, d=3, smooth_k=3)
+        out["adx_14"], out["dmp_14"], out["dmn_14"] = _directional_movement(h, lo, c, 14, carry)
+        out[f"rsi_{rsi_length}"] = ind.rsi(c, rsi_length, carry)
+        out["stoch_k"], out["stoch_d"] = ind.stoch(h, lo, c, k=14, d=3, smooth_k=3, carry=carry)
         out["roc_10"] = ind.roc(c, 10)
         out["willr_14"] = ind.willr(h, lo, c, 14)
-        pctb, width = ind.bbands(c, 20, 2.0)
+        pctb, width = ind.bbands(c, 20, 2.0, carry=carry)
         out["bb_pctb"] = pctb
         out["bb_width"] = width / 100.0
-        out["kc_position"] = ind.keltner_position(h, lo, c, 20, 2.0)
-        vwap = _anchored_vwap(h, lo, c, v, period_codes(index, vwap_anchor))
+        out["kc_position"] = ind.keltner_position(h, lo, c, 20, 2.0, carry)
+        codes = period_codes(index, vwap_anchor)
+        vwap = _anchored_vwap(h, lo, c, v, codes, carry)
         out["vwap_dist_atr"] = (c - vwap) / atr
         volume_60 = rolling.total(v, 60)
         volume_60[volume_60 == 0.0] = np.nan
-        obv = ind.obv(c, v)
+        obv = ind.obv(c, v, carry)
         out["obv_flow_60"] = (
             np.concatenate([np.full(60, np.nan), obv[60:] - obv[:-60]])[: c.size] / volume_60
         )
         out["body_atr"] = (c - o) / atr
         out["range_atr"] = (h - lo) / atr
+    if carry is not None:
+        carry["zero_tr"] = bool((h - lo == 0).any())
+        carry["obv_tail"] = [float(x) for x in obv[-60:]]
     return out

@@ -72,6 +72,63 @@ def test_portfolio_parity_book_runner_replays_the_backtest(planted, tmp_path, me
     store.close()
 
 
+def test_portfolio_book_ledger_scores_every_symbols_forecast(planted, tmp_path) -> None:
+    """The book keeps the one-symbol runner's prediction ledger for each symbol: the
+    deployed agent's probabilities at every step it decided, scored when the horizon has
+    passed against the labels training used, with the realised log return."""
+    from ai_trade_bot.features.build import LabelConfig, labels_for
+    from ai_trade_bot.live.ledger import score
+
+    candles, _, bundle = planted
+    times = _times(candles)
+    start = times[-60]
+    store = BookStore(str(tmp_path / "state.db"))
+    runner = BookRunner(ReplayBookFeed(candles, bundle.symbols, start), store, bundle,
+                        BookConfig())  # fmt: skip
+    runner.start()
+    runner.run()
+    ledger = store.state.ledger()
+    decisions = pd.read_sql_query(
+        "SELECT symbol, ts, up FROM book_decisions WHERE up IS NOT NULL", store.db
+    )
+    assert set(ledger["symbol"]) == set(bundle.symbols)
+    assert len(ledger) == len(decisions) and (ledger["agent"] == bundle.agent).all()
+    labels = LabelConfig(**bundle.labels)
+    scored = ledger[ledger["outcome"].notna()]
+    for symbol in bundle.symbols:
+        own = candles[(candles["symbol"] == symbol) & ~candles["missing"]].set_index("timestamp")
+        truth = labels_for(own, labels)["direction"]
+        mine = scored[scored["symbol"] == symbol]
+        at = pd.DatetimeIndex(pd.to_datetime(mine["ts"], utc=True))
+        # every forecast whose horizon has passed is scored, and only those
+        decided = ledger[ledger["symbol"] == symbol]
+        known = pd.DatetimeIndex(pd.to_datetime(decided["ts"], utc=True))
+        positions = own.index.get_indexer(known)
+        assert ((positions + labels.horizon < len(own)) == decided["outcome"].notna()).all()
+        np.testing.assert_array_equal(mine["outcome"].to_numpy(), truth.loc[at].to_numpy())
+        close = own["close"]
+        later = close.shift(-labels.horizon).loc[at]
+        np.testing.assert_allclose(mine["realised_return"], np.log(later / close.loc[at]),
+                                   rtol=1e-12)  # fmt: skip
+        hit, loss = score(mine[["down", "flat", "up"]].to_numpy(), mine["outcome"].to_numpy())
+        np.testing.assert_array_equal(mine["hit"].astype(bool), hit)
+        np.testing.assert_allclose(mine["log_loss"], loss, rtol=1e-9)
+    assert len(scored) >= 50 * len(bundle.symbols) // 2
+    store.close()
+    # the health panel's endpoint reads the same ledger for the book's symbols
+    from fastapi.testclient import TestClient
+
+    from ai_trade_bot.live.api import create_app
+
+    client = TestClient(create_app(str(tmp_path / "state.db")), base_url="http://127.0.0.1")
+    health = {row["symbol"]: row for row in client.get("/models").json()["symbols"]}
+    assert set(health) == set(bundle.symbols)
+    for symbol, row in health.items():
+        (agent,) = row["agents"]
+        assert agent["agent"] == bundle.agent and row["model_version"] == runner.version
+        assert agent["scored"] == int((scored["symbol"] == symbol).sum())
+
+
 def test_portfolio_limit_book_commands_pause_resume_flatten(planted, tmp_path: Path) -> None:
     candles, _, bundle = planted
     times = _times(candles)
@@ -153,6 +210,7 @@ def _tables(state: Path) -> dict[str, list[tuple]]:
             ("book_equity", "ts"),
             ("book_positions", "symbol"),
             ("book_decisions", "ts, symbol"),
+            ("predictions", "ts, symbol, agent"),
         )
     }
     out["book"] = db.execute(

@@ -497,16 +497,22 @@ def _models(reader: StateReader, window: int) -> dict[str, Any]:
     ledger = reader.ledger(None, limit=None)
     out = []
     now = time.time()
-    for symbol in reader.symbols():
+    runners = reader.symbols()
+    # a book's symbols have no runner row: their ledger rows name them and their model
+    booked = sorted(set(ledger["symbol"]) - set(runners))
+    for symbol in [*runners, *booked]:
         model = infos.get(symbol) or {}
         info = model.get("info") or {}
         rows = ledger[ledger["symbol"] == symbol]
         health = ledger_health(rows, window, reference=info.get("oof"))
         trained = info.get("end")
         packaged = info.get("packaged_at")
+        version = model.get("model_version")
+        if version is None and len(rows):
+            version = rows["model_version"].iloc[-1]
         out.append({
             "symbol": symbol,
-            "model_version": model.get("model_version"),
+            "model_version": version,
             "method": info.get("method"),
             "trained_from": info.get("start"),
             "trained_to": trained,

@@ -55,8 +55,10 @@ from ai_trade_bot.data.normalise import OHLCV_COLUMNS
 from ai_trade_bot.data.timeframes import infer_timeframe, timeframe_to_timedelta
 from ai_trade_bot.errors import AiTradeBotError
 from ai_trade_bot.features.build import LabelConfig, labels_for
+from ai_trade_bot.features.labels import label_arrays
 from ai_trade_bot.live.guard import CandleGuard
-from ai_trade_bot.live.store import StateStore, ts_int, ts_of
+from ai_trade_bot.live.ledger import Outcome, Prediction, outcomes_known
+from ai_trade_bot.live.store import StateStore, add_ledger, ts_int, ts_of
 from ai_trade_bot.portfolio.core import PortfolioCore
 from ai_trade_bot.portfolio.limits import clusters_at
 from ai_trade_bot.registry.universe_bundle import UniverseBundle
@@ -362,6 +364,9 @@ class BookStore:
                     "UPDATE commands SET applied_at = ?, applied_ts = ? WHERE id = ?",
                     (time.time(), step["ts"], command_id),
                 )
+            for symbol, predictions, outcomes in step.get("ledger", ()):
+                add_ledger(db, symbol, step["ts"], step["book"]["model_version"], predictions,
+                           step["target_ts"], step["horizon"], outcomes)  # fmt: skip
             _save_book(db, step["book"])
 
 
@@ -591,6 +596,66 @@ class BookRunner:
                                                             strict=True)]  # fmt: skip
         if self.fast:
             self._history = None  # not needed: trailing closes only
+        # the prediction ledger's outcomes read each symbol's last closes
+        self._ledger_closes: dict[str, tuple[list[int], list[float]]] = {}
+        for symbol in self.symbols:
+            own = candles[(candles["symbol"] == symbol) & ~candles["missing"]].iloc[
+                -self._ledger_keep :
+            ]
+            times = pd.DatetimeIndex(own["timestamp"]).asi8.tolist()
+            self._ledger_closes[symbol] = (times, own["close"].astype(float).tolist())
+        self._scored = {s: self.store.state.scored_upto(s) for s in self.symbols}
+
+    @property
+    def _labels_config(self) -> LabelConfig:
+        return LabelConfig(**(self.bundle.labels if self.bundle is not None else {}))
+
+    @property
+    def _ledger_keep(self) -> int:
+        """Closes a symbol's outcomes read: the label's band window, the horizon, margin."""
+        labels = self._labels_config
+        return labels.band_window + labels.horizon + 4
+
+    def _ledger(
+        self, at: int, candles: dict[str, np.ndarray], outputs: pd.DataFrame, ev: np.ndarray
+    ) -> list[tuple[str, list[Prediction], list[Outcome]]]:
+        """Each symbol's forecast of this step (the deployed agent's probabilities, the
+        construction's expected return) and the outcomes its new close made known, for
+        the prediction ledger the one-symbol runner keeps (same table, same scoring)."""
+        labels = self._labels_config
+        rows = {}
+        if len(outputs):
+            rows = {r["symbol"]: r for r in outputs.to_dict("records")}
+        agent = self.bundle.agent if self.bundle is not None else ""
+        found = []
+        for k, symbol in enumerate(self.symbols):
+            outcomes: list[Outcome] = []
+            if symbol in candles:
+                times, closes = self._ledger_closes[symbol]
+                times.append(at)
+                closes.append(float(candles[symbol][3]))
+                del times[: -self._ledger_keep], closes[: -self._ledger_keep]
+                realized = label_arrays(
+                    np.asarray(closes),
+                    horizon=labels.horizon,
+                    flat_band_sigmas=labels.flat_band_sigmas,
+                    band_window=labels.band_window,
+                )["direction"]
+                stamps = np.asarray(times, dtype=np.int64)
+                outcomes = outcomes_known(stamps, np.asarray(closes), stamps, realized,
+                                          labels.horizon, self._scored[symbol])  # fmt: skip
+                if outcomes:
+                    self._scored[symbol] = max(o.ts for o in outcomes)
+            row = rows.get(symbol)
+            predictions = []
+            if row is not None and np.isfinite([row["down"], row["flat"], row["up"]]).all():
+                predictions = [
+                    Prediction(agent, float(row["down"]), float(row["flat"]), float(row["up"]),
+                               _num(row.get("confidence")), _num(ev[k]))
+                ]  # fmt: skip
+            if predictions or outcomes:
+                found.append((symbol, predictions, outcomes))
+        return found
 
     def run(self, max_steps: int | None = None) -> None:
         after = ts_of(self.store.book()["last_ts"])
@@ -710,6 +775,9 @@ class BookRunner:
         step = self._step(ts, at, bar, first_ts, history, long_now, outputs, want, allowed,
                           reasons, ev, fills, trades, account, states, last_close, paused,
                           commands, clusters, book)  # fmt: skip
+        horizon = self._labels_config.horizon
+        step["ledger"] = self._ledger(at, candles, outputs, ev)
+        step["target_ts"], step["horizon"] = at + horizon * self.bar.value, horizon
         if self.fast:
             step["book"] |= {"construction": json.dumps(made["state"].to_dict()),
                              "atr": json.dumps([_num(v) for v in made["atr"][-1]])}  # fmt: skip

@@ -13,6 +13,7 @@ from ai_trade_bot.features.cross_section import (
     CrossSectionConfig,
     cross_section_features,
     cross_section_labels,
+    cross_section_last,
 )
 from ai_trade_bot.training.fanout import ExecutorConfig
 from ai_trade_bot.training.folds import WalkForwardConfig
@@ -89,6 +90,28 @@ def test_lookahead_cross_section_columns_cut_at_random_times():
                 frame, expected, check_exact=True, obj=f"{symbol} @ {end}"
             )
             assert frame.notna().any().all()  # every column is covered by the comparison
+
+
+def test_cross_section_last_row_is_the_full_computations_on_a_trailing_window():
+    """The live book's path: the last time's row per symbol, from a trailing window of
+    the panel, equals the full history's row there bit for bit; a symbol without a bar
+    at that time has none."""
+    frames = _random_panel(seed=3)
+    config = CrossSectionConfig(min_symbols=3, beta_window=30)
+    panel = align(frames)
+    full = cross_section_features(panel, config)
+    calendar = panel["close"].index
+    rows = 2 * config.warmup + 2
+    checked = 0
+    for cut in range(150, len(calendar)):
+        window = {k: v.iloc[cut + 1 - rows : cut + 1] for k, v in panel.items()}
+        last = cross_section_last(window, config)
+        have = [s for s in frames if calendar[cut] in frames[s].index]
+        assert sorted(last) == sorted(have)
+        for symbol, values in last.items():
+            np.testing.assert_array_equal(values, full[symbol].loc[calendar[cut]].to_numpy())
+            checked += np.isfinite(values).all()
+    assert checked > 100
 
 
 def test_cross_section_labels_rank_the_next_return_against_the_basket():

@@ -33,7 +33,7 @@ from ai_trade_bot.features.build import (
 from ai_trade_bot.features.cross_section import (
     CROSS_COLUMNS,
     CrossSectionConfig,
-    cross_section_features,
+    cross_section_last,
 )
 from ai_trade_bot.features.frame import BAR_COLUMNS
 from ai_trade_bot.registry.universe_bundle import UniverseBundle
@@ -114,14 +114,13 @@ class UniverseStream:
                 self._positions = (row.index, row.index.get_indexer(self.columns))
             own_rows[symbol] = row.to_numpy()[self._positions[1]]
         self._extend_panel(ts, candles)
-        cross = cross_section_features(self.panel, self.cross, last_rows=1)
+        cross = cross_section_last(self.panel, self.cross)
         rows, keys = [], []
         for symbol, features in own_rows.items():
-            frame = cross[symbol]
-            if len(frame) == 0 or frame.index[-1] != ts:
+            if symbol not in cross:
                 continue
             bar = np.asarray(candles[symbol], dtype=np.float64)
-            full = np.concatenate([features, frame.to_numpy(dtype=np.float64)[-1], bar])
+            full = np.concatenate([features, cross[symbol], bar])
             if np.isnan(full).any():
                 continue
             rows.append(np.append(full, self.codes[symbol]))

@@ -1015,11 +1015,11 @@ class BookRunner:
         trade_rows = [(t["symbol"], int(t["entry_bar"]), int(t["exit_bar"]), at, t["side"],
                        t["units"], t["entry_price"], t["exit_price"], t["pnl"], t["fees"],
                        t["reason"]) for t in trades]  # fmt: skip
+        present = set(long_now.loc[~long_now["missing"], "symbol"])
         positions = [
             (s, float(states[k, S_UNITS]), _num(states[k, S_ENTRY_PX]), _num(states[k, S_STOP]),
              _num(states[k, S_TAKE]), _num(last_close[k]), float(weights[k]), _num(allowed[k]),
-             reasons[s], int(s not in long_now.loc[~long_now["missing"], "symbol"].tolist()),
-             int(s in paused), at)
+             reasons[s], int(s not in present), int(s in paused), at)
             for k, s in enumerate(self.symbols)
         ]  # fmt: skip
         return {

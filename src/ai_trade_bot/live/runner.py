@@ -443,7 +443,6 @@ class Runner:
                 raise
         else:
             self._errors = 0
-            self.state = self.store.runner(self.symbol)
             self._after_commit(step, after)
 
     def _quarantine(self, at: int, values: np.ndarray, rule: str, message: str) -> None:
@@ -657,8 +656,16 @@ class Runner:
         return self._scored_upto
 
     def _after_commit(self, step: Step, after: dict[str, Any]) -> None:
-        """What follows a committed candle: its alerts, the latency, the order (sent only
+        """What follows a committed candle: the latency, its alerts, the order (sent only
         now, after it is on disk under its client id) and the next GARCH refit."""
+        # arrival to persisted decision (the stored latency_ms stops before the commit); the
+        # alerts and the daily summary below come after the decision and are not counted
+        self.latencies.append((time.perf_counter() - after["started"]) * 1000.0)
+        stages = self.model.stream.seconds if self.model.stream is not None else {}
+        model = sum(stages.values())
+        for stage, seconds in {**stages, "rest": self.latencies[-1] / 1000.0 - model}.items():
+            self.stage_ms.setdefault(stage, []).append(seconds * 1000.0)
+        self.state = self.store.runner(self.symbol)
         ts = ts_of(step.ts)
         if step.outcomes:
             self._scored_upto = max(o.ts for o in step.outcomes)
@@ -677,12 +684,6 @@ class Runner:
         if bound and bound != self._last_limits:
             self.alerts.send("limit_breach", f"{', '.join(bound)} bound at {ts}: {after['reason']}")
         self._last_limits = bound
-        # arrival to persisted decision (the stored latency_ms stops before the commit)
-        self.latencies.append((time.perf_counter() - after["started"]) * 1000.0)
-        stages = self.model.stream.seconds if self.model.stream is not None else {}
-        model = sum(stages.values())
-        for stage, seconds in {**stages, "rest": self.latencies[-1] / 1000.0 - model}.items():
-            self.stage_ms.setdefault(stage, []).append(seconds * 1000.0)
         for order in step.orders:
             self._after_send(order, step.decision.target)
         if self.model.stream is not None and self.stream_state is not None:

@@ -129,6 +129,34 @@ def test_portfolio_book_ledger_scores_every_symbols_forecast(planted, tmp_path) 
         assert agent["scored"] == int((scored["symbol"] == symbol).sum())
 
 
+def test_portfolio_book_predicts_every_symbol_in_one_call_per_step(planted, tmp_path) -> None:
+    """Inference is batched across symbols: the pooled model predicts once per step, on
+    one block holding every symbol's row, not once per symbol."""
+    candles, _, bundle = planted
+    times = _times(candles)
+    store = BookStore(str(tmp_path / "state.db"))
+    runner = BookRunner(ReplayBookFeed(candles, bundle.symbols, times[-12]), store, bundle,
+                        BookConfig())  # fmt: skip
+    runner.start()
+    model = bundle.models["pooled"][bundle.agent]
+    calls: list[int] = []
+    predict = model.predict
+
+    def counted(X, *args, **kwargs):
+        calls.append(len(X))
+        return predict(X, *args, **kwargs)
+
+    model.predict = counted
+    try:
+        runner.run(max_steps=10)
+    finally:
+        del model.predict
+    assert runner.processed == 10
+    assert len(calls) == 10  # one forward pass a step
+    assert max(calls) == len(bundle.symbols)  # ... over every symbol's row
+    store.close()
+
+
 def test_portfolio_limit_book_commands_pause_resume_flatten(planted, tmp_path: Path) -> None:
     candles, _, bundle = planted
     times = _times(candles)

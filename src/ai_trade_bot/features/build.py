@@ -253,6 +253,7 @@ def build_features_with_state(
     return _features(ohlcv, timeframe, config.resolve(timeframe), FeatureState(), len(ohlcv))
 
 
+@functools.lru_cache(maxsize=16)
 def stream_rows(config: FeatureConfig, timeframe: str) -> int:
     """Candles :func:`update_features` needs behind the newest one.
 

@@ -71,8 +71,8 @@ class CandleGuard:
     def missing(self, last_ts: int | None, ts: int) -> int:
         """How many of the market's usual trading bars lie strictly between the last
         candle and this one (0: no gap worth reporting)."""
-        if last_ts is None:
-            return 0
+        if last_ts is None or int(ts) - int(last_ts) <= self.bar.value:
+            return 0  # the next bar (nothing lies between): no calendar to consult
         index = pd.DatetimeIndex([int(last_ts), int(ts)], tz="UTC")
         missing = int(missing_bars(index, self.bar, self.calendar)[0])
         return missing if missing > self.gap_tolerance_bars else 0

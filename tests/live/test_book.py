@@ -157,6 +157,47 @@ def test_portfolio_book_predicts_every_symbol_in_one_call_per_step(planted, tmp_
     store.close()
 
 
+def test_portfolio_book_refuses_an_agent_that_needs_its_symbols_history(planted, tmp_path):
+    """The book predicts each step's rows alone: a deployed agent that reads a window of
+    rows or filters over all of them (here the regime HMM, per symbol) is refused by
+    name, at start and as a new champion, not run on one row and silently wrong."""
+    import dataclasses
+
+    from ai_trade_bot.agents import get_agent_class
+    from ai_trade_bot.errors import ConfigError
+    from ai_trade_bot.live.universe_stream import UniverseStream, unsupported
+
+    _, _, bundle = planted
+    assert unsupported(bundle) is None
+    models = {"pooled": {"regime": get_agent_class("regime")()}}
+    stateful = dataclasses.replace(
+        bundle, models=models, deployed=bundle.deployed | {"model": "regime:pooled"}
+    )
+    assert "'regime'" in unsupported(stateful)
+    with pytest.raises(ConfigError, match="row-local agents only"):
+        UniverseStream(stateful)
+
+    class Source:  # a registry whose champion moved to the stateful bundle
+        def version(self) -> str:
+            return "2"
+
+        def load(self):
+            return stateful, "2"
+
+    candles, _, _ = planted
+    store = BookStore(str(tmp_path / "state.db"))
+    runner = BookRunner(ReplayBookFeed(candles, bundle.symbols, _times(candles)[-5]), store,
+                        bundle, BookConfig(reload_check_seconds=0.0), version="1",
+                        source=Source())  # fmt: skip
+    runner.start()
+    runner._check_model()
+    assert runner.version == "1" and runner.bundle is bundle
+    assert any(k == "model_change" and "refused" in m for k, m in runner.alerts_sent)
+    runner.run()
+    assert runner.processed == 5
+    store.close()
+
+
 def test_portfolio_limit_book_commands_pause_resume_flatten(planted, tmp_path: Path) -> None:
     candles, _, bundle = planted
     times = _times(candles)

@@ -202,6 +202,26 @@ def test_stack_places_every_symbol_in_time_order_like_concat_and_sort():
     assert got.index.get_level_values("timestamp").tz is not None
 
 
+@pytest.mark.parametrize("agent", ["trend_lstm", "volatility", "regime"])
+def test_pooling_refuses_agents_that_read_more_than_their_own_row(agent):
+    """A window of rows (the LSTM) or a filter over all rows (volatility's GARCH, the
+    HMM) over stacked symbols would mix them: pooling them is refused by name, and a
+    row-local agent (LightGBM) is accepted."""
+    from ai_trade_bot.agents import get_agent_class
+    from ai_trade_bot.errors import ConfigError
+    from ai_trade_bot.training.pooled import plan_tasks
+
+    frames = _random_panel(k=4)
+    X = stack({s: f[["close"]] for s, f in frames.items()})
+    config = WalkForwardConfig(n_folds=2)
+    assert not get_agent_class(agent)().row_local
+    with pytest.raises(ConfigError, match=f"agent '{agent}' reads windows of rows or filters"):
+        plan_tasks(X, {agent: {}}, "pooled", config, seed=1)
+    assert get_agent_class("gbm")().row_local
+    tasks, _, _ = plan_tasks(X, {"gbm": {}}, "pooled", config, seed=1)
+    assert tasks
+
+
 def test_universe_rows_bar_columns_are_the_agents():
     from ai_trade_bot.agents.base import BAR_COLUMNS
     from ai_trade_bot.features.frame import BAR_COLUMNS as ROWS_BAR_COLUMNS

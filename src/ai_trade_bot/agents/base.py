@@ -184,6 +184,13 @@ class Agent(ABC):
         return self.predict(X)
 
     # -- streaming (the live runner: one new feature row at a time) ------------------------
+    @property
+    def row_local(self) -> bool:
+        """Whether each output reads its own row only: no window of rows (``min_history``
+        1) and no filter carried over all rows (no :meth:`start_stream` of its own). Only
+        such agents can be pooled over stacked symbols and run by the universe book."""
+        return self.min_history == 1 and type(self).start_stream is Agent.start_stream
+
     def start_stream(self, context: pd.DataFrame) -> dict[str, Any]:
         """The stream state before the first streamed row; ``context`` holds the rows before
         it (its last ``min_history - 1`` rows are the first window's context).

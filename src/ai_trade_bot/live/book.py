@@ -505,6 +505,14 @@ class BookRunner:
             self._refused = version
             self.alert("fallback", f"model {version} cannot load ({exc}); keeping {self.version}")
             return
+        from ai_trade_bot.live.universe_stream import unsupported
+
+        reason = unsupported(bundle)
+        if reason is not None:
+            self._refused = version
+            self.alert("model_change", f"model {version}: {reason}: refused, keeping "
+                       f"{self.version}")  # fmt: skip
+            return
         if sorted(bundle.symbols) != sorted(self.symbols):
             self._refused = version
             self.alert("model_change", f"model {version} trades {bundle.symbols}, this book "

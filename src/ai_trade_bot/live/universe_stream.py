@@ -21,7 +21,7 @@ import pandas as pd
 
 from ai_trade_bot.config import parse_config
 from ai_trade_bot.data.normalise import OHLCV_COLUMNS
-from ai_trade_bot.errors import DataValidationError
+from ai_trade_bot.errors import ConfigError, DataValidationError
 from ai_trade_bot.features.build import (
     FeatureState,
     build_features_with_state,
@@ -39,10 +39,29 @@ from ai_trade_bot.features.frame import BAR_COLUMNS
 from ai_trade_bot.registry.universe_bundle import UniverseBundle
 
 
+def unsupported(bundle: UniverseBundle) -> str | None:
+    """Why the book cannot stream ``bundle`` (None: it can). The book predicts each
+    step's rows alone, as a row-local agent reads them; an agent that reads a window of
+    rows or filters over all of them (a per-symbol sequence network, GARCH, HMM) would
+    need its symbol's history, which the batch path gives it and the step does not."""
+    for scope in bundle.scopes:
+        agent = bundle.models.get(scope, {}).get(bundle.agent)
+        if agent is not None and not agent.row_local:
+            return (
+                f"the deployed agent {bundle.agent!r} ({scope}) reads windows of rows or "
+                "filters over all of them; the universe book runs row-local agents only "
+                "(train.universe_agents, e.g. gbm)"
+            )
+    return None
+
+
 class UniverseStream:
     """See the module docstring."""
 
     def __init__(self, bundle: UniverseBundle) -> None:
+        reason = unsupported(bundle)
+        if reason is not None:
+            raise ConfigError(f"live universe: {reason}")
         self.bundle = bundle
         block = dict(bundle.features)
         self.cross = parse_config(

@@ -6,8 +6,8 @@ rows of a fold share its train, purge, embargo and test times, and each fold's r
 contiguous block of the stacked frame.
 
 - ``pooled``: one model per agent and fold over every symbol's rows, with ``symbol_id`` as
-  a feature. Only tabular agents (``min_history == 1``) can be pooled: a sequence window
-  over stacked rows would mix symbols.
+  a feature. Only tabular agents (``Agent.row_local``) can be pooled: a sequence window,
+  or a filter carried over all rows (GARCH, HMM), over stacked rows would mix symbols.
 - ``per_symbol``: one model per agent, symbol and fold on that symbol's own rows.
 
 Each (scope, agent, fold) is one pure task with a seed derived from the global seed; the
@@ -212,10 +212,11 @@ def plan_tasks(
     )
     tasks: list[Task] = []
     for name, params in agents.items():
-        if POOLED in scopes and get_agent_class(name)(**params).min_history != 1:
+        if POOLED in scopes and not get_agent_class(name)(**params).row_local:
             raise ConfigError(
-                f"train.pooling={pooling!r}: agent {name!r} reads windows of rows, which would "
-                "mix symbols when pooled; fit it per_symbol, or pool only tabular agents"
+                f"train.pooling={pooling!r}: agent {name!r} reads windows of rows or filters "
+                "over all of them, which would mix symbols when pooled; fit it per_symbol, or "
+                "pool only tabular agents"
             )
         for scope in scopes:
             rows = X if scope == POOLED else X.xs(scope, level="symbol", drop_level=False)

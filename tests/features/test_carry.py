@@ -29,7 +29,7 @@ def _stream(ohlcv: pd.DataFrame, timeframe: str, start: int, config, round_trip_
     _, state = build_features_with_state(ohlcv.iloc[:start], timeframe=timeframe, config=config)
     out, carried = [], 0
     for t in range(start, len(ohlcv)):
-        usable = technical_carry.usable(state.technical, config.ema_lengths)
+        usable = technical_carry.usable(state.technical, config.ema_lengths, max(config.lags))
         carried += usable
         row, state = update_features(
             ohlcv.iloc[max(0, t + 1 - rows) : t + 1], state, timeframe=timeframe, config=config
@@ -103,7 +103,7 @@ def test_a_state_without_the_carry_rebuilds_it_from_the_window() -> None:
         row, state = update_features(ohlcv.iloc[t + 1 - rows : t + 1], state, timeframe=timeframe,
                                      config=config)  # fmt: skip
         got.append(row)
-        assert technical_carry.usable(state.technical, config.ema_lengths)
+        assert technical_carry.usable(state.technical, config.ema_lengths, max(config.lags))
     want = build_features(ohlcv, timeframe=timeframe, config=config).iloc[start:]
     np.testing.assert_allclose(pd.DataFrame(got).to_numpy(), want.to_numpy(), rtol=1e-9)
 

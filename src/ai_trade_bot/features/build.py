@@ -504,8 +504,7 @@ def _technical(
         new == 1
         and keep == 1
         and c.size > max(*config.sma_lengths, 60)
-        and technical_carry.usable(carried, config.ema_lengths)
-        and len(carried.get("rsi_tail", ())) == lags
+        and technical_carry.usable(carried, config.ema_lengths, lags)
     ):
         columns, after = technical_carry.technical_row(o, h, lo, c, v, carry=carried, **settings)
     else:

@@ -46,9 +46,10 @@ _OBV_SPAN = 60
 _EPS = float(np.finfo(np.float64).eps)
 
 
-def usable(carry: dict | None, ema_lengths: tuple[int, ...]) -> bool:
+def usable(carry: dict | None, ema_lengths: tuple[int, ...], lags: int) -> bool:
     """Whether ``carry`` can give the next row: every recursion seeded (a history shorter
-    than an indicator's length leaves it unseeded) and every running sum present."""
+    than an indicator's length leaves it unseeded), every running sum present and the
+    ``lags`` RSI values the lagged columns read."""
     if not carry:
         return False
     names = (*RECURSIONS, *(f"ema_{n}" for n in ema_lengths))
@@ -57,6 +58,7 @@ def usable(carry: dict | None, ema_lengths: tuple[int, ...]) -> bool:
         seeded
         and all(k in carry for k in (*_FLAGS, "vwap", "obv"))
         and len(carry.get("obv_tail", ())) == _OBV_SPAN
+        and len(carry.get("rsi_tail", ())) == lags
     )
 
 
@@ -92,10 +94,8 @@ def technical_row(
             out[f"ema_{n}_dist"] = np.array(
                 [close / ind.ewm_step(after[f"ema_{n}"], close, ind.ema_com(n)) - 1.0]
             )
-        # the true range of the bar (pandas-ta's zero-range rule on the history so far)
-        after["zero_tr"] = after["zero_tr"] or bool(high - low == 0)
-        bar_range = high - low + _EPS if after["zero_tr"] else high - low
-        tr = np.fmax(np.fmax(abs(bar_range), abs(high - prev)), abs(prev - low))
+        # the bar's true range (pandas-ta's zero-range rule on the history so far)
+        tr = ind.true_range(h[-2:], lo[-2:], c[-2:], zero_seen=after["zero_tr"], carry=after)[-1]
         atr = ind.ewm_step(after["atr"], tr, ind.rma_com(atr_length))
         out[f"atr_{atr_length}_pct"] = np.array([atr / close])
         fast = ind.ewm_step(after["macd_fast"], close, ind.ema_com(12))

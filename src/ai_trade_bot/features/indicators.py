@@ -211,13 +211,13 @@ def rsi(close: np.ndarray, length: int, carry: dict | None = None) -> np.ndarray
     change = np.concatenate([[np.nan], np.diff(close)])
     gains = np.where(change < 0, 0.0, change)
     losses = np.where(change > 0, 0.0, change)
-    up = rma(gains, length, _slot(carry, "rsi_up"))
-    down = rma(losses, length, _slot(carry, "rsi_down"))
+    up = rma(gains, length, slot(carry, "rsi_up"))
+    down = rma(losses, length, slot(carry, "rsi_down"))
     with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 on flat prices: NaN
         return 100.0 * up / (up + np.abs(down))
 
 
-def _slot(carry: dict | None, key: str) -> list | None:
+def slot(carry: dict | None, key: str) -> list | None:
     """A new list in ``carry`` under ``key`` for a recursion's state (None: no carry)."""
     if carry is None:
         return None
@@ -230,8 +230,8 @@ def macd(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``ta.macd``: the line, its signal (an EMA from the line's first value) and the
     histogram (``carry``: the states under ``macd_fast``, ``macd_slow``, ``macd_signal``)."""
-    line = ema(close, fast, _slot(carry, "macd_fast")) - ema(close, slow, _slot(carry, "macd_slow"))
-    sig = _from_first_valid(line, ema, signal, _slot(carry, "macd_signal"))
+    line = ema(close, fast, slot(carry, "macd_fast")) - ema(close, slow, slot(carry, "macd_slow"))
+    sig = _from_first_valid(line, ema, signal, slot(carry, "macd_signal"))
     return line, sig, line - sig
 
 
@@ -295,8 +295,8 @@ def keltner_position(
     """Where the close sits in ``ta.kc``'s channel: (close - basis) / (upper - lower),
     with EMA basis and an EMA of the true range as the band (``carry``: their states
     under ``kc_basis``, ``kc_band``)."""
-    basis = ema(close, length, _slot(carry, "kc_basis"))
-    band = ema(true_range(high, low, close), length, _slot(carry, "kc_band"))
+    basis = ema(close, length, slot(carry, "kc_basis"))
+    band = ema(true_range(high, low, close), length, slot(carry, "kc_band"))
     lower, upper = basis - scalar * band, basis + scalar * band
     return (close - basis) / (upper - lower)
 

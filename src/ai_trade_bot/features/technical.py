@@ -83,7 +83,7 @@ def _directional_movement(
     about 1.2 s per million bars; the vectorised mask below gives the same values (tests
     compare with ``ta.adx``). ``carry``: the recursions' states (``adx_atr``, ``adx_pos``,
     ``adx_neg``, ``adx``)."""
-    slot = functools.partial(ind._slot, carry)
+    slot = functools.partial(ind.slot, carry)
     k = 100.0 / ind.atr(high, low, close, length, prenan=True, carry=slot("adx_atr"))
     nan = np.array([np.nan])
     up = np.concatenate([nan, np.diff(high)])
@@ -151,7 +151,7 @@ def technical_columns(
     pandas-ta's zero-range rule has fired, the VWAP's period sums and the OBV's tail.
     """
     out: dict[str, np.ndarray] = {}
-    slot = functools.partial(ind._slot, carry)
+    slot = functools.partial(ind.slot, carry)
     with np.errstate(invalid="ignore", divide="ignore"):
         for n in sma_lengths:
             out[f"sma_{n}_dist"] = c / ind.sma(c, n) - 1.0
@@ -184,6 +184,6 @@ def technical_columns(
         out["body_atr"] = (c - o) / atr
         out["range_atr"] = (h - lo) / atr
     if carry is not None:
-        carry["zero_tr"] = bool((h - lo == 0).any())
+        ind.non_zero_range(h, lo, carry=carry, key="zero_tr")  # whether the rule fired
         carry["obv_tail"] = [float(x) for x in obv[-60:]]
     return out

@@ -459,6 +459,7 @@ class BookRunner:
         """Trade ``bundle`` (None: no model, no new entries): its settings, construction,
         limits and the execution core they make."""
         self.bundle = bundle
+        self.labels = LabelConfig(**(bundle.labels if bundle is not None else {}))
         if bundle is None:
             from ai_trade_bot.evaluation.settings import parse_evaluate_config
             from ai_trade_bot.portfolio.construct import PortfolioConfig
@@ -615,14 +616,9 @@ class BookRunner:
         self._scored = {s: self.store.state.scored_upto(s) for s in self.symbols}
 
     @property
-    def _labels_config(self) -> LabelConfig:
-        return LabelConfig(**(self.bundle.labels if self.bundle is not None else {}))
-
-    @property
     def _ledger_keep(self) -> int:
         """Closes a symbol's outcomes read: the label's band window, the horizon, margin."""
-        labels = self._labels_config
-        return labels.band_window + labels.horizon + 4
+        return self.labels.band_window + self.labels.horizon + 4
 
     def _ledger(
         self, at: int, candles: dict[str, np.ndarray], outputs: pd.DataFrame, ev: np.ndarray
@@ -630,7 +626,7 @@ class BookRunner:
         """Each symbol's forecast of this step (the deployed agent's probabilities, the
         construction's expected return) and the outcomes its new close made known, for
         the prediction ledger the one-symbol runner keeps (same table, same scoring)."""
-        labels = self._labels_config
+        labels = self.labels
         rows = {}
         if len(outputs):
             rows = {r["symbol"]: r for r in outputs.to_dict("records")}
@@ -783,7 +779,7 @@ class BookRunner:
         step = self._step(ts, at, bar, first_ts, history, long_now, outputs, want, allowed,
                           reasons, ev, fills, trades, account, states, last_close, paused,
                           commands, clusters, book)  # fmt: skip
-        horizon = self._labels_config.horizon
+        horizon = self.labels.horizon
         step["ledger"] = self._ledger(at, candles, outputs, ev)
         step["target_ts"], step["horizon"] = at + horizon * self.bar.value, horizon
         if self.fast:
@@ -912,7 +908,7 @@ class BookRunner:
         }
 
     def _labels(self, history: pd.DataFrame) -> pd.DataFrame:
-        config = LabelConfig(**(self.bundle.labels if self.bundle is not None else {}))
+        config = self.labels
         parts = []
         for symbol in self.symbols:
             own = history[(history["symbol"] == symbol) & ~history["missing"].astype(bool)]
